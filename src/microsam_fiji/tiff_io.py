@@ -34,31 +34,22 @@ class LoadedImage:
     calibration: Calibration
 
 
+_MICRON_SPELLINGS = ("micron", "microns", "um", "\\u00B5m", "\u00b5m", "\u03bcm")
+
+
 def _calibration(tif) -> Calibration:
+    """Pixel size from the X/YResolution tags, unit and z spacing from ImageJ's description."""
     page = tif.pages.first
     meta = tif.imagej_metadata or {}
-    cal = Calibration(unit=str(meta.get("unit", "pixel")))
-
-    def pixel_size(tag_name):
-        tag = page.tags.get(tag_name)
-        if tag is None:
-            return 1.0
-        num, den = tag.value
-        return den / num if num else 1.0
-
-    if "XResolution" in page.tags:
-        cal.pixel_width = pixel_size("XResolution")
-        cal.pixel_height = pixel_size("YResolution")
+    unit = str(meta.get("unit", "pixel"))
+    cal = Calibration(unit="µm" if unit in _MICRON_SPELLINGS else unit)
+    if "XResolution" in page.tags and "YResolution" in page.tags:
+        for attr, tag in (("pixel_width", "XResolution"), ("pixel_height", "YResolution")):
+            num, den = page.tags[tag].value
+            if num:
+                setattr(cal, attr, den / num)
     if "spacing" in meta:
         cal.pixel_depth = float(meta["spacing"])
-    if cal.unit in ("micron", "\\u00B5m"):
-        cal.unit = "µm"
-    if cal.unit == "pixel" and tif.pages.first.tags.get("ResolutionUnit") is not None:
-        res_unit = page.tags["ResolutionUnit"].value
-        if int(res_unit) == 3 and "XResolution" in page.tags:
-            cal.unit = "cm"
-        elif int(res_unit) == 2 and "XResolution" in page.tags and not tif.is_imagej:
-            cal.unit = "inch"
     return cal
 
 
@@ -123,7 +114,8 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, calibration: Calib
     data = labels_for_imagej(labels)
     cal = calibration or Calibration()
     axes = axes or {2: "YX", 3: "ZYX", 4: "TZYX"}[labels.ndim]
-    metadata = {"axes": axes, "unit": cal.unit}
+    # the ImageJ description is ASCII; ImageJ itself writes micrometres as "micron"
+    metadata = {"axes": axes, "unit": "micron" if cal.unit in ("µm", *_MICRON_SPELLINGS) else cal.unit}
     if cal.pixel_depth is not None:
         metadata["spacing"] = cal.pixel_depth
 
