@@ -1,0 +1,45 @@
+// segment_current_image.ijm - segment the current image with micro-sam APG into the ROI Manager.
+//
+// Needs Fiji/ImageJ running inside a micro-sam-fiji bridge session, which adds the command "micro-sam APG":
+//     microsam-fiji fiji --fiji /path/to/Fiji.app        (or: microsam-fiji fiji   for plain ImageJ)
+// Install: copy this file to Fiji.app/macros/ (or Plugins > Macros > Install...), or open it in the macro
+// editor (File > Open) and press Run. Open an image first; a dialog asks for the model and the parameters.
+// Without the bridge session use segment_with_cli.ijm instead.
+//
+// From another macro or a script, pass the options as the argument and no dialog opens, e.g.
+//     runMacro("/path/to/segment_current_image.ijm", "model=[/path/model.zip] center=0.4 min_size=30 replace");
+// The options are those of run("micro-sam APG", ...): model=[...] mode=apg|ais foreground= center= boundary=
+// min_size= nms= replace rois=[RoiSet.zip] labels=[labels.tif] show.
+
+options = getArgument();
+if (nImages == 0)
+    exit("micro-sam APG: no image is open: open the image to segment first");
+if (options == "") {
+    Dialog.create("micro-sam APG");
+    Dialog.addString("Model (empty: demo model)", "", 40);
+    Dialog.addMessage("checkpoint (.pt), Model Zoo package (.zip) or micro-sam name, e.g. vit_b_lm");
+    Dialog.addChoice("Mode", newArray("apg", "ais"), "apg");
+    Dialog.addNumber("Foreground threshold", 0.5);
+    Dialog.addNumber("Center distance threshold", 0.5);
+    Dialog.addNumber("Boundary distance threshold", 0.5);
+    Dialog.addNumber("Minimum size (pixels)", 25);
+    Dialog.addNumber("NMS threshold (APG)", 0.9);
+    Dialog.addCheckbox("Replace the ROIs in the ROI Manager", false);
+    Dialog.show();
+    model = Dialog.getString();
+    mode = Dialog.getChoice();
+    options = "mode=" + mode + " foreground=" + Dialog.getNumber() + " center=" + Dialog.getNumber()
+        + " boundary=" + Dialog.getNumber() + " min_size=" + Dialog.getNumber();
+    nms = Dialog.getNumber();
+    if (mode == "apg")
+        options = options + " nms=" + nms;
+    if (model != "")
+        options = "model=[" + model + "] " + options;
+    if (Dialog.getCheckbox())
+        options = options + " replace";
+}
+before = roiManager("count");
+run("micro-sam APG", options);
+if (!is("Batch Mode"))
+    roiManager("Show All");
+print("micro-sam APG: " + (roiManager("count") - before) + " objects in " + getTitle());

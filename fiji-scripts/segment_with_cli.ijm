@@ -1,0 +1,143 @@
+// segment_with_cli.ijm - segment the current image with micro-sam APG in a Fiji that was NOT started from Python.
+// It saves the image to a temporary TIFF, runs the microsam-fiji command line program with exec() and opens the
+// RoiSet.zip it writes into the ROI Manager (existing ROIs stay unless "replace" is given).
+//
+// Install micro-sam-fiji once (pip install micro-sam-fiji, in any Python environment) and note where the
+// program is:  which microsam-fiji  (Windows: where microsam-fiji), e.g. /home/me/.venv/bin/microsam-fiji.
+// Then copy this file to Fiji.app/macros/ (or Plugins > Macros > Install...), open an image and run it: the
+// dialog asks for the program's path (remembered), the model and the parameters.
+// From another macro or a script, pass the options as the argument and no dialog opens, e.g.
+//     runMacro("/path/to/segment_with_cli.ijm", "cli=[/home/me/.venv/bin/microsam-fiji] model=[/m/model.zip] center=0.4 replace");
+// Options: cli=[program] model=[...] mode=apg|ais replace, and segmentation parameters name=value
+// (foreground, center, boundary, min_size, nms, or any micro-sam parameter name). Each call loads the model
+// again and re-encodes the image; inside a bridge session (segment_current_image.ijm) both stay cached.
+
+arg = getArgument();
+if (nImages == 0)
+    exit("micro-sam APG: no image is open: open the image to segment first");
+if (arg == "") {
+    Dialog.create("micro-sam APG (command line)");
+    Dialog.addString("microsam-fiji program", call("ij.Prefs.get", "microsam.cli", "microsam-fiji"), 50);
+    Dialog.addString("Model (empty: demo model)", "", 50);
+    Dialog.addChoice("Mode", newArray("apg", "ais"), "apg");
+    Dialog.addString("Parameters", "foreground=0.5 center=0.5 boundary=0.5 min_size=25", 50);
+    Dialog.addCheckbox("Replace the ROIs in the ROI Manager", false);
+    Dialog.show();
+    cli = Dialog.getString();
+    call("ij.Prefs.set", "microsam.cli", cli);
+    model = Dialog.getString();
+    arg = "mode=" + Dialog.getChoice() + " " + Dialog.getString();
+    if (model != "")
+        arg = arg + " model=[" + model + "]";
+    if (Dialog.getCheckbox())
+        arg = arg + " replace";
+} else {
+    cli = valueOf(arg, "cli");
+    if (cli == "")
+        cli = call("ij.Prefs.get", "microsam.cli", "microsam-fiji");
+}
+
+// the command line: microsam-fiji segment IMAGE --out DIR --quiet [--model M] [--mode apg] [--param k=v ...]
+args = newArray("segment");
+model = valueOf(arg, "model");
+if (model != "")
+    args = Array.concat(args, newArray("--model", model));
+mode = valueOf(arg, "mode");
+if (mode != "")
+    args = Array.concat(args, newArray("--mode", mode));
+words = split(removeBracketed(arg), " ");
+for (i = 0; i < words.length; i++) {
+    key = words[i];
+    if (indexOf(key, "=") > 0) {
+        key = substring(key, 0, indexOf(key, "="));
+        if (key != "cli" && key != "model" && key != "mode")
+            args = Array.concat(args, newArray("--param", key + "=" + valueOf(arg, key)));
+    } else if (key != "replace" && key != "")
+        exit("micro-sam APG: unknown option '" + key + "': use cli=[...] model=[...] mode=apg|ais name=value replace");
+}
+
+title = getTitle();
+id = getImageID();
+tmp = getDirectory("temp") + "microsam-fiji-" + getTime() + File.separator;
+File.makeDirectory(tmp);
+input = tmp + "image.tif";
+// save a duplicate: saving the image itself would rename it
+wasBatch = is("Batch Mode");
+setBatchMode(true);
+run("Duplicate...", "title=microsam-fiji-input duplicate");
+saveAs("Tiff", input);
+close();
+setBatchMode(wasBatch);
+selectImage(id);
+
+args = Array.concat(args, newArray(input, "--out", tmp, "--quiet"));
+output = runCli(cli, args);
+roiset = tmp + "image_RoiSet.zip";
+if (!File.exists(roiset)) {
+    cleanUp(tmp);
+    exit("micro-sam APG: the command line program failed:\n" + output);
+}
+if (indexOf(" " + arg + " ", " replace ") >= 0)
+    roiManager("reset");
+before = roiManager("count");
+roiManager("open", roiset);
+cleanUp(tmp);
+if (!is("Batch Mode"))
+    roiManager("Show All");
+print("micro-sam APG: " + (roiManager("count") - before) + " objects in " + title);
+
+function runCli(program, arguments) {
+    // exec() hands a fixed argument list to the system without a shell and returns only standard output,
+    // so run it through the system shell to also get the error message (standard error)
+    line = quote(program);
+    for (i = 0; i < arguments.length; i++)
+        line = line + " " + quote(arguments[i]);
+    if (startsWith(getInfo("os.name"), "Windows"))
+        return exec("cmd", "/c", line + " 2>&1");
+    return exec("sh", "-c", line + " 2>&1");
+}
+
+function quote(s) {
+    if (startsWith(getInfo("os.name"), "Windows"))
+        return "\"" + s + "\"";
+    return "'" + replace(s, "'", "'\\''") + "'";
+}
+
+function cleanUp(dir) {
+    list = getFileList(dir);
+    for (i = 0; i < list.length; i++)
+        ok = File.delete(dir + list[i]);
+    ok = File.delete(dir);
+}
+
+function removeBracketed(text) {
+    // key=[a value with spaces] -> key=[]
+    out = "";
+    inside = false;
+    for (i = 0; i < lengthOf(text); i++) {
+        c = substring(text, i, i + 1);
+        if (c == "[")
+            inside = true;
+        if (!inside)
+            out = out + c;
+        if (c == "]") {
+            inside = false;
+            out = out + "[]";
+        }
+    }
+    return out;
+}
+
+function valueOf(text, key) {
+    // key=[value with spaces] or key=value
+    i = indexOf(" " + text, " " + key + "=");
+    if (i < 0)
+        return "";
+    rest = substring(text, i + lengthOf(key) + 1);
+    if (startsWith(rest, "["))
+        return substring(rest, 1, indexOf(rest, "]"));
+    end = indexOf(rest, " ");
+    if (end < 0)
+        return rest;
+    return substring(rest, 0, end);
+}

@@ -1,0 +1,240 @@
+"""The ImageJ command ``micro-sam APG``, callable from any macro once a bridge session runs::
+
+    run("micro-sam APG", "model=[/path/model.zip] mode=apg foreground=0.5 center=0.5 boundary=0.5 min_size=25 nms=0.9 replace");
+
+It segments the current image (2D, RGB or a z/t stack, slice by slice) and adds one ROI per object to the ROI
+Manager. Options (Fiji's ``key=value`` style, ``[...]`` around values with spaces; all optional):
+
+* ``model=[...]``  checkpoint, Model Zoo package (.zip) or micro-sam name; default: the session's (the demo model)
+* ``mode=apg|ais``  default: apg, or the package's mode
+* ``foreground= center= boundary= min_size= nms=`` and any other micro-sam parameter by its own name
+* ``replace``  clear the ROI Manager first (otherwise existing ROIs stay)
+* ``rois=[path]``  also write the ROIs as a RoiSet.zip; ``labels=[path]``  also write the label image as TIFF
+* ``show``  open the label image as a new image (it becomes the current image)
+* ``tile=[768,768] halo=[128,128]``  tiling of large images; ``engine=...`` segmentation engine
+
+Why a ``CommandListener``: ImageJ 1.x sends every ``run()`` (macros, menus, ``IJ.run``) through ``ij.Executer``,
+which offers the command to its static listeners before looking it up in the menus; a listener returning null
+consumes it. A JPype proxy of ``ij.CommandListener`` therefore adds a command without compiling or installing
+Java, identically in plain ImageJ and in Fiji (both have the ImageJ 1.x layer), and it runs on the macro's own
+thread, where ``Macro.getOptions()`` and the macro's current image and (batch-mode) ROI Manager are visible.
+Plain ImageJ builds its command table on the first ``run()``, which needs a display (``xvfb-run`` on servers).
+
+Errors never leave as a Python or Java stack trace: the message goes to the running macro's
+``Interpreter.abort(message)``, which stops the macro the way ImageJ's own macro errors do (its "Macro Error"
+box; no box when the macro runs with ``setIgnoreErrors(true)``, e.g. :func:`microsam_fiji.bridge.run_macro`,
+which raises the message instead). Outside a macro the message goes to ``IJ.error``. The JVM and the loaded
+models stay for the next call."""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+
+from ..errors import UserError
+
+COMMAND = "micro-sam APG"
+_LOG = logging.getLogger(__name__)
+
+_FLAGS = ("replace", "show")
+_OPTION_KEYS = ("model", "mode", "rois", "labels", "tile", "halo", "engine")
+_BRACKETED = re.compile(r"\[[^\]]*\]")
+_KEY = re.compile(r"(?:^|\s)([A-Za-z_][\w.\-]*)=")
+
+_registered: dict[str, object] = {}
+
+
+@dataclass
+class MacroOptions:
+    model: str | None = None
+    mode: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    replace: bool = False
+    show: bool = False
+    rois: str | None = None
+    labels: str | None = None
+    tile_shape: tuple[int, int] | None = None
+    halo: tuple[int, int] | None = None
+    engine: str | None = None
+
+
+def parse_options(options: str | None) -> MacroOptions:
+    """Macro options -> :class:`MacroOptions`; values are read with ImageJ's own ``Macro.getValue``."""
+    from jpype import JClass
+
+    from ..params import ALIASES, default_params
+
+    opts = MacroOptions()
+    if not options or not str(options).strip():
+        return opts
+    text = str(options)
+    Macro = JClass("ij.Macro")
+    unbracketed = _BRACKETED.sub("[]", text)
+    keys = _KEY.findall(unbracketed)
+    words = {w for w in unbracketed.split() if "=" not in w}
+    for word in sorted(words - set(_FLAGS)):
+        raise UserError(f"unknown option '{word}': flags are {', '.join(_FLAGS)}; other options take a value "
+                        "(key=value)")
+    opts.replace = "replace" in words
+    opts.show = "show" in words
+    known_params = set(default_params("apg")) | set(default_params("ais")) | set(ALIASES)
+    for key in keys:
+        value = Macro.getValue(text, key, None)
+        value = None if value is None else str(value).strip()
+        if value in (None, ""):
+            raise UserError(f"option '{key}=' has no value: write {key}=VALUE (use [...] around values with spaces)")
+        lower = key.lower()
+        if lower in _OPTION_KEYS:
+            if lower in ("tile", "halo"):
+                setattr(opts, "tile_shape" if lower == "tile" else "halo", _pair(key, value))
+            else:
+                setattr(opts, lower, value)
+        elif lower.replace("-", "_") in known_params:
+            opts.params[lower] = value
+        elif lower in _FLAGS:
+            raise UserError(f"option '{key}' is a flag: write just '{key}', without a value")
+        else:
+            raise UserError(f"unknown option '{key}': use model, mode, replace, rois, labels, show, tile, halo, "
+                            f"engine or a segmentation parameter ({', '.join(ALIASES)}, min_size, ...)")
+    return opts
+
+
+def _pair(key: str, value: str) -> tuple[int, int]:
+    import argparse
+
+    from ..cli import pair
+
+    try:
+        return pair(value)
+    except argparse.ArgumentTypeError as err:
+        raise UserError(f"option {key}: {err}") from None
+
+
+def run_command(options: str | None, session) -> int:
+    """Do what ``run("micro-sam APG", options)`` asks, on the current image; returns the number of ROIs."""
+    from jpype import JClass
+
+    from ..params import check_mode, resolve_params
+    from ..tiff_io import write_labels
+    from .api import (add_to_roi_manager, labels_to_java_rois, segment_imageplus_labels, stack_positions,
+                      target_roi_manager)
+    from .imageplus import to_imageplus
+
+    opts = parse_options(options)
+    imp = JClass("ij.WindowManager").getCurrentImage()
+    if imp is None:
+        raise UserError("no image is open: open or select the image to segment first")
+    if opts.mode is not None:
+        resolve_params(check_mode(opts.mode), opts.params, strict=False)  # bad values fail before model loading
+    model = session.model(opts.model)
+    mode = check_mode(opts.mode or model.default_mode)
+    resolve_params(mode, {**model.params.get(mode, {}), **opts.params}, strict=False)
+    params = {k: v for k, v in opts.params.items()}
+    result, stack_axes, loaded = segment_imageplus_labels(
+        imp, model, mode, tile_shape=opts.tile_shape, halo=opts.halo, engine=opts.engine,
+        **_for_mode(mode, params))
+    rois = labels_to_java_rois(result.labels, result.scores, stack_axes=stack_axes, imp=imp)
+    add_to_roi_manager(target_roi_manager(), rois, imp, replace=opts.replace)
+    label_axes = stack_axes + "YX"
+    if opts.rois:
+        from .rois import write_roiset
+
+        planes, positions = stack_positions(result.labels, stack_axes, imp)
+        write_roiset(opts.rois, planes, scores=result.scores, positions=positions)
+    if opts.labels:
+        write_labels(opts.labels, result.labels, loaded.calibration, axes=label_axes)
+    if opts.show:
+        from ..tiff_io import labels_for_imagej
+
+        shown = to_imageplus(labels_for_imagej(result.labels), label_axes, loaded.calibration,
+                             title=f"{imp.getTitle()}-labels")
+        shown.show()
+    JClass("ij.IJ").showStatus(f"{COMMAND}: {len(rois)} objects")
+    return len(rois)
+
+
+def _for_mode(mode: str, params: dict) -> dict:
+    """Drop parameters that belong only to the other mode (one recorded option string may carry both)."""
+    from ..params import canonical_name, default_params
+
+    valid = set(default_params(mode))
+    return {k: v for k, v in params.items() if canonical_name(k) in valid}
+
+
+def error_message(err: BaseException) -> str:
+    """One readable line for any failure inside the command."""
+    if isinstance(err, UserError):
+        return str(err)
+    text = f"{type(err).__name__}: {err}"
+    if isinstance(err, MemoryError) or "out of memory" in text.lower() or "OutOfMemoryError" in text:
+        return ("out of memory while segmenting: close other images, segment a smaller image or region, or use "
+                "smaller tiles (tile=[512,512])")
+    return f"segmentation failed ({text.splitlines()[0] if text else type(err).__name__}); see the Python console"
+
+
+def _report(message: str) -> None:
+    """Stop the running macro with ``message`` the way ImageJ's own macro errors do; outside a macro, IJ.error."""
+    from jpype import JClass, JException
+
+    full = f"{COMMAND}: {message}"
+    interp = JClass("ij.macro.Interpreter").getInstance()
+    if interp is None:
+        JClass("ij.IJ").error(COMMAND, message)
+        return
+    try:
+        interp.abort(full)
+    except JException as err:
+        # abort() without ignoreErrors shows the error box, then throws "Macro canceled" to unwind the macro;
+        # the interpreter is already marked done, so swallowing it here only avoids a Java stack trace window
+        if str(err.getMessage()) != str(JClass("ij.Macro").MACRO_CANCELED):
+            _LOG.error("reporting a macro error failed: %s", err)
+
+
+def _make_listener(session):
+    from jpype import JImplements, JOverride
+
+    @JImplements("ij.CommandListener")
+    class MicroSamCommand:
+        @JOverride
+        def commandExecuting(self, command):
+            if command is None or str(command) != COMMAND:
+                return command
+            try:
+                from jpype import JClass
+
+                run_command(JClass("ij.Macro").getOptions(), session)
+            except BaseException as err:  # noqa: BLE001 - nothing may escape into ImageJ as a stack trace
+                if not isinstance(err, UserError):
+                    _LOG.exception("%s failed", COMMAND)
+                try:
+                    _report(error_message(err))
+                except BaseException:  # noqa: BLE001
+                    _LOG.exception("%s: could not report the error", COMMAND)
+            return None
+
+    return MicroSamCommand()
+
+
+def register(session) -> None:
+    """Add the command to ImageJ (once per process; later sessions replace the earlier listener)."""
+    from jpype import JClass
+
+    Executer = JClass("ij.Executer")
+    old = _registered.pop("listener", None)
+    if old is not None:
+        Executer.removeCommandListener(old)
+    listener = _make_listener(session)
+    Executer.addCommandListener(listener)
+    _registered["listener"] = listener
+
+
+def install_menu_item() -> None:
+    """Put the command into Plugins > micro-sam APG of a plain ImageJ window (the listener consumes it before
+    ImageJ would look for the placeholder class)."""
+    from jpype import JClass
+
+    IJ = JClass("ij.IJ")
+    Menus = JClass("ij.Menus")
+    if IJ.getInstance() is None or Menus.getCommands() is None or Menus.getCommands().get(COMMAND) is not None:
+        return
+    Menus.installPlugin("microsam_fiji.MicroSamAPG", Menus.PLUGINS_MENU, COMMAND, "", IJ.getInstance())
