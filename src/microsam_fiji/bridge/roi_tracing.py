@@ -45,67 +45,67 @@ def trace_outlines(labels: np.ndarray) -> Outlines:
     height, width = labels.shape
     padded = np.pad(labels, 1)
     inner = padded[1:-1, 1:-1]
-    obj = inner != 0
-    exposed = np.stack([padded[:-2, 1:-1] != inner, padded[1:-1, 2:] != inner,
-                        padded[2:, 1:-1] != inner, padded[1:-1, :-2] != inner], axis=-1)
-    exposed &= obj[..., None]
-    ids = np.flatnonzero(exposed)  # sorted: pixel in raster order, then side
+
+    def shifted(dy, dx):  # the neighbour at (dy, dx) of every pixel
+        return padded[1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
+
+    # An edge (pixel side s, walked in direction s) is a vertex of the polygon when the walk turns onto it,
+    # i.e. unless the pixel behind is ours and has the same side exposed. A straight run of edges ends where
+    # the pixel ahead is not ours or has that side covered.
+    corner = np.empty((height, width, 4), bool)
+    run_end_pix = []
+    for s in range(4):
+        (fy, fx), (ly, lx) = _FORWARD[s], _LEFT[s]
+        exposed = (inner != 0) & (shifted(ly, lx) != inner)
+        behind_continues = (shifted(-fy, -fx) == inner) & (shifted(ly - fy, lx - fx) != inner)
+        ahead_continues = (shifted(fy, fx) == inner) & (shifted(ly + fy, lx + fx) != inner)
+        corner[..., s] = exposed & ~behind_continues
+        ends = exposed & ~ahead_continues
+        if s in (0, 2):  # horizontal runs: starts and ends alternate in raster order
+            run_end_pix.append(np.flatnonzero(ends))
+        else:  # vertical runs alternate in column order; bring the ends into their starts' raster order
+            starts_t = np.flatnonzero(corner[..., s].T)
+            ends_t = np.flatnonzero(ends.T)
+            sx, sy = np.divmod(starts_t, height)
+            ex, ey = np.divmod(ends_t, height)
+            run_end_pix.append((ey * width + ex)[np.argsort(sy * width + sx, kind="stable")])
+    ids = np.flatnonzero(corner)  # sorted: pixel in raster order, then side
     if ids.size == 0:
         empty = np.zeros(0, np.int64)
         return Outlines(np.zeros((0, 2), np.int64), np.zeros(1, np.int64), empty, np.zeros(0, bool))
     side = ids & 3
-    pix = ids >> 2
-    y, x = np.divmod(pix, width)
-    own = inner.ravel()[pix]
+    end = np.empty(ids.size, np.int64)
+    for s in range(4):
+        end[side == s] = run_end_pix[s]
 
-    # successor: turn left into the ahead-left pixel if it is ours, else go straight on along the ahead-right
-    # pixel if it is ours, else turn right around the corner of this pixel
-    fy, fx = _FORWARD[side].T
-    ly, lx = _LEFT[side].T
-    ar_y, ar_x = y + fy, x + fx
-    al_y, al_x = ar_y + ly, ar_x + lx
-    ahead_left = padded[al_y + 1, al_x + 1] == own
-    ahead_right = padded[ar_y + 1, ar_x + 1] == own
-    ny = np.where(ahead_left, al_y, np.where(ahead_right, ar_y, y))
-    nx = np.where(ahead_left, al_x, np.where(ahead_right, ar_x, x))
-    nside = np.where(ahead_left, side - 1, np.where(ahead_right, side, side + 1)) & 3
-    nxt = np.searchsorted(ids, ((ny * width + nx) << 2) | nside)
-    del ny, nx, nside, ahead_left, ahead_right, al_y, al_x, ar_y, ar_x
+    # after a run the walk turns left into the ahead-left pixel when it is ours (where two pixels of the
+    # object touch only at a corner this joins them), otherwise right around the run's last pixel
+    ey, ex = np.divmod(end, width)
+    own = inner.ravel()[ids >> 2]
+    al_y = ey + _FORWARD[side, 0] + _LEFT[side, 0]
+    al_x = ex + _FORWARD[side, 1] + _LEFT[side, 1]
+    left_turn = padded[al_y + 1, al_x + 1] == own
+    next_id = np.where(left_turn, ((al_y * width + al_x) << 2) | ((side - 1) & 3), (end << 2) | ((side + 1) & 3))
+    nxt = np.searchsorted(ids, next_id)
 
-    # only direction changes are polygon vertices; straight runs are skipped before the expensive part
-    corner = np.empty(ids.size, bool)
-    corner[nxt] = side[nxt] != side
-    corner_idx = np.flatnonzero(corner)
-    next_corner = _next_marked(nxt, corner)[corner_idx]
-    # renumber to corner positions: corner_idx is sorted, so searchsorted maps edge -> corner number
-    cnxt = np.searchsorted(corner_idx, next_corner)
-    rep = _cycle_minimum(cnxt)  # smallest corner number = raster-first edge of the outline
-    rank = _distance_to_end(cnxt, rep)
-
-    cside = side[corner_idx]
-    cy, cx = y[corner_idx], x[corner_idx]
-    clabel = own[corner_idx]
-    order = np.lexsort((-rank, rep, clabel))
-    vy = cy[order] + _START[cside[order], 0]
-    vx = cx[order] + _START[cside[order], 1]
-    crep = rep[order]
-    first = np.flatnonzero(np.r_[True, crep[1:] != crep[:-1]])
-    starts = np.r_[first, order.size]
-    rep_first = crep[first]
+    first = _cycle_minimum(nxt)  # smallest index = raster-first edge of the outline
+    rank = _distance_to_end(nxt, first)
+    roots = np.flatnonzero(first == np.arange(ids.size))
     # the raster-first edge of an outer outline is a pixel's top side; of a hole outline, a bottom side
-    holes = cside[rep_first] == 2
-    return Outlines(np.stack([vx, vy], axis=1), starts, clabel[rep_first], holes)
-
-
-def _next_marked(nxt: np.ndarray, marked: np.ndarray) -> np.ndarray:
-    """For each element, the first marked element strictly after it along ``nxt`` (every cycle has one)."""
-    target = nxt.copy()
-    done = marked[target]
-    while not done.all():
-        todo = np.flatnonzero(~done)
-        target[todo] = target[target[todo]]
-        done[todo] = marked[target[todo]]
-    return target
+    root_labels = own[roots]
+    root_order = np.lexsort((roots, root_labels))  # outlines by label, then raster position
+    cycle_of_root = np.empty(ids.size, np.int64)
+    cycle_of_root[roots[root_order]] = np.arange(roots.size)
+    cycle = cycle_of_root[first]
+    length = np.bincount(cycle, minlength=roots.size)
+    starts = np.r_[0, np.cumsum(length)]
+    place = starts[cycle] + length[cycle] - 1 - rank
+    pix = ids >> 2
+    vertices = np.empty((ids.size, 2), np.int64)
+    vertices[place, 0] = pix % width + _START[side, 1]
+    vertices[place, 1] = pix // width + _START[side, 0]
+    ordered_roots = roots[root_order]
+    return Outlines(vertices, starts, root_labels[root_order], side[ordered_roots] == 2)
 
 
 def _cycle_minimum(nxt: np.ndarray) -> np.ndarray:

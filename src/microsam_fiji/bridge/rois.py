@@ -43,8 +43,8 @@ def roi_name(prefix: str, label: int, width: int = 4, slice_index: int | None = 
 
 def _as_label_array(labels) -> np.ndarray:
     labels = np.asarray(labels)
-    if labels.ndim not in (2, 3):
-        raise UserError(f"labels must be a 2D image (Y,X) or a stack (N,Y,X), got shape {labels.shape}")
+    if labels.ndim < 2:
+        raise UserError(f"labels must be a 2D image (Y,X) or a stack (...,Y,X), got shape {labels.shape}")
     if labels.dtype.kind == "f":
         as_int = labels.astype(np.int64)
         if not np.array_equal(as_int, labels):
@@ -98,19 +98,8 @@ def _props(label: int, area: int, scores) -> str:
     return text
 
 
-def _polygon_roi(vertices: np.ndarray) -> ImagejRoi:
-    left, top = (int(v) for v in vertices.min(axis=0))
-    right, bottom = (int(v) for v in vertices.max(axis=0))
-    roi = ImagejRoi(roitype=ROI_TYPE.TRACED, left=left, top=top, right=right, bottom=bottom,
-                    n_coordinates=vertices.shape[0],
-                    integer_coordinates=(vertices - (left, top)).astype(np.int32))
-    if max(right, bottom) > _INT16_SAFE:
-        roi.options |= ROI_OPTIONS.SUB_PIXEL_RESOLUTION
-        roi.subpixel_coordinates = vertices.astype(np.float32)
-    return roi
-
-
-def _composite_roi(pieces: list[np.ndarray]) -> ImagejRoi:
+def _composite_path(pieces: list[np.ndarray]) -> np.ndarray:
+    """MOVETO x y LINETO x y ... CLOSE per piece: the path format of ImageJ's composite (shape) ROIs."""
     paths = []
     for verts in pieces:
         ops = np.empty((verts.shape[0], 3), np.float32)
@@ -119,25 +108,21 @@ def _composite_roi(pieces: list[np.ndarray]) -> ImagejRoi:
         ops[:, 1:] = verts
         paths.append(ops.ravel())
         paths.append(np.array([_CLOSE], np.float32))
-    path = np.concatenate(paths)
-    allv = np.concatenate(pieces)
-    left, top = (int(v) for v in allv.min(axis=0))
-    right, bottom = (int(v) for v in allv.max(axis=0))
-    return ImagejRoi(roitype=ROI_TYPE.RECT, left=left, top=top, right=right, bottom=bottom,
-                     shape_roi_size=path.size, multi_coordinates=path)
+    return np.concatenate(paths)
 
 
 def labels_to_rois(labels: np.ndarray, scores: dict[int, float] | None = None, name_prefix: str = "cell",
                    positions=None) -> list[ImagejRoi]:
     """One ImageJ ROI per object and slice, outlined so that ImageJ's ``Roi.getMask()`` is exactly the object.
 
-    ``labels``: (Y,X) or (N,Y,X) integer ids, 0 = background. ``scores``: id -> score, stored as the ROI
+    ``labels``: (Y,X), (N,Y,X) or (T,Z,Y,X) integer ids, 0 = background (leading axes are flattened in
+    ImageJ's stack order). ``scores``: id -> score, stored as the ROI
     property ``score``. ``positions``: for a 2D image the stack position to give every ROI (default none);
     for a stack one position per slice, an int (1-based stack index, default slice + 1) or a (c, z, t)
     tuple for hyperstacks. ROIs come sorted by slice, then id."""
     labels = _as_label_array(labels)
-    is_stack = labels.ndim == 3
-    planes = labels if is_stack else labels[None]
+    is_stack = labels.ndim >= 3
+    planes = labels.reshape(-1, *labels.shape[-2:])  # stack index order of ImageJ for (T, Z, Y, X)
     slice_positions = _positions(positions, planes.shape[0], is_stack)
     top_id = int(labels.max()) if labels.size else 0
     width = max(4, len(str(top_id)))
@@ -154,20 +139,33 @@ def labels_to_rois(labels: np.ndarray, scores: dict[int, float] | None = None, n
     for z, (outlines, position) in enumerate(zip(traced, slice_positions)):
         if outlines.labels.size == 0:
             continue
-        areas = _signed_areas(outlines)
+        # per object: its outlines [first, stop), its vertices [v0, v1), bounds and area, all vectorised
         change = np.flatnonzero(np.r_[True, outlines.labels[1:] != outlines.labels[:-1], True])
-        object_area = np.add.reduceat(areas, change[:-1])
-        starts = outlines.starts.tolist()
+        first, stop = change[:-1], change[1:]
+        v0, v1 = outlines.starts[first], outlines.starts[stop]
         verts = outlines.vertices
-        for k, (first, stop) in enumerate(zip(change[:-1].tolist(), change[1:].tolist())):
-            label = int(outlines.labels[first])
-            if stop - first == 1:
-                roi = _polygon_roi(verts[starts[first]:starts[first + 1]])
+        low = np.minimum.reduceat(verts, v0)
+        high = np.maximum.reduceat(verts, v0)
+        relative = (verts - np.repeat(low, v1 - v0, axis=0)).astype(np.int32)
+        area = np.add.reduceat(_signed_areas(outlines), first)
+        huge = max(high.max(), 0) > _INT16_SAFE
+        starts = outlines.starts.tolist()
+        for label, a, b, k0, k1, (left, top), (right, bottom), pixels in zip(
+                outlines.labels[first].tolist(), v0.tolist(), v1.tolist(), first.tolist(), stop.tolist(),
+                low.tolist(), high.tolist(), area.tolist()):
+            name = roi_name(name_prefix, label, width, z + 1 if label in multi_slice_ids else None, slice_width)
+            if k1 - k0 == 1:  # one piece without holes: a traced polygon
+                roi = ImagejRoi(roitype=ROI_TYPE.TRACED, left=left, top=top, right=right, bottom=bottom,
+                                n_coordinates=b - a, integer_coordinates=relative[a:b], name=name,
+                                props=_props(label, pixels, scores))
+                if huge:  # beyond 16-bit coordinates ImageJ reads the float ones
+                    roi.options |= ROI_OPTIONS.SUB_PIXEL_RESOLUTION
+                    roi.subpixel_coordinates = verts[a:b].astype(np.float32)
             else:
-                roi = _composite_roi([verts[starts[i]:starts[i + 1]] for i in range(first, stop)])
-            roi.name = roi_name(name_prefix, label, width,
-                                z + 1 if label in multi_slice_ids else None, slice_width)
-            roi.props = _props(label, int(object_area[k]), scores)
+                path = _composite_path([verts[starts[k]:starts[k + 1]] for k in range(k0, k1)])
+                roi = ImagejRoi(roitype=ROI_TYPE.RECT, left=left, top=top, right=right, bottom=bottom,
+                                shape_roi_size=path.size, multi_coordinates=path, name=name,
+                                props=_props(label, pixels, scores))
             _set_position(roi, position)
             rois.append(roi)
     return rois
@@ -218,18 +216,26 @@ def _ids_from_names(rois: Sequence[ImagejRoi], slices: list[tuple[int, ...]]) ->
     return list(range(1, len(rois) + 1))
 
 
-def _roi_slices(roi: ImagejRoi, n_slices: int, is_stack: bool) -> tuple[int, ...]:
-    position = roi.position or roi.z_position or roi.t_position or roi.c_position
-    if not is_stack:
-        if position > 1:
-            raise UserError(f"ROI '{roi.name}' is on slice {position}: give a stack shape (N,Y,X) to place it")
-        return (0,)
-    if position == 0:  # ImageJ: a ROI without position belongs to every slice
+def _roi_slices(roi: ImagejRoi, lead: tuple[int, ...], axes: str) -> tuple[int, ...]:
+    """Stack indices (0-based) a ROI belongs to: its stack position, else its hyperstack (c, z, t) position
+    mapped through ``axes`` (the letters of the leading dimensions), else every slice."""
+    n_slices = int(np.prod(lead)) if lead else 1
+    if roi.position:
+        index = roi.position - 1
+    elif roi.c_position or roi.z_position or roi.t_position:
+        given = {"C": roi.c_position, "Z": roi.z_position, "T": roi.t_position}
+        index = 0
+        for letter, size in zip(axes, lead):
+            index = index * size + max(given.get(letter, 0), 1) - 1
+        if any(given[a] > 1 for a in given if a not in axes):
+            raise UserError(f"ROI '{roi.name}' has a {'/'.join(a for a in 'CZT' if given[a] > 1)} position but "
+                            f"the target has no such axis: give the full stack shape and axes")
+    else:  # ImageJ: a ROI without position belongs to every slice
         return tuple(range(n_slices))
-    if position > n_slices:
-        raise UserError(f"ROI '{roi.name}' is on slice {position} but the shape has {n_slices} slices: "
-                        "give the stack's full shape")
-    return (position - 1,)
+    if index >= n_slices:
+        raise UserError(f"ROI '{roi.name}' is on slice {index + 1} but the target has {n_slices}: give the "
+                        "stack's full shape")
+    return (index,)
 
 
 def _add_roi(spans: PixelSpans, index: int, roi: ImagejRoi) -> None:
@@ -283,20 +289,24 @@ def _path_rings(ops: list[float], name: str) -> list[np.ndarray]:
     return rings
 
 
-def rois_to_labels(rois_or_path, shape: Sequence[int]) -> np.ndarray:
-    """Rasterise area ROIs into a uint32 label image of ``shape`` ((Y,X) or (N,Y,X)), as ImageJ fills them.
+def rois_to_labels(rois_or_path, shape: Sequence[int], axes: str | None = None) -> np.ndarray:
+    """Rasterise area ROIs into a uint32 label image of ``shape`` ((Y,X), (N,Y,X), ...), as ImageJ fills them.
 
     ``rois_or_path``: ImagejRoi list, or the path of a RoiSet.zip / .roi file. Ids come from names like
     ``cell-0042`` when all ROIs are named that way (so label -> ROI -> label round trips keep ids), else ROI
-    i gets id i + 1. Where ROIs overlap the later one wins. Stack ROIs go to their position's slice (a ROI
-    without position to every slice)."""
+    i gets id i + 1. Where ROIs overlap the later one wins. Stack ROIs go to their stack position's slice; ROIs
+    with hyperstack positions use ``axes``, the ImageJ letters of the leading dimensions (default Z, TZ for
+    4D, as ImageJ orders hyperstacks); a ROI without position goes to every slice."""
     rois = read_roiset(rois_or_path) if isinstance(rois_or_path, (str, os.PathLike)) else list(rois_or_path)
     shape = tuple(int(s) for s in shape)
-    if len(shape) not in (2, 3) or min(shape) <= 0:
-        raise UserError(f"shape must be (Y,X) or (N,Y,X) with positive sizes, got {shape}")
-    is_stack = len(shape) == 3
-    n_slices, height, width = (shape if is_stack else (1, *shape))
-    slices = [_roi_slices(r, n_slices, is_stack) for r in rois]
+    if len(shape) < 2 or min(shape) <= 0:
+        raise UserError(f"shape must be (Y,X) or (...,Y,X) with positive sizes, got {shape}")
+    lead, (height, width) = shape[:-2], shape[-2:]
+    axes = (axes or {0: "", 1: "Z", 2: "TZ", 3: "TZC"}.get(len(lead), "")).upper()
+    if len(axes) != len(lead) or set(axes) - set("CZT"):
+        raise UserError(f"axes '{axes}' do not fit the leading dimensions {lead}: one of C, Z, T per dimension")
+    n_slices = int(np.prod(lead)) if lead else 1
+    slices = [_roi_slices(r, lead, axes) for r in rois]
     ids = np.asarray(_ids_from_names(rois, slices), np.int64)
     if ids.size and ids.max() > np.iinfo(np.uint32).max:
         raise UserError("ROI ids exceed 2**32: rename the ROIs")
@@ -327,4 +337,4 @@ def rois_to_labels(rois_or_path, shape: Sequence[int]) -> np.ndarray:
             flat_out[hit] = ids[top[hit]]
         else:
             flat_out[flat] = ids[owner]
-    return out if is_stack else out[0]
+    return out.reshape(shape)
