@@ -198,7 +198,11 @@ def read_roiset(path: str | os.PathLike) -> list[ImagejRoi]:
         rois = roiread(path)
     except Exception as err:  # zipfile.BadZipFile, struct errors, ValueError from roifile
         raise UserError(f"'{path}' is not an ImageJ ROI file or RoiSet.zip ({err})") from None
-    return rois if isinstance(rois, list) else [rois]
+    if isinstance(rois, list):
+        if not rois and path.suffix.lower() in (".tif", ".tiff"):
+            raise UserError(f"'{path}' holds no ImageJ ROIs (overlay): give a RoiSet.zip or .roi file")
+        return rois
+    return [rois]
 
 
 _NAME = re.compile(r"^(?P<prefix>.*)-(?P<id>\d+)(?:-z\d+)?$")
@@ -227,9 +231,11 @@ def _roi_slices(roi: ImagejRoi, lead: tuple[int, ...], axes: str) -> tuple[int, 
         index = 0
         for letter, size in zip(axes, lead):
             index = index * size + max(given.get(letter, 0), 1) - 1
-        if any(given[a] > 1 for a in given if a not in axes):
-            raise UserError(f"ROI '{roi.name}' has a {'/'.join(a for a in 'CZT' if given[a] > 1)} position but "
-                            f"the target has no such axis: give the full stack shape and axes")
+        # a channel position is dropped (labels have no channels); a missing z or t axis is an error
+        missing = [a for a in "ZT" if given[a] > 1 and a not in axes]
+        if missing:
+            raise UserError(f"ROI '{roi.name}' has a {'/'.join(missing)} position but the target has no such "
+                            "axis: give the full stack shape and axes")
     else:  # ImageJ: a ROI without position belongs to every slice
         return tuple(range(n_slices))
     if index >= n_slices:
