@@ -45,22 +45,29 @@ def trace_outlines(labels: np.ndarray) -> Outlines:
     height, width = labels.shape
     padded = np.pad(labels, 1)
     inner = padded[1:-1, 1:-1]
+    # whether each pixel differs from its neighbour above / to the left (and, shifted, below / to the right)
+    differs_v = padded[1:, 1:-1] != padded[:-1, 1:-1]  # (H+1, W): row y compares pixel rows y-1 and y
+    differs_h = padded[1:-1, 1:] != padded[1:-1, :-1]  # (H, W+1)
+    differs = [differs_v[:-1], differs_h[:, 1:], differs_v[1:], differs_h[:, :-1]]  # across side s
+    obj = inner != 0
+    # exposed[s] padded by one False pixel all round, so that neighbours are slices
+    exposed = np.zeros((4, height + 2, width + 2), bool)
+    for s in range(4):
+        np.logical_and(obj, differs[s], out=exposed[s, 1:-1, 1:-1])
 
-    def shifted(dy, dx):  # the neighbour at (dy, dx) of every pixel
-        return padded[1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
+    def at(s, dy, dx):
+        return exposed[s, 1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
 
     # An edge (pixel side s, walked in direction s) is a vertex of the polygon when the walk turns onto it,
     # i.e. unless the pixel behind is ours and has the same side exposed. A straight run of edges ends where
-    # the pixel ahead is not ours or has that side covered.
+    # the pixel ahead is not ours or has that side covered. Side s + 1 faces ahead, side s - 1 behind.
     corner = np.empty((height, width, 4), bool)
     run_end_pix = []
     for s in range(4):
-        (fy, fx), (ly, lx) = _FORWARD[s], _LEFT[s]
-        exposed = (inner != 0) & (shifted(ly, lx) != inner)
-        behind_continues = (shifted(-fy, -fx) == inner) & (shifted(ly - fy, lx - fx) != inner)
-        ahead_continues = (shifted(fy, fx) == inner) & (shifted(ly + fy, lx + fx) != inner)
-        corner[..., s] = exposed & ~behind_continues
-        ends = exposed & ~ahead_continues
+        fy, fx = _FORWARD[s]
+        edge = at(s, 0, 0)
+        corner[..., s] = edge & ~(~differs[(s - 1) % 4] & at(s, -fy, -fx))
+        ends = edge & ~(~differs[(s + 1) % 4] & at(s, fy, fx))
         if s in (0, 2):  # horizontal runs: starts and ends alternate in raster order
             run_end_pix.append(np.flatnonzero(ends))
         else:  # vertical runs alternate in column order; bring the ends into their starts' raster order
