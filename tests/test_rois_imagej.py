@@ -5,9 +5,11 @@ The JVM is started the way the rest of the test session starts it (display when 
 ``java.awt.headless=true`` case runs in a subprocess, since one process cannot hold two JVMs."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,8 +122,8 @@ def test_rois_to_labels_fills_imagej_rois_like_imagej(ij):
         if trial % 2:  # vertices on half pixels put pixel centres exactly on edges
             xs, ys = np.round(xs * 2) / 2, np.round(ys * 2) / 2
         fx, fy = JArray(JFloat)(xs.tolist()), JArray(JFloat)(ys.tolist())
-        other = PolygonRoi(JArray(JFloat)(rng.uniform(0, 56, 5).tolist()), JArray(JFloat)(rng.uniform(0, 48, 5).tolist()),
-                           5, Roi.POLYGON)
+        ox, oy = JArray(JFloat)(rng.uniform(0, 56, 5).tolist()), JArray(JFloat)(rng.uniform(0, 48, 5).tolist())
+        other = PolygonRoi(ox, oy, 5, Roi.POLYGON)
         made = [
             PolygonRoi(JArray(JInt)(xs.astype(int).tolist()), JArray(JInt)(ys.astype(int).tolist()), n, Roi.POLYGON),
             PolygonRoi(fx, fy, n, Roi.FREEROI),
@@ -159,10 +161,9 @@ def test_headless_jvm_decodes_exactly_in_subprocess(stardist_mask):
             exact += np.array_equal(mask, obj[b.y:b.y + b.height, b.x:b.x + b.width]) and mask.sum() == obj.sum()
         print(exact, len(rois))
     """)
-    from conftest import DATA
-
-    done = subprocess.run([sys.executable, "-c", script, str(DATA / "mask2d.tif")], capture_output=True, text=True,
-                          timeout=300, env={**__import__("os").environ, "DISPLAY": ""})
+    mask_tif = Path(__file__).parent / "data" / "mask2d.tif"
+    done = subprocess.run([sys.executable, "-c", script, str(mask_tif)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "DISPLAY": ""})
     assert done.returncode == 0, done.stderr[-2000:]
     exact, total = map(int, done.stdout.split())
     assert exact == total == len(np.unique(stardist_mask)) - 1

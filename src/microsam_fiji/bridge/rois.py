@@ -175,7 +175,9 @@ def write_roiset(path: str | os.PathLike, labels: np.ndarray, scores: dict[int, 
                  name_prefix: str = "cell", positions=None) -> Path:
     """Write the objects of ``labels`` as an ImageJ RoiSet.zip (replacing any file there, atomically).
 
-    Labels without objects give a valid zip with no entries."""
+    Labels without objects give a valid zip with no entries (Python readers get no ROIs); ImageJ's ROI Manager
+    refuses such a zip with 'This ZIP archive does not contain ".roi" files', so check the object count before
+    opening it there."""
     path = Path(path)
     if path.suffix.lower() != ".zip":
         raise UserError(f"'{path}': a ROI set is a .zip file: give a path ending in .zip")
