@@ -2,8 +2,8 @@
 
 ``labels_to_rois`` outlines every object along pixel edges (see :mod:`.roi_tracing`), so ImageJ's own
 ``Roi.getMask()`` gives back exactly the object's pixels: an object in one piece without holes becomes a traced
-polygon ROI; one with holes or in several 4-/8-disconnected pieces becomes a composite (shape) ROI whose
-sub-paths are its outer outlines and hole outlines. ``rois_to_labels`` goes back the way ImageJ fills
+polygon ROI (pixels touching only at a corner count as connected); one with holes or in several pieces becomes
+a composite (shape) ROI whose sub-paths are its outer outlines and hole outlines. ``rois_to_labels`` goes back the way ImageJ fills
 selections (see :mod:`.roi_raster`).
 
 ROI names are ``<prefix>-<id>`` with the id zero-padded (at least 4 digits) so that they sort like the ids;
@@ -116,10 +116,10 @@ def labels_to_rois(labels: np.ndarray, scores: dict[int, float] | None = None, n
     """One ImageJ ROI per object and slice, outlined so that ImageJ's ``Roi.getMask()`` is exactly the object.
 
     ``labels``: (Y,X), (N,Y,X) or (T,Z,Y,X) integer ids, 0 = background (leading axes are flattened in
-    ImageJ's stack order). ``scores``: id -> score, stored as the ROI
-    property ``score``. ``positions``: for a 2D image the stack position to give every ROI (default none);
-    for a stack one position per slice, an int (1-based stack index, default slice + 1) or a (c, z, t)
-    tuple for hyperstacks. ROIs come sorted by slice, then id."""
+    ImageJ's stack order). ``scores``: id -> score, stored as the ROI property ``score``. ``positions``: for
+    a 2D image the stack position to give every ROI (default none); for a stack one position per slice, an
+    int (1-based stack index, default slice + 1) or a (c, z, t) tuple for hyperstacks. ROIs come sorted by
+    slice, then id."""
     labels = _as_label_array(labels)
     is_stack = labels.ndim >= 3
     planes = labels.reshape(-1, *labels.shape[-2:])  # stack index order of ImageJ for (T, Z, Y, X)
