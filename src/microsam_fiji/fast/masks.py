@@ -1,0 +1,84 @@
+"""SAM masks for point prompts, kept as crops: micro-sam's ``batched_inference`` without the full-size copies.
+
+Each batch goes through the same steps as micro-sam (prompt encoder, mask decoder, upscaling to the image,
+``_process_masks_for_batch`` for stability score, threshold and box); then only the mask's box crop, area,
+predicted IoU and stability score are kept, which is all NMS and painting need."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+
+@dataclass
+class MaskSet:
+    """Masks in image coordinates. ``boxes``: micro-sam's NMS boxes (x0, y0, x1, y1, max inclusive);
+    ``crops[k]`` sits at ``origins[k]`` (y, x) and holds what micro-sam compares and paints of mask k."""
+
+    crops: list = field(default_factory=list)
+    origins: list = field(default_factory=list)
+    boxes: list = field(default_factory=list)
+    areas: list = field(default_factory=list)
+    iou_preds: list = field(default_factory=list)
+    stability: list = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    def extend(self, other: "MaskSet") -> None:
+        for name in ("crops", "origins", "boxes", "areas", "iou_preds", "stability"):
+            getattr(self, name).extend(getattr(other, name))
+
+
+def _predict_batch(predictor, points, labels, multimasking: bool, decoder: Callable | None):
+    if decoder is None:
+        return predictor.predict_torch(point_coords=points, point_labels=labels, boxes=None, mask_input=None,
+                                       multimask_output=multimasking, return_logits=True)
+    low_res, ious = decoder(predictor, points, labels, multimasking)
+    masks = predictor.model.postprocess_masks(low_res, predictor.input_size, predictor.original_size)
+    return masks, ious, low_res
+
+
+@torch.inference_mode()
+def predict_masks(predictor, points_xy: np.ndarray, *, batch_size: int, multimasking: bool, mask_threshold,
+                  offset=(0, 0), exclusive_crops: bool = False, decoder: Callable | None = None) -> MaskSet:
+    """Masks for ``points_xy`` (N, 2; x, y in the predictor's image) on the predictor's current embeddings.
+
+    ``offset`` (y, x) places the predictor's image (a tile) in the full image. ``exclusive_crops`` crops
+    without the box's last row and column, as micro-sam's tiled NMS and painting do."""
+    from micro_sam.inference import _process_masks_for_batch
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    out = MaskSet()
+    if len(points_xy) == 0:
+        return out
+    device = predictor.device
+    coords = ResizeLongestSide(1024).apply_coords(np.asarray(points_xy)[:, None, :], predictor.original_size)
+    coords = torch.tensor(coords, dtype=torch.float32).to(device)
+    labels = torch.ones((len(points_xy), 1), dtype=torch.float32, device=device)
+    threshold = predictor.model.mask_threshold if mask_threshold is None else mask_threshold
+    oy, ox = int(offset[0]), int(offset[1])
+    for start in range(0, len(points_xy), batch_size):
+        stop = min(start + batch_size, len(points_xy))
+        masks, ious, logits = _predict_batch(predictor, coords[start:stop], labels[start:stop], multimasking,
+                                             decoder)
+        if multimasking:  # micro-sam keeps the mask with the highest predicted IoU
+            _, best = ious.max(axis=1)
+            rows = torch.arange(len(best), device=best.device)
+            masks, ious, logits = masks[rows, best][:, None], ious[rows, best][:, None], logits[rows, best][:, None]
+        data = _process_masks_for_batch(masks, ious, logits, False, threshold)
+        full = data["masks"]
+        areas = full.sum(dim=(1, 2)).cpu().numpy()
+        boxes = data["boxes"].cpu().numpy().astype(np.int64)
+        end = 0 if exclusive_crops else 1
+        for k in range(len(boxes)):
+            x0, y0, x1, y1 = boxes[k]
+            out.crops.append(full[k, y0:y1 + end, x0:x1 + end].cpu().numpy())
+            out.origins.append((y0 + oy, x0 + ox))
+            out.boxes.append((x0 + ox, y0 + oy, x1 + ox, y1 + oy))
+            out.areas.append(int(areas[k]))
+        out.iou_preds.extend(data["iou_preds"].cpu().numpy().astype(np.float32).tolist())
+        out.stability.extend(data["stability_scores"].cpu().numpy().astype(np.float32).tolist())
+    return out
