@@ -20,7 +20,7 @@ from .params import check_mode, resolve_params
 DEFAULT_TILE_THRESHOLD = 1024
 DEFAULT_TILE_SHAPE = (768, 768)  # + 2 x halo = 1024, SAM's input size: tiles are not rescaled
 DEFAULT_HALO = (128, 128)
-ENGINES = ("micro-sam",)
+ENGINES = ("micro-sam", "fast")
 
 
 @dataclass
@@ -101,7 +101,13 @@ def _micro_sam_generate(model: Model, mode: str, state: ImageState, params: dict
     return np.asarray(labels, dtype=np.uint32), {}
 
 
-_ENGINE_IMPLS: dict[str, Callable] = {"micro-sam": _micro_sam_generate}
+def _fast_generate(model: Model, mode: str, state: ImageState, params: dict) -> tuple[np.ndarray, dict]:
+    from .fast import generate
+
+    return generate(model, mode, state, params)
+
+
+_ENGINE_IMPLS: dict[str, Callable] = {"micro-sam": _micro_sam_generate, "fast": _fast_generate}
 
 
 def default_engine() -> str:
