@@ -255,7 +255,8 @@ def _add_roi(spans: PixelSpans, index: int, roi: ImagejRoi) -> None:
         if roi.options & ROI_OPTIONS.SPLINE_FIT:
             raise UserError(f"ROI '{name}' is spline-fitted, which ImageJ re-computes on opening: convert it "
                             "to a polygon (Edit > Selection > Interpolate) first")
-        # ellipse and rotated-rectangle subtypes are stored with their polygon, which is what gets filled
+        # ellipses and rotated rectangles are filled from their stored polygon; ImageJ recomputes a rotated
+        # rectangle's polygon from its corners, which can move a pixel whose centre lies exactly on an edge
         if roi.subpixel_coordinates is not None:
             c = roi.subpixel_coordinates.astype(np.float64)
             spans.add_polygon(index, c[:, 0], c[:, 1], integer=False)
