@@ -63,19 +63,23 @@ def trace_outlines(labels: np.ndarray) -> Outlines:
     # the pixel ahead is not ours or has that side covered. Side s + 1 faces ahead, side s - 1 behind.
     corner = np.empty((height, width, 4), bool)
     run_end_pix = []
+    # sorting by column with a stable (radix) sort turns raster order into column order
+    column_key = np.uint16 if width <= np.iinfo(np.uint16).max else np.int64
     for s in range(4):
         fy, fx = _FORWARD[s]
         edge = at(s, 0, 0)
-        corner[..., s] = edge & ~(~differs[(s - 1) % 4] & at(s, -fy, -fx))
+        starts = edge & ~(~differs[(s - 1) % 4] & at(s, -fy, -fx))
         ends = edge & ~(~differs[(s + 1) % 4] & at(s, fy, fx))
-        if s in (0, 2):  # horizontal runs: starts and ends alternate in raster order
-            run_end_pix.append(np.flatnonzero(ends))
-        else:  # vertical runs alternate in column order; bring the ends into their starts' raster order
-            starts_t = np.flatnonzero(corner[..., s].T)
-            ends_t = np.flatnonzero(ends.T)
-            sx, sy = np.divmod(starts_t, height)
-            ex, ey = np.divmod(ends_t, height)
-            run_end_pix.append((ey * width + ex)[np.argsort(sy * width + sx, kind="stable")])
+        corner[..., s] = starts
+        end_pix = np.flatnonzero(ends)
+        if s in (1, 3):  # vertical runs: starts and ends alternate down each column; pair them there
+            start_pix = np.flatnonzero(starts)
+            by_column_s = np.argsort((start_pix % width).astype(column_key), kind="stable")
+            by_column_e = np.argsort((end_pix % width).astype(column_key), kind="stable")
+            paired = np.empty_like(end_pix)
+            paired[by_column_s] = end_pix[by_column_e]
+            end_pix = paired
+        run_end_pix.append(end_pix)  # horizontal runs alternate along each row, i.e. in raster order
     ids = np.flatnonzero(corner)  # sorted: pixel in raster order, then side
     if ids.size == 0:
         empty = np.zeros(0, np.int64)
