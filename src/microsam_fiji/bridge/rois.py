@@ -127,7 +127,9 @@ def labels_to_rois(labels: np.ndarray, scores: dict[int, float] | None = None, n
     top_id = int(labels.max()) if labels.size else 0
     width = max(4, len(str(top_id)))
 
-    traced = [trace_outlines(plane) for plane in planes]
+    # the tracer's passes over the image run faster on narrower pixels
+    narrow = np.uint16 if top_id <= np.iinfo(np.uint16).max else np.uint32 if top_id < 2**32 else planes.dtype
+    traced = [trace_outlines(plane.astype(narrow, copy=False)) for plane in planes]
     multi_slice_ids: set[int] = set()
     if is_stack and len(traced) > 1:
         ids_per_slice = np.concatenate([np.unique(o.labels) for o in traced])
