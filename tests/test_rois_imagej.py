@@ -107,8 +107,8 @@ def _imagej_fill(ij, jrois, shape) -> np.ndarray:
 
 def test_rois_to_labels_fills_imagej_rois_like_imagej(ij):
     """ImageJ-made polygons (integer and sub-pixel, also on exact half-pixel ties), ovals, rectangles, ellipses and
-    composite shapes, written by ImageJ's RoiEncoder: filled by us and by ImageJ (decoding those bytes, as when it opens a
-    RoiSet.zip) to the same pixels."""
+    composite shapes, written by ImageJ's RoiEncoder: filled by us and by ImageJ (decoding those bytes, as when it
+    opens a RoiSet.zip) to the same pixels."""
     from jpype import JArray, JFloat, JInt
 
     rng = np.random.default_rng(3)

@@ -3,8 +3,8 @@
 ``labels_to_rois`` outlines every object along pixel edges (see :mod:`.roi_tracing`), so ImageJ's own
 ``Roi.getMask()`` gives back exactly the object's pixels: an object in one piece without holes becomes a traced
 polygon ROI (pixels touching only at a corner count as connected); one with holes or in several pieces becomes
-a composite (shape) ROI whose sub-paths are its outer outlines and hole outlines. ``rois_to_labels`` goes back the way ImageJ fills
-selections (see :mod:`.roi_raster`).
+a composite (shape) ROI whose sub-paths are its outer outlines and hole outlines. ``rois_to_labels`` goes back
+the way ImageJ fills selections (see :mod:`.roi_raster`).
 
 ROI names are ``<prefix>-<id>`` with the id zero-padded (at least 4 digits) so that they sort like the ids;
 stacks set the ROI's stack position (1-based) and add ``-z<slice>`` to the name only where one id occurs on
