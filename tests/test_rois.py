@@ -170,6 +170,11 @@ def test_rois_to_labels_ids_order_overlap_and_types():
     line = roifile.ImagejRoi(roitype=roifile.ROI_TYPE.LINE, name="l1")
     with pytest.raises(UserError, match="'l1' is a line"):
         rois_to_labels([line], (5, 5))
+    curved = np.array([0, 0, 0, 3, 1, 0, 2, 2, 0, 3, 3, 4], np.float32)  # MOVETO, CUBICTO, CLOSE
+    composite = roifile.ImagejRoi(roitype=roifile.ROI_TYPE.RECT, shape_roi_size=curved.size,
+                                  multi_coordinates=curved, name="c1")
+    with pytest.raises(UserError, match="'c1' has curved"):
+        rois_to_labels([composite], (5, 5))
     on_slice = labels_to_rois(np.array([[[0]], [[3]]]))
     with pytest.raises(UserError, match="slice 2"):
         rois_to_labels(on_slice, (1, 1))

@@ -251,7 +251,12 @@ def _roi_slices(roi: ImagejRoi, lead: tuple[int, ...], axes: str) -> tuple[int, 
 def _add_roi(spans: PixelSpans, index: int, roi: ImagejRoi) -> None:
     name = roi.name or f"#{index + 1}"
     if roi.composite:
-        for ring in _path_rings(roi.multi_coordinates.tolist(), name):
+        try:
+            rings = ImagejRoi.path2coords(roi.multi_coordinates)
+        except (NotImplementedError, RuntimeError):
+            raise UserError(f"ROI '{name}' has curved or broken path segments, which cannot be converted "
+                            "exactly: convert it to a polygon first") from None
+        for ring in rings:
             spans.add_polygon(index, ring[:, 0], ring[:, 1], integer=False)
     elif roi.roitype in _AREA_TYPES:
         if roi.options & ROI_OPTIONS.SPLINE_FIT:
@@ -275,29 +280,6 @@ def _add_roi(spans: PixelSpans, index: int, roi: ImagejRoi) -> None:
     else:
         kind = getattr(roi.roitype, "name", str(roi.roitype)).lower()
         raise UserError(f"ROI '{name}' is a {kind} selection, not an area: remove it from the set")
-
-
-def _path_rings(ops: list[float], name: str) -> list[np.ndarray]:
-    rings, points, i = [], [], 0
-    while i < len(ops):
-        op = int(ops[i])
-        if op in (0, 1):
-            if op == 0 and points:
-                rings.append(np.array(points))
-                points = []
-            points.append((ops[i + 1], ops[i + 2]))
-            i += 3
-        elif op == 4:
-            if points:
-                rings.append(np.array(points))
-            points = []
-            i += 1
-        else:
-            raise UserError(f"ROI '{name}' has curved segments, which cannot be converted exactly: "
-                            "convert it to a polygon first")
-    if points:
-        rings.append(np.array(points))
-    return rings
 
 
 def rois_to_labels(rois_or_path, shape: Sequence[int], axes: str | None = None) -> np.ndarray:
