@@ -1,0 +1,517 @@
+"""Export a micro-sam finetuning checkpoint as a BioImage Model Zoo package (spec 0.5) that runs APG.
+
+The package's tensor path is one image in, one tensor of instance maps out (foreground, center distances,
+boundary distances): the end-to-end UNETR of ``architecture.py``, runnable by bioimageio.core, ilastik and
+deepImageJ. What APG needs beyond it (SAM's prompt encoder and mask decoder) is an attachment, and the APG / AIS
+parameters live under ``config.micro_sam``, so ``microsam_fiji.load_model(package)`` rebuilds the full
+micro-sam segmenter from the package alone (see ``load.py``)."""
+from __future__ import annotations
+
+import getpass
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import UserError
+
+PACKAGE_FORMAT = 1  # version of our config.micro_sam layout
+WEIGHTS_FILE = "weights_pytorch_state_dict.pt"
+TORCHSCRIPT_FILE = "weights_torchscript.pt"
+ONNX_FILE = "weights.onnx"
+SAM_ATTACHMENT = "sam_prompt_encoder_mask_decoder.pt"
+ENCODER_PREFIX = "unetr.encoder."  # the SAM image encoder's keys in the package weights
+DECODER_PREFIX = "unetr."  # the UNETR decoder's keys (micro-sam's decoder_state) in the package weights
+INPUT_ID, OUTPUT_ID = "image", "instance_maps"
+MAP_NAMES = ("foreground", "center_distances", "boundary_distances")
+MIN_SIZE = 32
+# micro_sam.util._to_image: (x - min) / (max - min + 1e-7) * 255, per channel
+NORMALISATION_EPS = 1e-7
+ONNX_OPSET = 18
+DEFAULT_TEST_IMAGE = Path(__file__).resolve().parent.parent / "demo" / "nuclei-256.tif"
+DEFAULT_TAGS = ("micro-sam", "segment-anything", "instance-segmentation", "automatic-prompt-generation",
+                "microscopy", "2d", "pytorch")
+MICRO_SAM_DOC = "https://computational-cell-analytics.github.io/micro-sam/micro_sam.html"
+MICRO_SAM_DOI = "10.1038/s41592-024-02580-4"
+WEIGHT_FORMATS = ("pytorch_state_dict", "torchscript", "onnx")
+
+# Reproducing the test outputs (micro-sam's own decoder maps, in 0..1): the package's preprocessing is done in
+# another floating-point order than micro-sam's, which can move a pixel across a uint8 step (measured: exact on
+# the built-in test image, see the documentation's Validation section); ONNX Runtime's kernels differ in the
+# last bits.
+TOLERANCE = {"absolute_tolerance": 2e-3, "relative_tolerance": 0.0, "mismatched_elements_per_million": 2000}
+
+
+@dataclass
+class ExportReport:
+    """What export measured, also written into the package's documentation."""
+
+    path: Path
+    weight_formats: list[str]
+    max_abs_diff: dict[str, float]  # per weight format: package output vs micro-sam's decoder maps
+    n_objects: int
+    skipped: dict[str, str] = field(default_factory=dict)  # weight format -> why it is missing
+
+
+def _read_source(checkpoint: Path, model_type: str | None):
+    from ..models import _read_checkpoint, infer_model_type
+
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise UserError(f"checkpoint '{checkpoint}' not found: pass a micro-sam finetuning checkpoint (.pt)")
+    state, model_state = _read_checkpoint(checkpoint)
+    if "decoder_state" not in state:
+        raise UserError(f"checkpoint '{checkpoint.name}' has no instance decoder ('decoder_state'): APG needs a "
+                        "model trained with one (micro-sam finetuning with the UNETR decoder)")
+    inferred = infer_model_type(model_state)
+    if model_type is not None and model_type[:5] != inferred:
+        raise UserError(f"--model-type {model_type} does not match the checkpoint, whose weights are {inferred}: "
+                        f"use --model-type {inferred} or leave it out")
+    return state, model_state, model_type or inferred
+
+
+def _package_weights(model_state: Mapping, decoder_state: Mapping) -> dict:
+    """The architecture's state dict: SAM image encoder + UNETR decoder, float32."""
+    weights = {ENCODER_PREFIX + k[len("image_encoder."):]: v.float() for k, v in model_state.items()
+               if k.startswith("image_encoder.")}
+    weights.update({DECODER_PREFIX + k: v.float() for k, v in decoder_state.items()})
+    return weights
+
+
+def uses_conv_transpose(decoder_state: Mapping) -> bool:
+    # micro_sam.instance_segmentation.get_unetr decides this way
+    return any(".block." in k for k in decoder_state if k.startswith("decoder.samplers"))
+
+
+def _test_plane(test_image) -> tuple[np.ndarray, str]:
+    """(Y, X) or (Y, X, 3) pixels of the test image and where they came from."""
+    from ..images import to_planes
+    from ..tiff_io import read_image
+
+    if test_image is None:
+        test_image, origin = DEFAULT_TEST_IMAGE, "built-in crop of stardist's img2d.tif"
+    if isinstance(test_image, (str, os.PathLike)):
+        origin = Path(test_image).name if test_image != DEFAULT_TEST_IMAGE else origin
+        loaded = read_image(test_image)
+        planes = to_planes(loaded.data, loaded.axes or None)
+    else:
+        origin = "array passed to export_package"
+        planes = to_planes(test_image)
+    if len(planes.data) != 1:
+        raise UserError(f"the test image has {len(planes.data)} planes: pass a single 2D (or RGB) image")
+    plane = planes.data[0]
+    if min(plane.shape[:2]) < MIN_SIZE:
+        raise UserError(f"the test image is {plane.shape[0]}x{plane.shape[1]} pixels: use one of at least "
+                        f"{MIN_SIZE}x{MIN_SIZE}")
+    return plane, origin
+
+
+def _as_tensor(plane: np.ndarray) -> np.ndarray:
+    """(1, C, Y, X) float32: the package's input layout."""
+    arr = plane.astype(np.float32)
+    return arr[None, None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)[None]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _authors(authors: Sequence[str] | None):
+    from bioimageio.spec.model import v0_5 as spec
+
+    names = [a.strip() for a in (authors or []) if a and a.strip()]
+    if not names:
+        names = [getpass.getuser()]
+    return [spec.Author(name=n) for n in names]
+
+
+def _environment_file(path: Path, model_type: str) -> Path:
+    from importlib.metadata import version
+
+    lines = ["name: micro-sam-apg", "channels:", "  - conda-forge", "dependencies:", "  - python>=3.10",
+             f"  - micro_sam>={version('micro_sam')}", "  - pytorch", "  - torchvision"]
+    if model_type.startswith("vit_t"):  # micro-sam's vit_t is MobileSAM's TinyViT
+        lines += ["  - pip", "  - pip:", "    - mobilesam-mirror"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def micro_sam_config(model_type: str, mode: str, apg: Mapping, ais: Mapping) -> dict:
+    from importlib.metadata import version
+
+    return {
+        "format": PACKAGE_FORMAT,
+        "model_type": model_type,
+        "micro_sam_version": version("micro_sam"),
+        "default_mode": mode,
+        "apg": dict(apg),
+        "ais": dict(ais),
+        "weights": WEIGHTS_FILE,
+        "encoder_prefix": ENCODER_PREFIX,
+        "decoder_prefix": DECODER_PREFIX,
+        "sam_attachment": SAM_ATTACHMENT,
+        "use_conv_transpose": None,  # filled by export
+        "input": INPUT_ID,
+        "output": OUTPUT_ID,
+        "output_channels": list(MAP_NAMES),
+    }
+
+
+def _describe(*, name, description, plane_channels, files: dict[str, Path], weights, config, authors, license,
+              tags, doc: Path, cover: Path, env: Path, architecture_kwargs):
+    import torch
+    from bioimageio.spec.model import v0_5 as spec
+
+    channel_names = ["gray"] if plane_channels == 1 else ["red", "green", "blue"]
+    size = spec.ParameterizedSize(min=MIN_SIZE, step=1)
+    inputs = [spec.InputTensorDescr(
+        id=spec.TensorId(INPUT_ID),
+        description="2D image, grayscale or RGB, any pixel type; normalised per image and channel to 0..255",
+        axes=[spec.BatchAxis(size=1), spec.ChannelAxis(channel_names=[spec.Identifier(c) for c in channel_names]),
+              spec.SpaceInputAxis(id=spec.AxisId("y"), size=size),
+              spec.SpaceInputAxis(id=spec.AxisId("x"), size=size)],
+        test_tensor=spec.FileDescr(source=files["test_input"]),
+        data=spec.IntervalOrRatioDataDescr(type="float32"),
+        preprocessing=[
+            spec.ScaleRangeDescr(kwargs=spec.ScaleRangeKwargs(
+                axes=[spec.AxisId("y"), spec.AxisId("x")], min_percentile=0.0, max_percentile=100.0,
+                eps=NORMALISATION_EPS)),
+            spec.ScaleLinearDescr(kwargs=spec.ScaleLinearKwargs(gain=255.0)),
+        ],
+    )]
+    outputs = [spec.OutputTensorDescr(
+        id=spec.TensorId(OUTPUT_ID),
+        description="micro-sam instance decoder: foreground probability, center and boundary distances",
+        axes=[spec.BatchAxis(size=1), spec.ChannelAxis(channel_names=[spec.Identifier(c) for c in MAP_NAMES]),
+              spec.SpaceOutputAxis(id=spec.AxisId("y"), size=spec.SizeReference(
+                  tensor_id=spec.TensorId(INPUT_ID), axis_id=spec.AxisId("y"))),
+              spec.SpaceOutputAxis(id=spec.AxisId("x"), size=spec.SizeReference(
+                  tensor_id=spec.TensorId(INPUT_ID), axis_id=spec.AxisId("x")))],
+        test_tensor=spec.FileDescr(source=files["test_output"]),
+        data=spec.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
+    )]
+    return spec.ModelDescr(
+        name=name,
+        description=description,
+        authors=authors,
+        cite=[spec.CiteEntry(text="Archit et al. Segment Anything for Microscopy. Nature Methods (2025)",
+                             doi=spec.Doi(MICRO_SAM_DOI)),
+              spec.CiteEntry(text="micro-sam documentation: automatic prompt generation (APG) and instance "
+                                  "segmentation with a decoder (AIS)", url=spec.HttpUrl(MICRO_SAM_DOC))],
+        license=spec.LicenseId(license),
+        tags=list(tags),
+        documentation=spec.FileDescr(source=doc),
+        covers=[spec.FileDescr(source=cover)],
+        inputs=inputs,
+        outputs=outputs,
+        attachments=[spec.FileDescr(source=files["sam"], sha256=spec.Sha256(_sha256(files["sam"])))],
+        weights=weights if weights is not None else spec.WeightsDescr(
+            pytorch_state_dict=spec.PytorchStateDictWeightsDescr(
+                source=files["weights"], sha256=spec.Sha256(_sha256(files["weights"])),
+                architecture=spec.ArchitectureFromFileDescr(
+                    source=files["architecture"], callable=spec.Identifier("InstanceMaps"),
+                    kwargs=architecture_kwargs),
+                pytorch_version=spec.Version(torch.__version__.split("+")[0]),
+                dependencies=spec.FileDescr(source=env),
+            )),
+        config=spec.Config(
+            bioimageio=spec.BioimageioConfig(
+                reproducibility_tolerance=[spec.ReproducibilityTolerance(**TOLERANCE)]),
+            micro_sam=config,
+        ),
+    )
+
+
+def _check_name(name: str) -> str:
+    import string
+
+    allowed = set(string.ascii_letters + string.digits + "_+- ()")
+    if not name or not name.strip() or set(name) - allowed or not 5 <= len(name) <= 128:
+        raise UserError(f"package name {name!r} is not allowed: use 5 to 128 letters, digits, spaces and _+-()")
+    return name
+
+
+def _check_license(license: str) -> str:
+    from bioimageio.spec.model import v0_5 as spec
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        TypeAdapter(spec.LicenseId).validate_python(license)
+    except ValidationError:
+        raise UserError(f"unknown license '{license}': use an SPDX identifier such as CC-BY-4.0 or MIT") from None
+    return license
+
+
+def _micro_sam_maps(model, plane: np.ndarray) -> np.ndarray:
+    """micro-sam's own decoder output for ``plane`` (what ``InstanceSegmentationWithDecoder.initialize`` sets)."""
+    from ..segment import image_state
+
+    state = image_state(model, plane)
+    return np.stack([state.foreground, state.center_distances, state.boundary_distances]).astype(np.float32)
+
+
+def predict_maps(descr, image: np.ndarray, weight_format: str) -> np.ndarray:
+    """The package's tensor path on ``image`` (1, C, Y, X) through bioimageio.core, with its preprocessing."""
+    from bioimageio.core import create_prediction_pipeline
+    from bioimageio.core.digest_spec import create_sample_for_model
+
+    sample = create_sample_for_model(descr, inputs={INPUT_ID: image})
+    with create_prediction_pipeline(descr, weight_format=weight_format, devices=["cpu"]) as pipeline:
+        result = pipeline.predict_sample_without_blocking(sample)
+    return np.asarray(result.members[OUTPUT_ID].data, dtype=np.float32)
+
+
+def _mismatch(actual: np.ndarray, expected: np.ndarray) -> tuple[float, float]:
+    """(max abs difference, mismatched elements per million) under TOLERANCE."""
+    diff = np.abs(actual.astype(np.float64) - expected)
+    bad = diff > TOLERANCE["absolute_tolerance"] + TOLERANCE["relative_tolerance"] * np.abs(expected)
+    return float(diff.max()), float(bad.mean() * 1e6)
+
+
+def _convert(descr, weight_format: str, folder: Path):
+    """Weights in ``weight_format`` made from the pytorch_state_dict ones by bioimageio.core's converters."""
+    if weight_format == "torchscript":
+        return _trace_torchscript(descr, folder / TORCHSCRIPT_FILE)
+    from bioimageio.core.weight_converters.pytorch_to_onnx import convert
+
+    return convert(descr, folder / ONNX_FILE, opset_version=ONNX_OPSET, devices=["cpu"])
+
+
+def _trace_torchscript(descr, path: Path):
+    """bioimageio.core's ``pytorch_to_torchscript.convert`` with ``use_tracing=True``, minus torch.jit.trace's
+    re-run of the network to check the trace (two more forward passes at 1024 x 1024: minutes on a CPU); export
+    compares the traced weights' output with micro-sam's afterwards instead."""
+    import torch
+    from bioimageio.core import __version__ as core_version
+    from bioimageio.core.backends.pytorch_backend import load_torch_model
+    from bioimageio.spec.model import v0_5 as spec
+
+    model = load_torch_model(descr.weights.pytorch_state_dict, load_state=True, devices=["cpu"]).eval()
+    example = [torch.from_numpy(a) for a in descr.get_input_test_arrays()]
+    with torch.no_grad():
+        traced = torch.jit.trace(model, example, check_trace=False)
+    traced.save(str(path))
+    return spec.TorchscriptWeightsDescr(source=path.absolute(), sha256=spec.Sha256(_sha256(path)),
+                                        pytorch_version=spec.Version(torch.__version__.split("+")[0]),
+                                        parent="pytorch_state_dict",
+                                        comment=f"traced (bioimageio.core {core_version} converter's way)")
+
+
+def _quiet_converter_logs():
+    from loguru import logger
+
+    logger.disable("bioimageio")
+
+
+def export_package(checkpoint: str | os.PathLike, out: str | os.PathLike, *, name: str,
+                   model_type: str | None = None, test_image=None, apg_params: Mapping[str, Any] | None = None,
+                   ais_params: Mapping[str, Any] | None = None, mode: str = "apg",
+                   authors: Sequence[str] | None = None, license: str = "CC-BY-4.0", tags: Sequence[str] = (),
+                   description: str | None = None, weight_formats: Sequence[str] = WEIGHT_FORMATS,
+                   progress=None) -> Path:
+    """Write a Model Zoo package (zip) of a micro-sam finetuning ``checkpoint`` and return its path.
+
+    ``apg_params`` / ``ais_params`` override micro-sam's defaults stored as the package's defaults
+    (names as for :func:`microsam_fiji.run`); ``mode`` is the package's default mode. ``test_image``: a path
+    or a 2D / RGB array (default: a built-in nuclei crop); the package's test tensors and cover come from it.
+    Weight formats that cannot be made or do not reproduce micro-sam are left out and reported."""
+    return export_package_report(checkpoint, out, name=name, model_type=model_type, test_image=test_image,
+                                 apg_params=apg_params, ais_params=ais_params, mode=mode, authors=authors,
+                                 license=license, tags=tags, description=description,
+                                 weight_formats=weight_formats, progress=progress).path
+
+
+def export_package_report(checkpoint, out, *, name, model_type=None, test_image=None, apg_params=None,
+                          ais_params=None, mode="apg", authors=None, license="CC-BY-4.0", tags=(),
+                          description=None, weight_formats=WEIGHT_FORMATS, progress=None) -> ExportReport:
+    """:func:`export_package`, returning what was measured as well."""
+    import torch
+    from bioimageio.spec import save_bioimageio_package
+    from bioimageio.spec.model import v0_5 as spec
+
+    from ..models import load_checkpoint
+    from ..params import check_mode, resolve_params
+    from ..segment import run
+    from ..tiff_io import atomic_write
+    from . import architecture
+
+    say = progress or (lambda msg: None)
+    out = Path(out)
+    if out.suffix.lower() != ".zip":
+        raise UserError(f"output '{out}' must end in .zip (a Model Zoo package is a zip file)")
+    unknown = set(weight_formats) - set(WEIGHT_FORMATS)
+    if unknown or "pytorch_state_dict" not in weight_formats:
+        raise UserError(f"weight formats {sorted(weight_formats)}: choose from {', '.join(WEIGHT_FORMATS)}, "
+                        "pytorch_state_dict included")
+    name, license, mode = _check_name(name), _check_license(license), check_mode(mode)
+    apg, ais = resolve_params("apg", apg_params), resolve_params("ais", ais_params)
+    state, model_state, model_type = _read_source(Path(checkpoint), model_type)
+    plane, origin = _test_plane(test_image)
+    _quiet_converter_logs()
+
+    say("running micro-sam on the test image")
+    model = load_checkpoint(checkpoint, model_type, device="cpu")
+    expected = _micro_sam_maps(model, plane)[None]
+    labels = run(plane, model, mode, tile_threshold=None, **(apg if mode == "apg" else ais)).labels
+    n_objects = int(len(np.unique(labels[labels > 0])))
+    conv_transpose = uses_conv_transpose(state["decoder_state"])
+    config = micro_sam_config(model_type, mode, apg, ais)
+    config["use_conv_transpose"] = conv_transpose
+
+    with tempfile.TemporaryDirectory(prefix="microsam-export-") as tmp_name:
+        tmp = Path(tmp_name)
+        files = {"weights": tmp / WEIGHTS_FILE, "sam": tmp / SAM_ATTACHMENT, "test_input": tmp / "test_input.npy",
+                 "test_output": tmp / "test_output.npy", "architecture": tmp / "microsam_apg_architecture.py"}
+        torch.save(_package_weights(model_state, state["decoder_state"]), files["weights"])
+        torch.save({k: v.float() for k, v in model_state.items() if not k.startswith("image_encoder.")},
+                   files["sam"])
+        image = _as_tensor(plane)
+        np.save(files["test_input"], image)
+        np.save(files["test_output"], expected)
+        shutil.copyfile(architecture.__file__, files["architecture"])
+        env = _environment_file(tmp / "environment.yaml", model_type)
+        cover = tmp / "cover.png"
+        write_cover(cover, plane, labels)
+        doc = tmp / "documentation.md"
+        common = dict(name=name, description=description or _default_description(model_type, mode),
+                      plane_channels=image.shape[1], files=files, config=config, authors=_authors(authors),
+                      license=license, tags=list(dict.fromkeys([*DEFAULT_TAGS, *tags])), doc=doc, cover=cover,
+                      env=env, architecture_kwargs={"model_type": model_type[:5],
+                                                    "use_conv_transpose": conv_transpose})
+        doc.write_text("(written after validation)\n")
+        descr = _describe(weights=None, **common)
+        weights = {"pytorch_state_dict": descr.weights.pytorch_state_dict}
+        skipped: dict[str, str] = {}
+        for wf in weight_formats:
+            if wf == "pytorch_state_dict":
+                continue
+            say(f"converting to {wf}")
+            try:
+                weights[wf] = _convert(descr, wf, tmp)
+            except Exception as err:  # a converter failing leaves a valid package without that format
+                skipped[wf] = f"conversion failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
+        descr = _describe(weights=spec.WeightsDescr(**weights), **common)
+
+        diffs: dict[str, float] = {}
+        for wf in list(weights):
+            say(f"checking {wf} against micro-sam")
+            try:
+                actual = predict_maps(descr, image, wf)
+            except Exception as err:
+                skipped[wf] = f"prediction failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
+                del weights[wf]
+                continue
+            diffs[wf], ppm = _mismatch(actual, expected)
+            if ppm > TOLERANCE["mismatched_elements_per_million"]:
+                if wf == "pytorch_state_dict":
+                    raise UserError(f"the packaged network does not reproduce micro-sam's decoder output "
+                                    f"({ppm:.0f} ppm of values off by up to {diffs[wf]:.3g}): report this with the "
+                                    "checkpoint and test image")
+                skipped[wf] = f"output differs from micro-sam's ({ppm:.0f} ppm beyond tolerance)"
+                del weights[wf]
+        doc.write_text(documentation(name=name, model_type=model_type, mode=mode, apg=apg, ais=ais, origin=origin,
+                                     shape=plane.shape, n_objects=n_objects, diffs=diffs, skipped=skipped))
+        descr = _describe(weights=spec.WeightsDescr(**weights), **common)
+        say("writing the package")
+        atomic_write(out, lambda tmp_zip: save_bioimageio_package(descr, output_path=Path(tmp_zip)))
+    return ExportReport(path=out, weight_formats=list(weights), max_abs_diff=diffs, n_objects=n_objects,
+                        skipped=skipped)
+
+
+def _default_description(model_type: str, mode: str) -> str:
+    return (f"micro-sam {model_type} with instance decoder: foreground/distance maps for any tool; "
+            f"full {mode.upper()} with micro-sam")[:128]
+
+
+def write_cover(path: Path, plane: np.ndarray, labels: np.ndarray) -> Path:
+    """The test image and, beside it, its APG objects outlined (2:1, as the Model Zoo shows covers)."""
+    from PIL import Image
+    from skimage.segmentation import find_boundaries
+
+    from micro_sam.util import _to_image
+
+    rgb = _to_image(plane)  # the uint8 view micro-sam segments
+    outlined = rgb.copy()
+    outlined[find_boundaries(labels, mode="inner")] = (255, 220, 0)
+    Image.fromarray(np.concatenate([rgb, outlined], axis=1)).save(path)
+    return path
+
+
+def _param_table(params: Mapping[str, Any]) -> str:
+    return "\n".join(f"| `{k}` | `{v}` |" for k, v in params.items())
+
+
+def documentation(*, name, model_type, mode, apg, ais, origin, shape, n_objects, diffs, skipped) -> str:
+    from importlib.metadata import version
+
+    checks = "\n".join(f"- `{wf}`: largest difference to micro-sam's maps {d:.2e}" for wf, d in diffs.items())
+    missing = "\n".join(f"- `{wf}` not included: {why}" for wf, why in skipped.items()) or "- none"
+    tol = TOLERANCE
+    return f"""# {name}
+
+A [micro-sam](https://github.com/computational-cell-analytics/micro-sam) (Segment Anything for Microscopy)
+`{model_type}` model with its instance-segmentation decoder, packaged by micro-sam-fiji for automatic prompt
+generation (APG). Default mode: **{mode.upper()}**.
+
+## What runs where
+- **Any Model Zoo consumer** (bioimageio.core, ilastik, deepImageJ): input `{INPUT_ID}` (batch 1, grayscale or
+  RGB as declared, any size of at least {MIN_SIZE}x{MIN_SIZE}) -> output `{OUTPUT_ID}` of the same size with 3
+  channels: `foreground` probability, `center_distances`, `boundary_distances` (0..1). Threshold the foreground
+  for a semantic mask; the distances separate touching objects (seeded watershed).
+- **Full APG / AIS** needs micro-sam: the SAM prompt encoder and mask decoder are attached
+  (`{SAM_ATTACHMENT}`), the parameters are in `config.micro_sam`.
+  With micro-sam-fiji: `microsam-fiji segment IMAGE --model this.zip --out DIR`, or in Python
+  `microsam_fiji.segment(image, model="this.zip")`.
+  With micro-sam alone: the SAM checkpoint is the image encoder (keys `{ENCODER_PREFIX}*` of
+  `{WEIGHTS_FILE}`, prefix replaced by `image_encoder.`) plus the attachment's keys; the decoder state is the
+  remaining keys of `{WEIGHTS_FILE}` without the prefix `{DECODER_PREFIX}`. Save
+  `{{"model_state": sam_state, "decoder_state": decoder_state}}` with `torch.save` and pass it to
+  `micro_sam.instance_segmentation.get_predictor_and_decoder(model_type="{model_type[:5]}", checkpoint_path=...)`.
+
+The network resizes the image to 1024 pixels on its longest side internally (as SAM does), so any tile size
+gives the same compute; segment whole images rather than small tiles.
+
+## Preprocessing
+Per image and channel: `(x - min) / (max - min + 1e-7) * 255` (`scale_range` 0..100 percentiles, then
+`scale_linear` gain 255), exactly micro-sam's `_to_image`. The network then truncates to integers, repeats
+a grayscale channel to RGB and resizes like micro-sam's SAM predictor (PIL bilinear on uint8).
+
+## APG parameters (defaults of this package)
+| parameter | value |
+|---|---|
+{_param_table(apg)}
+
+## AIS parameters
+| parameter | value |
+|---|---|
+{_param_table(ais)}
+
+# Validation
+Exported with micro-sam {version("micro_sam")} and micro-sam-fiji on a {shape[0]}x{shape[1]} test image
+({origin}). The test output tensor is micro-sam's own decoder output
+(`InstanceSegmentationWithDecoder.initialize`) for the test input, not this package's, so reproducing it checks
+that the package computes what micro-sam computes. Each weight format was run through bioimageio.core:
+{checks}
+
+Declared tolerance (`config.bioimageio.reproducibility_tolerance`): absolute {tol['absolute_tolerance']},
+relative {tol['relative_tolerance']}, at most {tol['mismatched_elements_per_million']} mismatched values per
+million. Weight formats left out:
+{missing}
+
+{mode.upper()} with this package's defaults found {n_objects} objects in the test image (cover image, right).
+Run `microsam-fiji validate this.zip` to repeat bioimageio.core's full test (`test_model`, every weight format,
+several input sizes).
+
+## Limitations
+The model is only as good as its training data; check the results on your images. APG is micro-sam's
+algorithm: see its documentation ({MICRO_SAM_DOC}).
+"""

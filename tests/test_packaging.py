@@ -1,0 +1,221 @@
+"""Model Zoo packages: export of the demo checkpoint (once per session), bioimageio.core's test_model for every
+weight format, round trips of APG/AIS through the package, the tensor path without microsam_fiji, refusals."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from microsam_fiji import UserError, load_model, run
+from microsam_fiji.cli import main
+from microsam_fiji.models import DEMO_CHECKPOINT
+from microsam_fiji.packaging.export import (SAM_ATTACHMENT, TOLERANCE, WEIGHTS_FILE, export_package,
+                                            export_package_report)
+from microsam_fiji.packaging.load import load_package
+from microsam_fiji.params import default_params
+
+APG_OVERRIDES = {"center": "0.45", "min_size": "20"}
+
+
+@pytest.fixture(scope="session")
+def demo_export(tmp_path_factory):
+    """The demo checkpoint exported with two APG defaults changed (the slow step, done once)."""
+    out = tmp_path_factory.mktemp("package") / "demo-apg.zip"
+    return export_package_report(DEMO_CHECKPOINT, out, name="micro-sam demo nuclei APG",
+                                 apg_params=APG_OVERRIDES, authors=["Test Author"], tags=["nuclei"])
+
+
+@pytest.fixture(scope="session")
+def package_zip(demo_export) -> Path:
+    return demo_export.path
+
+
+def _rdf(path: Path) -> dict:
+    import yaml
+
+    with zipfile.ZipFile(path) as z:
+        return yaml.safe_load(z.read("rdf.yaml"))
+
+
+def _rewrite_zip(src: Path, dst: Path, drop=(), replace=None) -> Path:
+    """Copy package ``src`` to ``dst`` leaving out members ``drop`` and replacing members' bytes."""
+    replace = replace or {}
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            if item.filename in drop:
+                continue
+            zout.writestr(item, replace.get(item.filename, zin.read(item.filename)))
+    return dst
+
+
+def test_export_writes_all_weight_formats_and_micro_sam_metadata(demo_export, package_zip):
+    assert demo_export.weight_formats == ["pytorch_state_dict", "torchscript", "onnx"], demo_export.skipped
+    for wf, diff in demo_export.max_abs_diff.items():  # measured against micro-sam's own decoder maps
+        assert diff <= TOLERANCE["absolute_tolerance"], (wf, diff)
+    rdf = _rdf(package_zip)
+    assert [i["id"] for i in rdf["inputs"]] == ["image"] and [o["id"] for o in rdf["outputs"]] == ["instance_maps"]
+    assert [a.get("channel_names") for a in rdf["outputs"][0]["axes"] if a["type"] == "channel"] == [
+        ["foreground", "center_distances", "boundary_distances"]]
+    cfg = rdf["config"]["micro_sam"]
+    assert cfg["model_type"] == "vit_t" and cfg["default_mode"] == "apg"
+    expected_apg = default_params("apg")
+    expected_apg.update(center_distance_threshold=0.45, min_size=20)
+    assert cfg["apg"] == expected_apg
+    assert cfg["ais"] == default_params("ais")
+    assert default_params("apg")["foreground_threshold"] == 0.5 and cfg["apg"]["nms_threshold"] == 0.9
+    assert {w for w in rdf["weights"]} == {"pytorch_state_dict", "torchscript", "onnx"}
+    assert rdf["weights"]["torchscript"]["parent"] == "pytorch_state_dict"
+    assert rdf["weights"]["onnx"]["opset_version"] <= 18
+    attachment = [a for a in rdf["attachments"] if a["source"].endswith(SAM_ATTACHMENT)]
+    assert attachment and len(attachment[0]["sha256"]) == 64
+    assert len(rdf["weights"]["pytorch_state_dict"]["sha256"]) == 64
+    assert "10.1038/s41592-024-02580-4" in [c.get("doi") for c in rdf["cite"]]
+    assert rdf["authors"] == [{"name": "Test Author"}] and "nuclei" in rdf["tags"] and rdf["license"] == "CC-BY-4.0"
+    with zipfile.ZipFile(package_zip) as z:
+        names = set(z.namelist())
+        doc = z.read(rdf["documentation"]).decode()
+        cover = z.read(rdf["covers"][0])
+    assert {WEIGHTS_FILE, SAM_ATTACHMENT, "test_input.npy", "test_output.npy"} <= names
+    assert "# Validation" in doc and "center_distance_threshold` | `0.45`" in doc
+    assert cover[:8] == b"\x89PNG\r\n\x1a\n"
+    assert demo_export.n_objects > 0
+
+
+def test_package_passes_bioimageio_test_model_for_every_weight_format(package_zip, capsys):
+    from microsam_fiji.packaging.validate import validate_package
+
+    result = validate_package(package_zip)
+    report = result.format(max_lines=10)
+    print(report)
+    assert result.passed, report
+    names = " ".join(c.name for c in result.checks)
+    for wf in ("pytorch_state_dict", "torchscript", "onnx"):
+        assert f"({wf})" in names, names  # test outputs reproduced with each format
+    assert "micro-sam metadata" in names
+
+
+def test_validate_cli_exit_status(package_zip, tmp_path, capsys):
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(package_zip.read_bytes()[:5000])
+    assert main(["validate", str(broken)]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "not a valid zip" in out
+
+
+def test_round_trip_apg_and_ais_labels_equal_source_checkpoint(package_zip, demo_model, small_image):
+    model = load_model(package_zip, device="cpu")
+    assert model.default_mode == "apg" and model.model_type == "vit_t"
+    assert model.params["apg"]["center_distance_threshold"] == 0.45 and model.params["apg"]["min_size"] == 20
+    from_package = run(small_image, model)  # the package's mode and parameters
+    assert from_package.mode == "apg"
+    from_checkpoint = run(small_image, demo_model, "apg", **model.params["apg"])
+    assert from_package.labels.max() > 5
+    np.testing.assert_array_equal(from_package.labels, from_checkpoint.labels)
+    ais_package = run(small_image, model, "ais")
+    ais_checkpoint = run(small_image, demo_model, "ais")
+    assert ais_package.labels.max() > 5
+    np.testing.assert_array_equal(ais_package.labels, ais_checkpoint.labels)
+
+
+def test_tensor_path_runs_in_bioimageio_core_alone_and_matches_micro_sam(package_zip, demo_model, small_image,
+                                                                          tmp_path):
+    """What ilastik / deepImageJ users get: bioimageio.core prediction in a process without microsam_fiji."""
+    from microsam_fiji.segment import image_state
+
+    np.save(tmp_path / "image.npy", small_image)
+    script = textwrap.dedent(f"""
+        import os, sys
+        os.environ["BIOIMAGEIO_PERFORM_IO_CHECKS"] = "false"
+        import numpy as np
+        from bioimageio.core import predict
+        from bioimageio.core.digest_spec import create_sample_for_model
+        from bioimageio.spec import load_model_description
+        descr = load_model_description({str(package_zip)!r}, perform_io_checks=False)
+        image = np.load({str(tmp_path / 'image.npy')!r}).astype("float32")[None, None]
+        sample = create_sample_for_model(descr, inputs={{"image": image}})
+        result = predict(model=descr, inputs=sample, weight_format="pytorch_state_dict", devices=["cpu"])
+        np.save({str(tmp_path / 'maps.npy')!r}, np.asarray(result.members["instance_maps"].data))
+        assert not [m for m in sys.modules if m.startswith("microsam_fiji")], "microsam_fiji was imported"
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    maps = np.load(tmp_path / "maps.npy")
+    state = image_state(demo_model, small_image)
+    expected = np.stack([state.foreground, state.center_distances, state.boundary_distances])[None]
+    assert maps.shape == expected.shape == (1, 3, 256, 256)
+    diff = np.abs(maps - expected)
+    mismatched = (diff > TOLERANCE["absolute_tolerance"]).mean() * 1e6
+    assert mismatched <= TOLERANCE["mismatched_elements_per_million"], (diff.max(), mismatched)
+
+
+# --- refusals ---------------------------------------------------------------------------------------------------
+
+def test_corrupted_zip_is_refused(package_zip, tmp_path):
+    broken = tmp_path / "model.zip"
+    broken.write_bytes(package_zip.read_bytes()[:20000])
+    with pytest.raises(UserError, match="not a valid zip file"):
+        load_model(broken)
+
+
+def test_foreign_model_without_micro_sam_config_is_refused(package_zip, tmp_path):
+    import yaml
+
+    rdf = _rdf(package_zip)
+    del rdf["config"]["micro_sam"]
+    foreign = _rewrite_zip(package_zip, tmp_path / "foreign.zip", replace={"rdf.yaml": yaml.safe_dump(rdf)})
+    with pytest.raises(UserError, match=r"without micro-sam APG metadata \(config.micro_sam\)"):
+        load_model(foreign)
+
+
+def test_missing_attachment_is_refused(package_zip, tmp_path):
+    incomplete = _rewrite_zip(package_zip, tmp_path / "incomplete.zip", drop={SAM_ATTACHMENT})
+    with pytest.raises(UserError, match=f"lacks its attachment file '{SAM_ATTACHMENT}'"):
+        load_package(incomplete)
+
+
+def test_hash_mismatch_is_refused(package_zip, tmp_path):
+    import io
+
+    import torch
+
+    with zipfile.ZipFile(package_zip) as z:
+        parts = torch.load(io.BytesIO(z.read(SAM_ATTACHMENT)), weights_only=True)
+    first = next(iter(parts))
+    parts[first] = parts[first] + 1.0  # a plausible but different file
+    buf = io.BytesIO()
+    torch.save(parts, buf)
+    tampered = _rewrite_zip(package_zip, tmp_path / "tampered.zip", replace={SAM_ATTACHMENT: buf.getvalue()})
+    with pytest.raises(UserError, match=f"'{SAM_ATTACHMENT}' does not match its recorded sha256"):
+        load_model(tampered)
+
+
+def test_export_refuses_checkpoint_without_decoder(random_checkpoint, tmp_path):
+    import torch
+
+    state = torch.load(random_checkpoint, weights_only=False)
+    del state["decoder_state"]
+    torch.save(state, tmp_path / "sam_only.pt")
+    with pytest.raises(UserError, match="has no instance decoder"):
+        export_package(tmp_path / "sam_only.pt", tmp_path / "out.zip", name="no decoder")
+    assert not (tmp_path / "out.zip").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--apg-param", "center=2"], "out of range"),
+    (["--apg-param", "bogus=1"], "unknown apg parameter 'bogus'"),
+    (["--name", "bad/name"], "package name 'bad/name' is not allowed"),
+    (["--license", "not-a-license"], "unknown license 'not-a-license'"),
+])
+def test_export_cli_refuses_bad_options_in_one_line(tmp_path, capsys, args, message):
+    argv = ["export", "--checkpoint", str(DEMO_CHECKPOINT), "--name", "valid name", "--out",
+            str(tmp_path / "m.zip"), *args]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "m.zip").exists()
+
