@@ -1,0 +1,132 @@
+"""The fast APG engine's stages against micro-sam's, on real nuclei and an oracle-decoder dense case."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from instance_match import assert_same_instances
+
+from microsam_fiji.fast import generate, nms
+from microsam_fiji.fast.decoder import decode_points, supported
+from microsam_fiji.fast.masks import MaskSet
+from microsam_fiji.fast.oracle import oracle_state
+from microsam_fiji.fast.prompts import derive_point_prompts
+from microsam_fiji.params import resolve_params
+from microsam_fiji.segment import restore_generator
+
+
+@pytest.fixture(scope="module")
+def dense_state(demo_model, stardist_image, stardist_mask):
+    """stardist img2d with its 183 ground-truth nuclei as decoder maps: one prompt per (seeded) nucleus."""
+    return oracle_state(demo_model, stardist_image, stardist_mask)
+
+
+@pytest.fixture(scope="module")
+def micro_sam_dense(demo_model, dense_state):
+    """micro-sam's APG on the oracle state, split where AutomaticPromptGenerator.generate calls its helpers,
+    so the NMS tests can reuse micro-sam's own masks: prompts, batched_inference, apply_nms."""
+    from micro_sam import util
+    from micro_sam.inference import batched_inference
+    from micro_sam.instance_segmentation import _derive_point_prompts
+
+    s = dense_state
+    gen = restore_generator(demo_model, "apg", s)  # sets the predictor's embeddings as generate() needs
+    prompts = _derive_point_prompts(gen._foreground, gen._center_distances, gen._boundary_distances)
+    preds = batched_inference(demo_model.predictor, image=None, batch_size=32, return_instance_segmentation=False,
+                              multimasking=False, **prompts)
+    labels = util.apply_nms(preds, min_size=25, nms_thresh=0.9)
+    return prompts, preds, labels
+
+
+def _as_mask_set(preds) -> MaskSet:
+    masks = MaskSet()
+    for p in preds:
+        x, y, w, h = (int(v) for v in p["bbox"])
+        masks.crops.append(p["segmentation"][y:y + h + 1, x:x + w + 1].numpy())
+        masks.origins.append((y, x))
+        masks.boxes.append((x, y, x + w, y + h))
+        masks.areas.append(int(p["segmentation"].sum()))
+        masks.iou_preds.append(p["predicted_iou"])
+        masks.stability.append(p["stability_score"])
+    return masks
+
+
+def test_prompts_equal_micro_sams_on_oracle_maps(dense_state, micro_sam_dense):
+    prompts = micro_sam_dense[0]
+    ours = derive_point_prompts(dense_state.foreground, dense_state.center_distances, dense_state.boundary_distances)
+    assert len(ours) > 100
+    np.testing.assert_array_equal(ours[:, ::-1], prompts["points"][:, 0])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_prompts_equal_micro_sams_on_smooth_random_maps(seed):
+    """Odd shapes, plateaus and components touching the border: same prompts, same order."""
+    from micro_sam.instance_segmentation import _derive_point_prompts
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+
+    def smooth(sigma):
+        m = ndimage.gaussian_filter(rng.random((300, 257)), sigma)
+        return ((m - m.min()) / (m.max() - m.min())).astype(np.float32)
+
+    fg, dist = smooth(3), smooth(2)
+    dist = np.round(dist * 8) / 8  # plateaus: many equal distances, so tie-breaking matters
+    expected = _derive_point_prompts(fg, dist, dist, 0.3, 0.6, 0.6)
+    ours = derive_point_prompts(fg, dist, dist, 0.3, 0.6, 0.6)
+    assert len(ours) > 10
+    np.testing.assert_array_equal(ours[:, ::-1], expected["points"][:, 0])
+
+
+@pytest.mark.parametrize("nms_threshold,intersection_over_min", [(0.9, False), (0.5, False), (0.5, True)])
+def test_nms_equals_micro_sams_on_its_masks(micro_sam_dense, nms_threshold, intersection_over_min):
+    from micro_sam import util
+
+    _, preds, default_labels = micro_sam_dense
+    if (nms_threshold, intersection_over_min) == (0.9, False):
+        expected = default_labels
+    else:
+        expected = util.apply_nms(preds, min_size=25, nms_thresh=nms_threshold,
+                                  intersection_over_min=intersection_over_min)
+    masks = _as_mask_set(preds)
+    keep = nms.select(masks, 25, nms_threshold, intersection_over_min)
+    labels, scores = nms.to_labels(masks, keep, expected.shape, 25)
+    assert expected.max() > 100
+    np.testing.assert_array_equal(labels, expected)
+    assert sorted(scores) == list(range(1, int(labels.max()) + 1))
+
+
+def test_fast_engine_matches_micro_sam_on_dense_oracle(demo_model, dense_state, micro_sam_dense):
+    labels, scores = generate(demo_model, "apg", dense_state, resolve_params("apg"))
+    assert_same_instances(micro_sam_dense[2], labels)
+    assert len(scores) == labels.max()
+
+
+@pytest.mark.parametrize("multimasking", [False, True])
+def test_decoder_equals_sams_up_to_rounding(demo_model, dense_state, multimasking):
+    from micro_sam import util
+
+    predictor = demo_model.predictor
+    model = predictor.model
+    assert supported(model)
+    util.set_precomputed(predictor, dense_state.embeddings)
+    rng = np.random.default_rng(0)
+    points = torch.tensor(rng.uniform(0, 1024, (5, 1, 2)), dtype=torch.float32)
+    labels = torch.ones(5, 1)
+    with torch.inference_mode():
+        sparse, dense = model.prompt_encoder(points=(points, labels), boxes=None, masks=None)
+        expected, expected_iou = model.mask_decoder(
+            image_embeddings=predictor.features, image_pe=model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimasking)
+        ours, ours_iou = decode_points(predictor, points, labels, multimasking)
+    assert ours.shape == expected.shape and ours_iou.shape == expected_iou.shape
+    assert float((ours - expected).abs().max()) < 1e-3 * float(expected.abs().max())
+    assert float((ours_iou - expected_iou).abs().max()) < 1e-5
+
+
+def test_no_prompts_gives_empty_labels(demo_model, dense_state):
+    from dataclasses import replace
+
+    empty = replace(dense_state, foreground=np.zeros_like(dense_state.foreground))
+    labels, scores = generate(demo_model, "apg", empty, resolve_params("apg"))
+    assert labels.shape == dense_state.foreground.shape and labels.max() == 0 and scores == {}
