@@ -16,7 +16,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-CHUNK = 8  # prompts per pass through the per-prompt part: keeps the working set near the CPU caches
+CHUNK = 4  # prompts per pass through the per-prompt part: keeps the working set near the CPU caches
 
 
 def supported(model) -> bool:
@@ -73,19 +73,21 @@ def _image_to_token(attn, img: torch.Tensor, tok_q: torch.Tensor, tok_v: torch.T
     d = attn.internal_dim // h
     kp = _heads(attn.k_proj(tok_q), h)  # B, h, T, d
     vp = _heads(attn.v_proj(tok_v), h)
+    # scores laid out (B, h, T, N): the softmax over the few tokens then runs along a long, vectorised axis
     if img.shape[0] == 1:
         qp = _heads(attn.q_proj(img), h)  # 1, h, N, d
-        scores = (qp @ kp.transpose(2, 3)).permute(0, 2, 1, 3)  # B, N, h, T
+        scores = kp @ qp.transpose(2, 3)
     else:
         wq = attn.q_proj.weight.view(h, d, c)
-        qk = kp @ wq  # B, h, T, C
-        qb = (kp * attn.q_proj.bias.view(1, h, 1, d)).sum(-1)  # B, h, T
-        scores = torch.baddbmm(qb.reshape(b, 1, h * t), img, qk.reshape(b, h * t, c).transpose(1, 2))
-        scores = scores.view(b, n, h, t)
-    probs = torch.softmax(scores / math.sqrt(d), dim=-1).reshape(b, n, h * t)
+        qk = (kp @ wq).reshape(b, h * t, c)
+        qb = (kp * attn.q_proj.bias.view(1, h, 1, d)).sum(-1).reshape(b, h * t, 1)
+        scores = torch.baddbmm(qb, qk, img.transpose(1, 2)).view(b, h, t, n)
+    probs = torch.softmax(scores / math.sqrt(d), dim=2).view(b, h * t, n)
     wo = attn.out_proj.weight.view(c, h, d).permute(1, 2, 0)  # h, d, C
-    values = (vp @ wo).reshape(b, h * t, c)  # the output projection applied to each prompt token's values
-    return torch.baddbmm(attn.out_proj.bias.view(1, 1, c), probs, values)
+    # output projection applied to each prompt token's values; its bias spread over the heads, whose
+    # attention weights each sum to one
+    values = (vp @ wo + attn.out_proj.bias / h).reshape(b, h * t, c)
+    return probs.transpose(1, 2) @ values
 
 
 def _upscale_masks(md, keys: torch.Tensor, hyper: torch.Tensor, side: int) -> torch.Tensor:
@@ -115,10 +117,11 @@ def _decode_chunk(md, tokens, keys0, pe, multimasking: bool):
             q = queries + tokens
             queries = queries + layer.self_attn(q=q, k=q, v=queries)
         queries = layer.norm1(queries)
+        keys_pe = keys + pe
         queries = layer.norm2(queries + _token_to_image(layer.cross_attn_token_to_image, queries + tokens,
-                                                        keys + pe, keys))
+                                                        keys_pe, keys))
         queries = layer.norm3(queries + layer.mlp(queries))
-        keys = layer.norm4(keys + _image_to_token(layer.cross_attn_image_to_token, keys + pe,
+        keys = layer.norm4(keys + _image_to_token(layer.cross_attn_image_to_token, keys_pe,
                                                   queries + tokens, queries))
     if keys.shape[0] == 1:  # no transformer layer: unlikely, but keep the shapes right
         keys = keys.expand(tokens.shape[0], -1, -1)
@@ -147,9 +150,30 @@ def decode_points(predictor, points: torch.Tensor, labels: torch.Tensor, multima
     pe = pe.flatten(2).permute(0, 2, 1)
     output_tokens = torch.cat([md.iou_token.weight, md.mask_tokens.weight], dim=0)
     tokens = torch.cat((output_tokens.unsqueeze(0).expand(sparse.shape[0], -1, -1), sparse), dim=1)
-    masks, ious = [], []
-    for start in range(0, tokens.shape[0], CHUNK):
-        m, i = _decode_chunk(md, tokens[start:start + CHUNK], keys0, pe, multimasking)
-        masks.append(m)
-        ious.append(i)
-    return torch.cat(masks), torch.cat(ious)
+    chunks = [tokens[start:start + CHUNK] for start in range(0, tokens.shape[0], CHUNK)]
+    workers = min(torch.get_num_threads(), len(chunks)) if image.device.type == "cpu" else 1
+    if workers <= 1:
+        results = [_decode_chunk(md, chunk, keys0, pe, multimasking) for chunk in chunks]
+    else:
+        results = _decode_in_threads(md, chunks, keys0, pe, multimasking, workers)
+    return torch.cat([r[0] for r in results]), torch.cat([r[1] for r in results])
+
+
+def _decode_in_threads(md, chunks, keys0, pe, multimasking, workers):
+    """Chunks on ``workers`` threads with one intra-op thread each: the decoder is many small operations,
+    and one team of threads per operation waits at every barrier for its slowest member (badly so when
+    other processes share the cores)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        def run(chunk):
+            torch.set_num_threads(1)  # per worker thread as well: OpenMP's thread count is per thread
+            with torch.inference_mode():
+                return _decode_chunk(md, chunk, keys0, pe, multimasking)
+
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(run, chunks))
+    finally:
+        torch.set_num_threads(threads)

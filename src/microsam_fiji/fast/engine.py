@@ -27,11 +27,17 @@ def _tile_prompts(points_yx: np.ndarray, shape, tile_shape, halo):
         yield tile_id, tuple(begin), points_yx[groups[tile_id]] - np.asarray(begin)
 
 
-def apg_masks(predictor, state, params: dict, decoder=None) -> tuple[MaskSet, tuple[int, int]]:
+def prompts(state, params: dict) -> np.ndarray:
+    """(N, 2) y, x point prompts from the state's decoder maps."""
+    return derive_point_prompts(state.foreground, state.center_distances, state.boundary_distances,
+                                **_prompt_params(params))
+
+
+def apg_masks(predictor, state, params: dict, points: np.ndarray,
+              decoder=None) -> tuple[MaskSet, tuple[int, int]]:
+    """SAM masks for ``points`` on the state's embeddings (tiled or not), in micro-sam's order."""
     from micro_sam import util
 
-    points = derive_point_prompts(state.foreground, state.center_distances, state.boundary_distances,
-                                  **_prompt_params(params))
     shape = tuple(state.foreground.shape)
     common = dict(batch_size=int(params["batch_size"]), multimasking=bool(params["multimasking"]),
                   decoder=decoder)
@@ -48,19 +54,29 @@ def apg_masks(predictor, state, params: dict, decoder=None) -> tuple[MaskSet, tu
     return masks, shape
 
 
+def default_decoder(model):
+    """Our restructured mask decoder where the model's layout allows it, else SAM's own (``None``)."""
+    from .decoder import decode_points, supported
+
+    return decode_points if supported(model.predictor.model) else None
+
+
 def generate(model, mode: str, state, params: dict, decoder="auto") -> tuple[np.ndarray, dict[int, float]]:
-    """Engine entry point (see ``microsam_fiji.segment._ENGINE_IMPLS``)."""
+    """Engine entry point (see ``microsam_fiji.segment._ENGINE_IMPLS``); ``decoder=None``: SAM's own."""
     from ..segment import _micro_sam_generate
 
     if mode != "apg" or params.get("refine_with_box_prompts"):  # AIS is already fast; box refinement: rare
         return _micro_sam_generate(model, mode, state, params)
     if decoder == "auto":
-        from .decoder import decode_points, supported
+        decoder = default_decoder(model)
+    masks, shape = apg_masks(model.predictor, state, params, prompts(state, params), decoder=decoder)
+    return merge(masks, shape, params, state.tiled)
 
-        decoder = decode_points if supported(model.predictor.model) else None
-    masks, shape = apg_masks(model.predictor, state, params, decoder=decoder)
+
+def merge(masks: MaskSet, shape, params: dict, tiled: bool) -> tuple[np.ndarray, dict[int, float]]:
+    """NMS and painting into labels, with per-label predicted IoU."""
     if len(masks) == 0:
         return np.zeros(shape, dtype=np.uint32), {}
     keep = nms.select(masks, int(params["min_size"]), float(params["nms_threshold"]),
-                      bool(params["intersection_over_min"]), tiled=state.tiled)
+                      bool(params["intersection_over_min"]), tiled=tiled)
     return nms.to_labels(masks, keep, shape, int(params["min_size"]))
