@@ -1,0 +1,66 @@
+"""Shared set-up for the bridge tests: ImageJ in this process (display when $DISPLAY is set), the session."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+
+def nuclei_crop(stardist_image) -> np.ndarray:
+    """128x128 of real nuclei (16 in the ground truth): a new image costs one encoder run, APG stays quick."""
+    return stardist_image[384:512, 0:128].copy()
+
+
+def imagej_with_display():
+    """Start ImageJ for tests that need the ROI Manager or macro ``run()``; skip without a display."""
+    if not os.environ.get("DISPLAY"):
+        pytest.skip("needs a display: run under xvfb-run")
+    from microsam_fiji.bridge.jvm import start_imagej
+
+    if start_imagej()["headless"]:
+        pytest.skip("needs a display: this process started Java headless; run under xvfb-run")
+
+
+def start_session():
+    from microsam_fiji.bridge import session
+
+    return session.start()
+
+
+def clean_roi_manager():
+    """The (visible) ROI Manager every macro of the test uses, emptied."""
+    from jpype import JClass
+
+    rm = JClass("ij.plugin.frame.RoiManager").getRoiManager()
+    rm.reset()
+    return rm
+
+
+def rois_as_labels(rois, shape) -> np.ndarray:
+    from microsam_fiji.bridge.api import java_rois_to_roifile
+    from microsam_fiji.bridge.rois import rois_to_labels
+
+    return rois_to_labels(java_rois_to_roifile(rois), shape)
+
+
+def showing_dialogs() -> list[str]:
+    """Titles of dialogs (modal or not) and error/exception windows on screen."""
+    from jpype import JClass
+
+    Dialog = JClass("java.awt.Dialog")
+    Frame = JClass("java.awt.Frame")
+    out = []
+    for w in JClass("java.awt.Window").getWindows():
+        if not w.isShowing():
+            continue
+        if isinstance(w, Dialog) or (isinstance(w, Frame) and str(w.getTitle()) in ("Exception", "Macro Error")):
+            out.append(str(w.getTitle()))
+    return out
+
+
+def write_tiff(path, data, axes: str | None = None) -> str:
+    import tifffile
+
+    tifffile.imwrite(path, data, imagej=True, metadata={"axes": axes} if axes else {})
+    return str(path)
