@@ -5,7 +5,7 @@
 
 Cases (demo model, CPU unless CUDA is present):
   sparse  stardist img2d (512x512, real nuclei), the model's own instance decoder (UNETR);
-  dense   img2d / mask2d tiled 2x2 (1024x1024, ~730 nuclei) with an "oracle decoder": the decoder maps computed
+  dense   img2d / mask2d tiled 2x2 (1024x1024, 500 nuclei) with an "oracle decoder": the decoder maps computed
           from the ground truth (torch_em's PerObjectDistanceTransform, what micro-sam trains the decoder on),
           so APG gets one prompt per seeded nucleus without a strong model;
   tiled   img2d / mask2d with an oracle decoder, tiles of 256x256 with a 64 pixel halo (4 tiles).

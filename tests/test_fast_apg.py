@@ -130,3 +130,20 @@ def test_no_prompts_gives_empty_labels(demo_model, dense_state):
     empty = replace(dense_state, foreground=np.zeros_like(dense_state.foreground))
     labels, scores = generate(demo_model, "apg", empty, resolve_params("apg"))
     assert labels.shape == dense_state.foreground.shape and labels.max() == 0 and scores == {}
+
+
+@pytest.mark.parametrize("sizes", [None, ((1024, 1024), (1024, 1024)), ((765, 1024), (520, 696))])
+def test_upscale_equals_sams_postprocess(demo_model, dense_state, sizes):
+    from types import SimpleNamespace
+
+    from micro_sam import util
+
+    from microsam_fiji.fast.masks import upscale
+
+    predictor = demo_model.predictor
+    util.set_precomputed(predictor, dense_state.embeddings)
+    if sizes is not None:  # the identity second resize (1024 image) and a non-integer scale
+        predictor = SimpleNamespace(model=predictor.model, input_size=sizes[0], original_size=sizes[1])
+    low_res = torch.randn(3, 1, 256, 256, generator=torch.Generator().manual_seed(0)) * 10
+    expected = predictor.model.postprocess_masks(low_res, predictor.input_size, predictor.original_size)
+    assert torch.equal(upscale(predictor, low_res), expected)

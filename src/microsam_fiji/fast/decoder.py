@@ -16,7 +16,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-CHUNK = 4  # prompts per pass through the per-prompt part: keeps the working set near the CPU caches
+CHUNK = 4  # prompts per pass on a CPU: keeps the working set near the caches, and feeds the worker threads
 
 
 def supported(model) -> bool:
@@ -123,8 +123,6 @@ def _decode_chunk(md, tokens, keys0, pe, multimasking: bool):
         queries = layer.norm3(queries + layer.mlp(queries))
         keys = layer.norm4(keys + _image_to_token(layer.cross_attn_image_to_token, keys_pe,
                                                   queries + tokens, queries))
-    if keys.shape[0] == 1:  # no transformer layer: unlikely, but keep the shapes right
-        keys = keys.expand(tokens.shape[0], -1, -1)
     mask_ids = list(range(1, md.num_mask_tokens)) if multimasking else [0]
     used = [0] + [1 + i for i in mask_ids]  # IoU token + the mask tokens whose masks are returned
     q_used = queries[:, used]
@@ -150,8 +148,10 @@ def decode_points(predictor, points: torch.Tensor, labels: torch.Tensor, multima
     pe = pe.flatten(2).permute(0, 2, 1)
     output_tokens = torch.cat([md.iou_token.weight, md.mask_tokens.weight], dim=0)
     tokens = torch.cat((output_tokens.unsqueeze(0).expand(sparse.shape[0], -1, -1), sparse), dim=1)
-    chunks = [tokens[start:start + CHUNK] for start in range(0, tokens.shape[0], CHUNK)]
-    workers = min(torch.get_num_threads(), len(chunks)) if image.device.type == "cpu" else 1
+    on_cpu = image.device.type == "cpu"
+    step = CHUNK if on_cpu else tokens.shape[0]  # a GPU takes the whole batch at once
+    chunks = [tokens[start:start + step] for start in range(0, tokens.shape[0], step)]
+    workers = min(torch.get_num_threads(), len(chunks)) if on_cpu else 1
     if workers <= 1:
         results = [_decode_chunk(md, chunk, keys0, pe, multimasking) for chunk in chunks]
     else:

@@ -37,8 +37,22 @@ def _predict_batch(predictor, points, labels, multimasking: bool, decoder: Calla
         return predictor.predict_torch(point_coords=points, point_labels=labels, boxes=None, mask_input=None,
                                        multimask_output=multimasking, return_logits=True)
     low_res, ious = decoder(predictor, points, labels, multimasking)
-    masks = predictor.model.postprocess_masks(low_res, predictor.input_size, predictor.original_size)
-    return masks, ious, low_res
+    return upscale(predictor, low_res), ious, low_res
+
+
+def upscale(predictor, low_res: torch.Tensor) -> torch.Tensor:
+    """SAM's ``postprocess_masks``, skipping its second resize where that is the identity (image side 1024):
+    bilinear interpolation to the same size returns its input unchanged."""
+    import torch.nn.functional as F
+
+    model = predictor.model
+    size = model.image_encoder.img_size
+    masks = F.interpolate(low_res, (size, size), mode="bilinear", align_corners=False)
+    h, w = predictor.input_size
+    masks = masks[..., :h, :w]
+    if tuple(masks.shape[-2:]) == tuple(predictor.original_size):
+        return masks
+    return F.interpolate(masks, tuple(predictor.original_size), mode="bilinear", align_corners=False)
 
 
 @torch.inference_mode()
