@@ -64,3 +64,48 @@ def write_tiff(path, data, axes: str | None = None) -> str:
 
     tifffile.imwrite(path, data, imagej=True, metadata={"axes": axes} if axes else {})
     return str(path)
+
+
+# Module-scoped fixtures shared by the bridge test modules (import them by name).
+
+@pytest.fixture(scope="module")
+def bridge():
+    imagej_with_display()
+    return start_session()
+
+
+@pytest.fixture(scope="module")
+def model(bridge):
+    return bridge.model()  # the session's default: the demo model, loaded by the session itself
+
+
+@pytest.fixture(scope="module")
+def nuclei(stardist_image):
+    return nuclei_crop(stardist_image)
+
+
+@pytest.fixture(scope="module")
+def image_a(nuclei, tmp_path_factory):
+    return write_tiff(tmp_path_factory.mktemp("macro") / "nuclei a.tif", nuclei)
+
+
+@pytest.fixture(scope="module")
+def reference(nuclei, model):
+    from microsam_fiji import run
+
+    return run(nuclei, model)
+
+
+@pytest.fixture
+def rm(bridge):
+    return clean_roi_manager()
+
+
+def open_image(path: str) -> str:
+    return f'close("*"); open("{path}");'
+
+
+def macro(code: str):
+    from microsam_fiji.bridge import run_macro
+
+    return run_macro(code)

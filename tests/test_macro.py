@@ -9,53 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from bridge_helpers import (clean_roi_manager, imagej_with_display, nuclei_crop, rois_as_labels, showing_dialogs, start_session,
-                            write_tiff)
+from bridge_helpers import (bridge, image_a, macro, model, nuclei, open_image, reference, rm,  # noqa: F401
+                            rois_as_labels, showing_dialogs, write_tiff)
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(scope="module")
-def bridge():
-    imagej_with_display()
-    return start_session()
-
-
-@pytest.fixture(scope="module")
-def model(bridge):
-    return bridge.model()  # the session's default: the demo model, loaded by the session itself
-
-
-@pytest.fixture(scope="module")
-def nuclei(stardist_image):
-    return nuclei_crop(stardist_image)
-
-
-@pytest.fixture(scope="module")
-def image_a(nuclei, tmp_path_factory):
-    return write_tiff(tmp_path_factory.mktemp("macro") / "nuclei a.tif", nuclei)
-
-
-@pytest.fixture(scope="module")
-def reference(nuclei, model):
-    from microsam_fiji import run
-
-    return run(nuclei, model)
-
-
-@pytest.fixture
-def rm(bridge):
-    return clean_roi_manager()
-
-
-def open_image(path: str) -> str:
-    return f'close("*"); open("{path}");'
-
-
-def macro(code: str):
-    from microsam_fiji.bridge import run_macro
-
-    return run_macro(code)
 
 
 def test_command_puts_exact_rois_into_the_roi_manager(image_a, reference, rm, nuclei):
