@@ -16,6 +16,7 @@ engines and is counted in both end-to-end totals. Each case also prints how the 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -126,7 +127,8 @@ def main(argv=None) -> int:
     repeats = 1 if args.quick else 2
     model = load_model("demo")
     params = resolve_params("apg")
-    print(f"device {model.device}, torch threads {torch.get_num_threads()}, demo model vit_t, default APG params")
+    print(f"device {model.device}, torch threads {torch.get_num_threads()}, demo model vit_t, default APG params, "
+          f"load average {os.getloadavg()[0]:.1f} (other processes slow both engines alike only on average)")
     summary = []
     for name, description, state, state_s in make_cases(model, args.cases.split(",")):
         print(f"\n[{name}] {description}; state (encoder{'' if name == 'sparse' else ' only'}) {state_s:.2f} s")
@@ -148,6 +150,7 @@ def main(argv=None) -> int:
     for name, n, a_ms, a_fast, e_ms, e_fast in summary:
         print(f"{name:8s} {n:8d} {a_ms:13.2f}s {a_fast:8.2f}s {a_ms / a_fast:6.1f}x {e_ms:20.2f}s {e_fast:6.2f}s"
               f" {e_ms / e_fast:6.1f}x")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0
 
 
