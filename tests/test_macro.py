@@ -164,3 +164,38 @@ def test_error_in_an_ordinary_macro_shows_imagej_macro_error_box(bridge, rm):
     assert text.startswith("micro-sam APG: unknown option 'centre'")
     assert "Exception" not in text and "Traceback" not in text
     assert "Exception" not in showing_dialogs()
+
+
+@pytest.mark.timeout(120)
+def test_menu_click_asks_in_a_dialog_and_the_recorder_records_the_macro_line(nuclei, reference, rm):
+    """Outside a macro (Plugins > micro-sam APG, IJ.run without options) the command asks with a dialog;
+    with the Macro Recorder open, the call appears as a run("micro-sam APG", "...") line."""
+    from jpype import JClass
+
+    from microsam_fiji.bridge import to_imageplus
+
+    Recorder = JClass("ij.plugin.frame.Recorder")
+    recorder = Recorder()
+    imp = to_imageplus(nuclei, title="clicked")
+    finished = threading.Event()
+
+    def click():
+        JClass("ij.WindowManager").setTempCurrentImage(imp)
+        JClass("ij.IJ").run("micro-sam APG")
+        finished.set()
+
+    try:
+        threading.Thread(target=click, daemon=True).start()
+        dialog, deadline = None, time.time() + 60
+        while dialog is None and time.time() < deadline:
+            time.sleep(0.2)
+            dialog = next((w for w in JClass("java.awt.Window").getWindows()
+                           if w.isShowing() and str(getattr(w, "getTitle", lambda: "")()) == "micro-sam APG"), None)
+        assert dialog is not None
+        dialog.actionPerformed(JClass("java.awt.event.ActionEvent")(dialog.getButtons()[0], 1001, "OK"))
+        assert finished.wait(60)
+        text = str(recorder.getText())
+    finally:
+        recorder.close()
+    assert 'run("micro-sam APG", "mode=apg foreground=0.5 center=0.5 boundary=0.5 min_size=25 nms=0.9");' in text
+    assert np.array_equal(rois_as_labels(rm.getRoisAsArray(), nuclei.shape), reference.labels)

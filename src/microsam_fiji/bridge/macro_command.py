@@ -190,6 +190,56 @@ def _report(message: str) -> None:
             _LOG.error("reporting a macro error failed: %s", err)
 
 
+def ask_options() -> str | None:
+    """The command's dialog, for a click on Plugins > micro-sam APG (a macro never sees it): the options it
+    returns are recorded by the Macro Recorder. None when cancelled."""
+    from jpype import JArray, JClass, JString
+
+    from ..params import default_params
+
+    apg = default_params("apg")
+    gd = JClass("ij.gui.GenericDialog")(COMMAND)
+    gd.addStringField("Model (empty: default)", "", 40)
+    gd.addChoice("Mode", JArray(JString)(["apg", "ais"]), "apg")
+    fields = [("foreground", "foreground_threshold", 2), ("center", "center_distance_threshold", 2),
+              ("boundary", "boundary_distance_threshold", 2), ("min_size", "min_size", 0),
+              ("nms", "nms_threshold", 2)]
+    for key, name, digits in fields:
+        gd.addNumericField(f"{key} ({name})", float(apg[name]), digits)
+    gd.addCheckbox("Replace the ROIs in the ROI Manager", False)
+    gd.showDialog()
+    if gd.wasCanceled():
+        return None
+    model = str(gd.getNextString()).strip()
+    parts = [f"model=[{model}]"] if model else []
+    parts.append(f"mode={gd.getNextChoice()}")
+    for key, _, digits in fields:
+        value = float(gd.getNextNumber())
+        parts.append(f"{key}={int(value)}" if digits == 0 else f"{key}={value:g}")
+    if gd.getNextBoolean():
+        parts.append("replace")
+    return " ".join(parts)
+
+
+def _options_for_this_call() -> str | None | bool:
+    """Macro options; from a menu click (no macro, no options, a display) the dialog's, then recorded.
+    False when the dialog was cancelled."""
+    from jpype import JClass
+
+    options = JClass("ij.Macro").getOptions()
+    interactive = (options is None and JClass("ij.macro.Interpreter").getInstance() is None
+                   and not JClass("java.awt.GraphicsEnvironment").isHeadless())
+    if not interactive:
+        return None if options is None else str(options)
+    options = ask_options()
+    if options is None:
+        return False
+    Recorder = JClass("ij.plugin.frame.Recorder")
+    if Recorder.record:
+        Recorder.record("run", COMMAND, options)
+    return options
+
+
 def _make_listener(session):
     from jpype import JImplements, JOverride
 
@@ -200,9 +250,9 @@ def _make_listener(session):
             if command is None or str(command) != COMMAND:
                 return command
             try:
-                from jpype import JClass
-
-                run_command(JClass("ij.Macro").getOptions(), session)
+                options = _options_for_this_call()
+                if options is not False:
+                    run_command(options, session)
             except BaseException as err:  # noqa: BLE001 - nothing may escape into ImageJ as a stack trace
                 if not isinstance(err, UserError):
                     _LOG.exception("%s failed", COMMAND)
