@@ -120,7 +120,7 @@ class InstanceMaps(torch.nn.Module):
         super().train(mode)
         for m in _attention_bias_modules(self.unetr.encoder):
             if not m.training:
-                m.ab = m.micro_sam_ab
+                m.ab = m.micro_sam_ab.clone()  # a shared tensor would stop torch.jit.trace
         return self
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

@@ -180,6 +180,7 @@ def _describe(*, name, description, plane_channels, files: dict[str, Path], weig
               spec.SpaceInputAxis(id=spec.AxisId("y"), size=size),
               spec.SpaceInputAxis(id=spec.AxisId("x"), size=size)],
         test_tensor=spec.FileDescr(source=files["test_input"]),
+        sample_tensor=spec.FileDescr(source=files["sample_input"]),
         data=spec.IntervalOrRatioDataDescr(type="float32"),
         preprocessing=[
             spec.ScaleRangeDescr(kwargs=spec.ScaleRangeKwargs(
@@ -197,6 +198,7 @@ def _describe(*, name, description, plane_channels, files: dict[str, Path], weig
               spec.SpaceOutputAxis(id=spec.AxisId("x"), size=spec.SizeReference(
                   tensor_id=spec.TensorId(INPUT_ID), axis_id=spec.AxisId("x")))],
         test_tensor=spec.FileDescr(source=files["test_output"]),
+        sample_tensor=spec.FileDescr(source=files["sample_output"]),
         data=spec.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
     )]
     return spec.ModelDescr(
@@ -282,8 +284,16 @@ def _convert(descr, weight_format: str, folder: Path):
     if weight_format == "torchscript":
         return _trace_torchscript(descr, folder / TORCHSCRIPT_FILE)
     from bioimageio.core.weight_converters.pytorch_to_onnx import convert
+    from bioimageio.spec.model import v0_5 as spec
 
-    return convert(descr, folder / ONNX_FILE, opset_version=ONNX_OPSET, devices=["cpu"])
+    onnx = convert(descr, folder / ONNX_FILE, opset_version=ONNX_OPSET, devices=["cpu"])
+    # record hashes as for the other files (the converter leaves them to the packager's IO checks)
+    data = onnx.external_data
+    return spec.OnnxWeightsDescr(
+        source=onnx.source, sha256=spec.Sha256(_sha256(Path(str(onnx.source)))), parent=onnx.parent,
+        opset_version=onnx.opset_version, comment=onnx.comment,
+        external_data=None if data is None else spec.FileDescr(
+            source=data.source, sha256=spec.Sha256(_sha256(Path(str(data.source))))))
 
 
 def _trace_torchscript(descr, path: Path):
@@ -334,6 +344,7 @@ def export_package_report(checkpoint, out, *, name, model_type=None, test_image=
                           ais_params=None, mode="apg", authors=None, license="CC-BY-4.0", tags=(),
                           description=None, weight_formats=WEIGHT_FORMATS, progress=None) -> ExportReport:
     """:func:`export_package`, returning what was measured as well."""
+    import tifffile
     import torch
     from bioimageio.spec import save_bioimageio_package
     from bioimageio.spec.model import v0_5 as spec
@@ -370,13 +381,16 @@ def export_package_report(checkpoint, out, *, name, model_type=None, test_image=
     with tempfile.TemporaryDirectory(prefix="microsam-export-") as tmp_name:
         tmp = Path(tmp_name)
         files = {"weights": tmp / WEIGHTS_FILE, "sam": tmp / SAM_ATTACHMENT, "test_input": tmp / "test_input.npy",
-                 "test_output": tmp / "test_output.npy", "architecture": tmp / "microsam_apg_architecture.py"}
+                 "test_output": tmp / "test_output.npy", "architecture": tmp / "microsam_apg_architecture.py",
+                 "sample_input": tmp / "sample_input.tif", "sample_output": tmp / "sample_output.tif"}
         torch.save(_package_weights(model_state, state["decoder_state"]), files["weights"])
         torch.save({k: v.float() for k, v in model_state.items() if not k.startswith("image_encoder.")},
                    files["sam"])
         image = _as_tensor(plane)
         np.save(files["test_input"], image)
         np.save(files["test_output"], expected)
+        tifffile.imwrite(files["sample_input"], plane)  # the same pixels, for people and imageio
+        tifffile.imwrite(files["sample_output"], expected[0])
         shutil.copyfile(architecture.__file__, files["architecture"])
         env = _environment_file(tmp / "environment.yaml", model_type)
         cover = tmp / "cover.png"
@@ -423,8 +437,16 @@ def export_package_report(checkpoint, out, *, name, model_type=None, test_image=
         descr = _describe(weights=spec.WeightsDescr(**weights), **common)
         say("writing the package")
         atomic_write(out, lambda tmp_zip: save_bioimageio_package(descr, output_path=Path(tmp_zip)))
+        _readable_by_others(out)
     return ExportReport(path=out, weight_formats=list(weights), max_abs_diff=diffs, n_objects=n_objects,
                         skipped=skipped)
+
+
+def _readable_by_others(path: Path) -> None:
+    """atomic_write's temporary file is private (0600); a package is meant to be shared."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def _default_description(model_type: str, mode: str) -> str:

@@ -62,7 +62,9 @@ def read_description(path: str | os.PathLike):
     except Exception as err:  # bioimageio.spec reports broken YAML and the like in many ways
         raise UserError(f"'{path.name}' is not a readable Model Zoo package: {_first_line(err)}") from None
     if isinstance(descr, InvalidDescr):
-        reason = _first_line(descr.validation_summary.format() if hasattr(descr, "validation_summary") else "")
+        errors = descr.validation_summary.errors
+        reason = (_first_line(f"{'.'.join(map(str, errors[0].loc))}: {errors[0].msg}") if errors
+                  else "invalid description")
         raise UserError(f"'{path.name}' is not a valid Model Zoo package ({reason}): run "
                         "'microsam-fiji validate' on it for details")
     if not isinstance(descr, v0_5.ModelDescr):
@@ -82,17 +84,19 @@ def micro_sam_config(descr, name: str = "package") -> dict:
 def _checked_bytes(file_descr, label: str, name: str) -> bytes:
     """The file's bytes after comparing them with the sha256 the package records."""
     source = Path(str(file_descr.source)).name
-    try:
-        data = file_descr.get_reader().read()
-    except Exception:
-        raise UserError(f"'{name}' lacks its {label} file '{source}': the package is incomplete; export or "
-                        "download it again") from None
+    mismatch = UserError(f"'{name}': '{source}' does not match its recorded sha256 (the file was changed or "
+                         "corrupted): export or download the package again")
     if file_descr.sha256 is None:
         raise UserError(f"'{name}' records no sha256 for '{source}': re-export it with 'microsam-fiji export'")
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != str(file_descr.sha256):
-        raise UserError(f"'{name}': '{source}' does not match its recorded sha256 (the file was changed or "
-                        "corrupted): export or download the package again")
+    try:
+        data = file_descr.get_reader().read()
+    except Exception as err:  # bioimageio.spec's reader checks the hash itself when it can
+        if "sha256" in str(err).lower():
+            raise mismatch from None
+        raise UserError(f"'{name}' lacks its {label} file '{source}': the package is incomplete; export or "
+                        "download it again") from None
+    if hashlib.sha256(data).hexdigest() != str(file_descr.sha256):
+        raise mismatch
     return data
 
 

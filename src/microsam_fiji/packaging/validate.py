@@ -59,6 +59,9 @@ def _micro_sam_check(path: Path) -> Check:
 
 def validate_package(path: str | os.PathLike, weight_format: str | None = None) -> ValidationResult:
     """Run every check on the package at ``path``; ``weight_format`` restricts ``test_model`` to one format."""
+    # offline: check the files inside the package, do not ping the URLs it cites (set before bioimageio loads
+    # its settings)
+    os.environ.setdefault("BIOIMAGEIO_PERFORM_IO_CHECKS", "false")
     from bioimageio.core import test_model
 
     path = Path(path).expanduser()
@@ -67,7 +70,6 @@ def validate_package(path: str | os.PathLike, weight_format: str | None = None) 
     checks = [_micro_sam_check(path)]
     if not checks[0].passed and "not a valid zip" in checks[0].errors[0]:
         return ValidationResult(path, checks)
-    os.environ.setdefault("BIOIMAGEIO_PERFORM_IO_CHECKS", "false")  # no network: do not ping URLs
     summary = test_model(path, weight_format=weight_format, devices=["cpu"])
     for detail in summary.details:
         errors = [_short(f"{'.'.join(map(str, e.loc))}: {e.msg}" if e.loc else e.msg) for e in detail.errors]
