@@ -110,3 +110,32 @@ def test_fiji_session_runs_the_macro_command(tmp_path, stardist_image):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=580)
     assert done.returncode == 0, done.stderr[-3000:]
     assert int(done.stdout.split()[-1]) > 0
+
+
+GUI_SCRIPT = textwrap.dedent("""
+    import threading
+    from jpype import JClass
+    from microsam_fiji.bridge import run_macro, session
+
+    s = session.start(gui=True)                       # what `microsam-fiji fiji` does for plain ImageJ
+    IJ = JClass("ij.IJ")
+    assert IJ.getInstance() is not None
+    assert str(JClass("ij.Menus").getCommands().get("micro-sam APG")) != "None"   # Plugins > micro-sam APG
+    waiter = threading.Thread(target=session.wait_until_closed, args=(s, 0.1), daemon=True)
+    waiter.start()
+    print(run_macro('newImage("x", "8-bit black", 64, 64, 1); run("micro-sam APG", "mode=ais");'
+                    'return "" + roiManager("count");'))
+    assert waiter.is_alive()
+    IJ.getInstance().quit()
+    waiter.join(20)
+    print("closed" if not waiter.is_alive() else "still waiting")
+""")
+
+
+@pytest.mark.timeout(200)
+def test_imagej_window_session_has_the_menu_item_and_ends_when_closed():
+    if not os.environ.get("DISPLAY"):
+        pytest.skip("needs a display: run under xvfb-run")
+    done = subprocess.run([sys.executable, "-c", GUI_SCRIPT], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-2:] == ["0", "closed"]
