@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from bridge_helpers import (bridge, image_a, model, nuclei, nuclei_crop, reference, rm,  # noqa: F401
+from bridge_helpers import (bridge, model, nuclei, nuclei_crop, reference, rm,  # noqa: F401
                             rois_as_labels, write_tiff)
 
 pytestmark = pytest.mark.timeout(300)

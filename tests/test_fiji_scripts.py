@@ -1,7 +1,6 @@
 """The macros in fiji-scripts/, run by ImageJ's macro interpreter against the bridge session (and the CLI)."""
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time

@@ -97,6 +97,7 @@ ERRORS = [
     ('run("micro-sam APG", "mode=sam");', "micro-sam APG: unknown mode 'sam': use one of apg, ais"),
     ('run("micro-sam APG", "replace=yes");', "option 'replace' is a flag"),
     ('run("micro-sam APG", "tile=[big]");', "option tile: 'big' is not a pair of whole numbers"),
+    ('run("micro-sam APG", "rois=[/tmp/rois.txt]");', "a ROI set is a .zip file: give a path ending in .zip"),
     ('run("micro-sam APG", "engine=test-oom");', "micro-sam APG: out of memory while segmenting"),
     ('run("micro-sam APG", "engine=test-cuda-oom");', "micro-sam APG: out of memory while segmenting"),
 ]

@@ -1,6 +1,6 @@
 """The ImageJ command ``micro-sam APG``, callable from any macro once a bridge session runs::
 
-    run("micro-sam APG", "model=[/path/model.zip] mode=apg foreground=0.5 center=0.5 boundary=0.5 min_size=25 nms=0.9 replace");
+    run("micro-sam APG", "model=[/path/model.zip] mode=apg foreground=0.5 center=0.5 boundary=0.5 min_size=25 replace");
 
 It segments the current image (2D, RGB or a z/t stack, slice by slice) and adds one ROI per object to the ROI
 Manager. Options (Fiji's ``key=value`` style, ``[...]`` around values with spaces; all optional):
@@ -121,18 +121,20 @@ def run_command(options: str | None, session) -> int:
     from .imageplus import to_imageplus
 
     opts = parse_options(options)
+    if opts.rois and not opts.rois.lower().endswith(".zip"):
+        raise UserError(f"rois=[{opts.rois}]: a ROI set is a .zip file: give a path ending in .zip")
+    if opts.labels and not opts.labels.lower().endswith((".tif", ".tiff")):
+        raise UserError(f"labels=[{opts.labels}]: the label image is written as TIFF: give a path ending in .tif")
     imp = JClass("ij.WindowManager").getCurrentImage()
     if imp is None:
         raise UserError("no image is open: open or select the image to segment first")
-    if opts.mode is not None:
-        resolve_params(check_mode(opts.mode), opts.params, strict=False)  # bad values fail before model loading
+    # bad values fail before a model is loaded
+    resolve_params(check_mode(opts.mode or "apg"), opts.params, strict=False)
     model = session.model(opts.model)
     mode = check_mode(opts.mode or model.default_mode)
-    resolve_params(mode, {**model.params.get(mode, {}), **opts.params}, strict=False)
-    params = {k: v for k, v in opts.params.items()}
     result, stack_axes, loaded = segment_imageplus_labels(
         imp, model, mode, tile_shape=opts.tile_shape, halo=opts.halo, engine=opts.engine,
-        **_for_mode(mode, params))
+        **_for_mode(mode, opts.params))
     rois = labels_to_java_rois(result.labels, result.scores, stack_axes=stack_axes, imp=imp)
     add_to_roi_manager(target_roi_manager(), rois, imp, replace=opts.replace)
     label_axes = stack_axes + "YX"
