@@ -63,6 +63,7 @@ def validate_package(path: str | os.PathLike, weight_format: str | None = None) 
     # its settings)
     os.environ.setdefault("BIOIMAGEIO_PERFORM_IO_CHECKS", "false")
     from bioimageio.core import test_model
+    from bioimageio.spec.summary import WARNING
 
     path = Path(path).expanduser()
     if not path.exists():
@@ -73,7 +74,8 @@ def validate_package(path: str | os.PathLike, weight_format: str | None = None) 
     summary = test_model(path, weight_format=weight_format, devices=["cpu"])
     for detail in summary.details:
         errors = [_short(f"{'.'.join(map(str, e.loc))}: {e.msg}" if e.loc else e.msg) for e in detail.errors]
-        warnings = [_short(f"{'.'.join(map(str, w.loc))}: {w.msg}" if w.loc else w.msg) for w in detail.warnings]
+        warnings = [_short(f"{'.'.join(map(str, w.loc))}: {w.msg}" if w.loc else w.msg) for w in detail.warnings
+                    if w.severity >= WARNING]  # leave out bioimageio's info-level notes
         checks.append(Check(_short(detail.name, 100), detail.status != "failed", errors, warnings))
     if summary.status == "failed" and all(c.passed for c in checks):
         checks.append(Check("bioimageio.core test_model", False, ["failed (see bioimageio.core's summary)"]))
