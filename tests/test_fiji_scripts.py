@@ -90,12 +90,12 @@ def test_batch_folder_without_images_says_so(tmp_path, capfd):
 
 
 @pytest.mark.timeout(300)
-def test_segment_with_cli_runs_the_command_line_program(image_a, reference, rm, nuclei):
+def test_segment_with_cli_runs_the_command_line_program(image_a, reference, rm, nuclei, capfd):
     """The variant for a Fiji not started from Python: temp TIFF -> microsam-fiji segment -> RoiSet.zip."""
     cli = Path(sys.executable).parent / "microsam-fiji"
     assert cli.exists()
     macro('makeRectangle(1, 1, 9, 9); roiManager("add");')
     run_script("segment_with_cli.ijm", f"cli=[{cli}] min_size=25", before=open_image(image_a))
-    assert rm.getCount() == reference.labels.max() + 1
+    assert rm.getCount() == reference.labels.max() + 1, capfd.readouterr().out[-2000:]  # the macro's message
     rois = list(rm.getRoisAsArray())[1:]
     assert np.array_equal(rois_as_labels(rois, nuclei.shape), reference.labels)
