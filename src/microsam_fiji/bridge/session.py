@@ -14,6 +14,11 @@ or from a shell, which opens the window and returns when it is closed::
     microsam-fiji fiji --fiji /path/to/Fiji.app      # or: python -m microsam_fiji.bridge --fiji ...
     microsam-fiji fiji                               # plain ImageJ from ij.jar
 
+Known limit (ImageJ 1.x): without ImageJ's main window (plain ij.jar, ``gui=False``), a macro error such as
+"There are no images open" raised by ImageJ's own ``IJ.getImage()`` makes ImageJ call ``System.exit`` (its
+command-line batch behaviour), which ends Python too; ``start(gui=True)``, ``microsam-fiji fiji`` and Fiji
+have the window and only abort the macro. The ``micro-sam APG`` command itself never calls ``IJ.getImage()``.
+
 Models are cached by their source string (``model=[...]`` in a macro), so the first call on a model loads it and
 later calls, from any macro, reuse it together with its per-image embedding cache."""
 from __future__ import annotations
