@@ -52,6 +52,18 @@ def test_overwrite_is_atomic_and_leaves_no_temporary_files(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["l.tif"]
 
 
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        path = write_labels(tmp_path / "l.tif", np.ones((4, 4), np.uint32))
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
 def test_reading_errors(tmp_path):
     with pytest.raises(UserError, match="not found"):
         read_image(tmp_path / "missing.tif")

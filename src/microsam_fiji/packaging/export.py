@@ -437,16 +437,8 @@ def export_package_report(checkpoint, out, *, name, model_type=None, test_image=
         descr = _describe(weights=spec.WeightsDescr(**weights), **common)
         say("writing the package")
         atomic_write(out, lambda tmp_zip: save_bioimageio_package(descr, output_path=Path(tmp_zip)))
-        _readable_by_others(out)
     return ExportReport(path=out, weight_formats=list(weights), max_abs_diff=diffs, n_objects=n_objects,
                         skipped=skipped)
-
-
-def _readable_by_others(path: Path) -> None:
-    """atomic_write's temporary file is private (0600); a package is meant to be shared."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def _default_description(model_type: str, mode: str) -> str:
