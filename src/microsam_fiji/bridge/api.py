@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from .jvm import jclass as _jclass
 from .session import current
 
 _LABEL_STACK_AXES = {2: "", 3: "Z", 4: "TZ"}
@@ -23,12 +24,6 @@ _LABEL_STACK_AXES = {2: "", 3: "Z", 4: "TZ"}
 
 class MacroError(UserError):
     """A macro stopped with an error; ``str(err)`` is ImageJ's message."""
-
-
-def _jclass(name: str):
-    from jpype import JClass
-
-    return JClass(name)
 
 
 def stack_positions(labels, stack_axes: str | None = None, imp=None):

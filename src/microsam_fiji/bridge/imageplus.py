@@ -13,14 +13,9 @@ import numpy as np
 
 from ..errors import UserError
 from ..tiff_io import Calibration, LoadedImage
+from .jvm import jclass as _jclass
 
 _HYPERSTACK_ORDER = "TZC"  # slowest to fastest, as ImageJ stores stack planes
-
-
-def _jclass(name: str):
-    from jpype import JClass
-
-    return JClass(name)
 
 
 def _plane_to_numpy(pixels, height: int, width: int) -> np.ndarray:

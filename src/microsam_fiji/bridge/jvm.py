@@ -53,3 +53,10 @@ def _jvm_headless() -> bool:
     import scyjava
 
     return bool(scyjava.jimport("java.awt.GraphicsEnvironment").isHeadless())
+
+
+def jclass(name: str):
+    """The Java class ``name`` (the JVM must be running)."""
+    from jpype import JClass
+
+    return JClass(name)
