@@ -11,6 +11,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .windows import Windows
+
 
 @dataclass
 class MaskSet:
@@ -73,6 +75,18 @@ def predict_masks(predictor, points_xy: np.ndarray, *, batch_size: int, multimas
     coords = torch.tensor(coords, dtype=torch.float32).to(device)
     labels = torch.ones((len(points_xy), 1), dtype=torch.float32, device=device)
     threshold = predictor.model.mask_threshold if mask_threshold is None else mask_threshold
+    if decoder is not None and not isinstance(threshold, str):  # "auto" thresholds need the full logits
+        windows = Windows.for_predictor(predictor)
+        for start in range(0, len(points_xy), batch_size):
+            stop = min(start + batch_size, len(points_xy))
+            low_res, ious = decoder(predictor, coords[start:stop], labels[start:stop], multimasking,
+                                    region=windows.region)
+            if multimasking:  # micro-sam keeps the mask with the highest predicted IoU
+                _, best = ious.max(dim=1)
+                rows = torch.arange(len(best), device=best.device)
+                low_res, ious = low_res[rows, best][:, None], ious[rows, best][:, None]
+            out.extend(windows.masks(low_res[:, 0], ious[:, 0], float(threshold), offset, exclusive_crops))
+        return out
     oy, ox = int(offset[0]), int(offset[1])
     for start in range(0, len(points_xy), batch_size):
         stop = min(start + batch_size, len(points_xy))
