@@ -147,3 +147,20 @@ def test_upscale_equals_sams_postprocess(demo_model, dense_state, sizes):
     low_res = torch.randn(3, 1, 256, 256, generator=torch.Generator().manual_seed(0)) * 10
     expected = predictor.model.postprocess_masks(low_res, predictor.input_size, predictor.original_size)
     assert torch.equal(upscale(predictor, low_res), expected)
+
+
+def test_decoder_in_the_gpu_layout_equals_the_cpu_layout(demo_model, dense_state, monkeypatch):
+    """A GPU runs the whole batch and all upscaling rows at once; the same code path, run here on the CPU."""
+    from micro_sam import util
+
+    from microsam_fiji.fast import decoder
+
+    predictor = demo_model.predictor
+    util.set_precomputed(predictor, dense_state.embeddings)
+    points = torch.tensor([[[120.0, 300.0]], [[600.0, 80.0]], [[1000.0, 1000.0]]])
+    labels = torch.ones(3, 1)
+    cpu_masks, cpu_ious = decode_points(predictor, points, labels, True)
+    monkeypatch.setattr(decoder, "CHUNK", 3)
+    monkeypatch.setattr(decoder, "_upscaling_blocks", lambda device, prompts, rows: (prompts, rows))
+    gpu_masks, gpu_ious = decode_points(predictor, points, labels, True)
+    assert torch.allclose(gpu_masks, cpu_masks, atol=1e-4) and torch.allclose(gpu_ious, cpu_ious, atol=1e-6)

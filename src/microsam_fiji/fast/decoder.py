@@ -161,6 +161,29 @@ class _Upscaling:
         return cls(weights=weights, offsets=offsets)
 
 
+def _first_conv(upscaling: _Upscaling, image_part: torch.Tensor, mixes: list) -> torch.Tensor:
+    """The upscaling's first product for every prompt: the recursion of ``_Upscaling`` unrolled,
+
+        keys_L @ W1 = (prod_l rstd_l) image_part + sum_l (prod_(k>=l) rstd_k) P_l (V_l M_l)
+                      + sum_l (prod_(k>l) rstd_k) offset_l
+
+    as one scaled copy of the image's part and one matrix product."""
+    scale = torch.ones_like(mixes[-1][2])
+    factors, mixed = [], []
+    for (probs, values_m, rstd), offset in zip(reversed(mixes), reversed(upscaling.offsets)):
+        factors.append(scale)  # multiplies offset_l
+        mixed.append(offset.expand(values_m.shape[0], -1, -1))
+        scale = scale * rstd
+        factors.append(probs * scale)
+        mixed.append(values_m)
+    return torch.mul(image_part, scale).baddbmm_(torch.cat(factors, dim=2), torch.cat(mixed, dim=1))
+
+
+def _upscaling_blocks(device: torch.device, prompts: int, rows: int) -> tuple[int, int]:
+    """(prompts, image-token rows) per pass through the upscaling: a GPU takes it all at once."""
+    return (1, BLOCK_ROWS) if device.type == "cpu" else (prompts, rows)
+
+
 def _upscale_masks(md, first: torch.Tensor, hyper: torch.Tensor, side: int, rows: int, cols: int) -> torch.Tensor:
     """``hyper @ output_upscaling(...)`` -> B x M x 4side x 4side from the first transposed convolution's
     output ``first`` (B, rows x cols, 4 o1), for the first ``rows`` x ``cols`` image tokens (the rest is left
@@ -174,8 +197,7 @@ def _upscale_masks(md, first: torch.Tensor, hyper: torch.Tensor, side: int, rows
     m = hyper.shape[1]
     masks = torch.full((b, m, 4 * side, 4 * side), float("-inf"), dtype=first.dtype, device=first.device)
     grid = first.view(b, rows, cols, 4 * o1)
-    on_cpu = first.device.type == "cpu"
-    group, block_rows = (1, BLOCK_ROWS) if on_cpu else (b, rows)  # a GPU takes it all at once
+    group, block_rows = _upscaling_blocks(first.device, b, rows)
     for k0 in range(0, b, group):
         k1 = min(k0 + group, b)
         for r0 in range(0, rows, block_rows):
@@ -202,8 +224,8 @@ def _decode_chunk(md, tokens, terms: _ImageTerms, multimasking: bool, rows: int,
     side = int(math.isqrt(terms.keys.shape[1]))
     pe, upscaling = terms.pe, terms.upscaling
     queries, keys = tokens, terms.keys
-    first_conv = _in_region(upscaling.first, side, rows, cols)  # keys @ G_l through the layers (_Upscaling)
-    for layer, weight, offset in zip(tr.layers, upscaling.weights, upscaling.offsets):
+    mixes = []  # per layer: the region's attention weights, the values @ M_l, rstd (see _Upscaling)
+    for layer, weight in zip(tr.layers, upscaling.weights):
         first = layer.skip_first_layer_pe
         if first:
             queries = layer.self_attn(q=queries, k=queries, v=queries)
@@ -222,12 +244,8 @@ def _decode_chunk(md, tokens, terms: _ImageTerms, multimasking: bool, rows: int,
         norm = layer.norm4
         keys, _, rstd = torch.native_layer_norm(torch.baddbmm(keys, probs, values), norm.normalized_shape,
                                                 norm.weight, norm.bias, norm.eps)
-        region_probs, mixed = _in_region(probs, side, rows, cols), values @ weight
-        if first:  # the image's own product is shared by all prompts: not in place
-            first_conv = torch.baddbmm(first_conv, region_probs, mixed)
-        else:
-            first_conv.baddbmm_(region_probs, mixed)
-        first_conv.mul_(_in_region(rstd, side, rows, cols)).add_(offset)
+        mixes.append((_in_region(probs, side, rows, cols), values @ weight, _in_region(rstd, side, rows, cols)))
+    first_conv = _first_conv(upscaling, _in_region(upscaling.first, side, rows, cols), mixes)
     mask_ids = list(range(1, md.num_mask_tokens)) if multimasking else [0]
     used = [0] + [1 + i for i in mask_ids]  # IoU token + the mask tokens whose masks are returned
     q_used = queries[:, used]
