@@ -108,3 +108,22 @@ def test_decoder_region_matches_full_decoder(demo_model, stardist_image):
     assert torch.equal(full_iou, part_iou)
     assert torch.allclose(part[..., :rows, :cols], full[..., :rows, :cols], atol=1e-4)
     assert torch.isinf(part[..., -(-rows // 4) * 4:, :]).all()
+
+
+def test_auto_thresholds_equal_micro_sams_local_otsu(demo_model):
+    """mask_threshold="auto": micro-sam's per-mask local Otsu threshold, then the same windowed post-processing."""
+    from microsam_fiji.fast.masks import _otsu_thresholds
+
+    predictor = _predictor(demo_model, (1024, 1024), (512, 512))
+    low_res = _blobs(4, seed=3)
+    ious = torch.rand(4, generator=torch.Generator().manual_seed(2))
+    # one mask at a time: micro-sam's local Otsu takes ~1 GB per mask
+    expected = [row for k in range(4) for row in _reference(predictor, low_res[k:k + 1], ious[k:k + 1], "auto", False)]
+    thresholds = _otsu_thresholds(low_res[:, None])
+    assert len(set(thresholds)) > 1  # one threshold per mask, not one for the batch
+    ours = Windows.for_predictor(predictor).masks(low_res, ious, thresholds)
+    assert sum(area > 0 for *_, area, _ in expected) >= 2
+    for k, (crop, box, area, stability) in enumerate(expected):
+        assert ours.boxes[k] == box and ours.areas[k] == area
+        assert np.count_nonzero(ours.crops[k] != crop) <= max(1, area // 1000)
+        np.testing.assert_allclose(ours.stability[k], stability, rtol=1e-3, equal_nan=True)

@@ -134,6 +134,10 @@ def test_defaults_are_micro_sams():
         **apg, "min_size": 30, "nms_threshold": 0.8, "multimasking": True}
     with pytest.raises(UserError, match="must be a whole number"):
         resolve_params("apg", {"min_size": "2.5"})
+    assert [resolve_params("apg", {"mask_threshold": v})["mask_threshold"] for v in ("0.3", "AUTO", "none")] == [
+        0.3, "auto", None]
+    with pytest.raises(UserError, match="mask_threshold='otsu' is not a number: use a number, auto or none"):
+        resolve_params("apg", {"mask_threshold": "otsu"})
 
 
 def test_large_images_are_tiled_by_default_and_small_ones_not():

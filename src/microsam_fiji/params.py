@@ -64,13 +64,15 @@ def _parse_value(name: str, text: Any, default: Any) -> Any:
             if low in ("0", "false", "no", "off"):
                 return False
             raise UserError(f"parameter {name}={text!r} is not a boolean: use true or false")
-        if default is None:  # e.g. mask_threshold: a number or a keyword micro-sam understands
+        if default is None:  # mask_threshold: a number, or micro-sam's keyword "auto" (local Otsu per mask)
             if t.lower() in ("none", ""):
                 return None
+            if t.lower() == "auto":
+                return "auto"
             try:
                 return float(t)
             except ValueError:
-                return t
+                raise UserError(f"parameter {name}={text!r} is not a number: use a number, auto or none") from None
         try:
             value = float(t)
         except ValueError:

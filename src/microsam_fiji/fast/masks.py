@@ -57,6 +57,14 @@ def upscale(predictor, low_res: torch.Tensor) -> torch.Tensor:
     return F.interpolate(masks, tuple(predictor.original_size), mode="bilinear", align_corners=False)
 
 
+def _otsu_thresholds(low_res: torch.Tensor) -> list[float]:
+    """micro-sam's ``mask_threshold="auto"`` per mask (B, 1, H, W). Its vectorised histograms take ~250 MB per
+    mask, ~8 GB for a batch of 32: computed one mask at a time here (each mask's threshold is its own)."""
+    from micro_sam.inference import _local_otsu_threshold
+
+    return [float(_local_otsu_threshold(low_res[k:k + 1]).reshape(())) for k in range(low_res.shape[0])]
+
+
 @torch.inference_mode()
 def predict_masks(predictor, points_xy: np.ndarray, *, batch_size: int, multimasking: bool, mask_threshold,
                   offset=(0, 0), exclusive_crops: bool = False, decoder: Callable | None = None) -> MaskSet:
@@ -75,17 +83,19 @@ def predict_masks(predictor, points_xy: np.ndarray, *, batch_size: int, multimas
     coords = torch.tensor(coords, dtype=torch.float32).to(device)
     labels = torch.ones((len(points_xy), 1), dtype=torch.float32, device=device)
     threshold = predictor.model.mask_threshold if mask_threshold is None else mask_threshold
-    if decoder is not None and not isinstance(threshold, str):  # "auto" thresholds need the full logits
+    if decoder is not None:
         windows = Windows.for_predictor(predictor)
+        auto = isinstance(threshold, str)  # "auto": micro-sam's local Otsu threshold, from all of each mask's logits
         for start in range(0, len(points_xy), batch_size):
             stop = min(start + batch_size, len(points_xy))
             low_res, ious = decoder(predictor, coords[start:stop], labels[start:stop], multimasking,
-                                    region=windows.region)
+                                    region=None if auto else windows.region)
             if multimasking:  # micro-sam keeps the mask with the highest predicted IoU
                 _, best = ious.max(dim=1)
                 rows = torch.arange(len(best), device=best.device)
                 low_res, ious = low_res[rows, best][:, None], ious[rows, best][:, None]
-            out.extend(windows.masks(low_res[:, 0], ious[:, 0], float(threshold), offset, exclusive_crops))
+            thresholds = _otsu_thresholds(low_res) if auto else float(threshold)
+            out.extend(windows.masks(low_res[:, 0], ious[:, 0], thresholds, offset, exclusive_crops))
         return out
     oy, ox = int(offset[0]), int(offset[1])
     for start in range(0, len(points_xy), batch_size):

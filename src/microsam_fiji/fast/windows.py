@@ -59,19 +59,21 @@ class Windows:
         """The low-resolution rows and columns that reach the image (the rest only reaches SAM's padding)."""
         return int(self.rows[2].max()) + 1, int(self.cols[2].max()) + 1
 
-    def masks(self, low_res: torch.Tensor, ious: torch.Tensor, threshold: float, offset=(0, 0),
+    def masks(self, low_res: torch.Tensor, ious: torch.Tensor, threshold, offset=(0, 0),
               exclusive_crops: bool = False):
         """Per mask of ``low_res`` (B, low, low): crop, origin, box, area, predicted IoU, stability score,
-        as ``microsam_fiji.fast.masks.MaskSet`` keeps them."""
+        as ``microsam_fiji.fast.masks.MaskSet`` keeps them. ``threshold``: one for all masks or one per mask."""
         from .masks import MaskSet
 
         out = MaskSet()
         low_res = low_res.float().cpu()
-        hot = low_res > threshold - STABILITY_OFFSET
+        thresholds = np.array(np.broadcast_to(np.asarray(threshold, dtype=np.float64), (low_res.shape[0],)))
+        hot = low_res > torch.from_numpy(thresholds - STABILITY_OFFSET).float().view(-1, 1, 1)
         any_rows, any_cols = hot.any(dim=2).numpy(), hot.any(dim=1).numpy()
         oy, ox = int(offset[0]), int(offset[1])
         end = 0 if exclusive_crops else 1
         for k in range(low_res.shape[0]):
+            threshold = float(thresholds[k])
             window = self._window(low_res[k], any_rows[k], any_cols[k])
             if window is None:
                 crop, box, area, stability = np.zeros((end, end), bool), (0, 0, 0, 0), 0, np.float32("nan")
