@@ -175,3 +175,38 @@ def test_fast_engine_matches_micro_sam_with_another_mask_threshold(demo_model, d
     labels, _ = generate(demo_model, "apg", dense_state, params)
     assert expected.max() > 100
     assert_same_instances(expected, labels)
+
+
+def test_decoder_image_cache_follows_the_predictors_image(demo_model, dense_state, stardist_image):
+    """What the decoder keeps per image is recomputed when the predictor moves to another image (or its
+    embedding is changed in place): masks always come from the current embedding."""
+    from micro_sam import util
+
+    predictor = demo_model.predictor
+    model = predictor.model
+    points = torch.tensor([[[200.0, 300.0]], [[700.0, 650.0]]])
+    labels = torch.ones(2, 1)
+
+    def sams_own():
+        sparse, dense = model.prompt_encoder(points=(points, labels), boxes=None, masks=None)
+        return model.mask_decoder(image_embeddings=predictor.features, image_pe=model.prompt_encoder.get_dense_pe(),
+                                  sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                  multimask_output=False)[0]
+
+    with torch.inference_mode():
+        util.set_precomputed(predictor, dense_state.embeddings)
+        first, _ = decode_points(predictor, points, labels, False)
+        other = util.precompute_image_embeddings(predictor, stardist_image[::-1].copy(), ndim=2, verbose=False)
+        util.set_precomputed(predictor, other)
+        second, _ = decode_points(predictor, points, labels, False)
+        assert float((second - first).abs().max()) > 1.0  # a different image gives different masks
+        assert torch.allclose(second, sams_own(), atol=1e-3)
+        predictor.features.mul_(0.5)  # the same tensor, changed in place
+        third, _ = decode_points(predictor, points, labels, False)
+        assert torch.allclose(third, sams_own(), atol=1e-3) and not torch.allclose(third, second, atol=1e-3)
+        predictor.features = predictor.features.clone()  # an inference tensor: no version counter
+        assert predictor.features.is_inference()
+        decode_points(predictor, points, labels, False)
+        predictor.features.mul_(2.0)
+        fourth, _ = decode_points(predictor, points, labels, False)
+        assert torch.allclose(fourth, second, atol=1e-3)
