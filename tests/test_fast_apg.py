@@ -166,11 +166,12 @@ def test_decoder_in_the_gpu_layout_equals_the_cpu_layout(demo_model, dense_state
     assert torch.allclose(gpu_masks, cpu_masks, atol=1e-4) and torch.allclose(gpu_ious, cpu_ious, atol=1e-6)
 
 
-def test_fast_engine_matches_micro_sam_with_another_mask_threshold(demo_model, dense_state):
-    """The windowed post-processing with a threshold other than SAM's 0 (windows and stability bounds move).
-    ("auto", micro-sam's local Otsu, goes through micro-sam's own full-size code: minutes and gigabytes per
-    batch in micro-sam 1.8.14, so not run here.)"""
-    params = resolve_params("apg", {"mask_threshold": 0.5})
+@pytest.mark.parametrize("overrides", [{"mask_threshold": 0.5}, {"multimasking": True}])
+def test_fast_engine_matches_micro_sam_with_other_options(demo_model, dense_state, overrides):
+    """The windowed post-processing with a threshold other than SAM's 0 (windows and stability bounds move), and
+    with the best of three masks per prompt. ("auto", micro-sam's local Otsu, takes minutes and gigabytes per
+    batch in micro-sam 1.8.14: compared on a few masks in test_fast_windows.)"""
+    params = resolve_params("apg", overrides)
     expected = restore_generator(demo_model, "apg", dense_state).generate(**params)
     labels, _ = generate(demo_model, "apg", dense_state, params)
     assert expected.max() > 100

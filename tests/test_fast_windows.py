@@ -44,7 +44,8 @@ def _reference(predictor, low_res, ious, threshold, exclusive):
 
 
 @pytest.mark.parametrize("input_size,original_size", [((1024, 1024), (1024, 1024)), ((1024, 1024), (512, 512)),
-                                                      ((765, 1024), (520, 696)), ((1024, 683), (300, 200))])
+                                                      ((765, 1024), (520, 696)), ((1024, 683), (300, 200)),
+                                                      ((768, 1024), (1500, 2000))])
 @pytest.mark.parametrize("threshold,exclusive", [(0.0, False), (0.5, True)])
 def test_windows_equal_full_size_post_processing(demo_model, input_size, original_size, threshold, exclusive):
     predictor = _predictor(demo_model, input_size, original_size)
@@ -55,11 +56,12 @@ def test_windows_equal_full_size_post_processing(demo_model, input_size, origina
     assert len(ours) == len(expected)
     assert sum(area > 0 for *_, area, _ in expected) >= 4  # the cases hold real masks, not only empty ones
     for k, (crop, box, area, stability) in enumerate(expected):
-        assert ours.boxes[k] == box and ours.areas[k] == area
+        # interpolation as one matrix product rounds differently: a pixel may flip only at the threshold itself
+        flips = max(1, area // 1000)
+        assert ours.boxes[k] == box and abs(ours.areas[k] - area) <= flips
         assert ours.origins[k] == (box[1], box[0])
         assert ours.crops[k].shape == crop.shape
-        # interpolation as one matrix product rounds differently: a pixel may flip only at the threshold itself
-        assert np.count_nonzero(ours.crops[k] != crop) <= max(1, area // 1000)
+        assert np.count_nonzero(ours.crops[k] != crop) <= flips
         np.testing.assert_allclose(ours.stability[k], stability, rtol=1e-3, equal_nan=True)
     np.testing.assert_allclose(ours.iou_preds, ious.numpy())
 
