@@ -132,21 +132,10 @@ def test_no_prompts_gives_empty_labels(demo_model, dense_state):
     assert labels.shape == dense_state.foreground.shape and labels.max() == 0 and scores == {}
 
 
-@pytest.mark.parametrize("sizes", [None, ((1024, 1024), (1024, 1024)), ((765, 1024), (520, 696))])
-def test_upscale_equals_sams_postprocess(demo_model, dense_state, sizes):
-    from types import SimpleNamespace
-
-    from micro_sam import util
-
-    from microsam_fiji.fast.masks import upscale
-
-    predictor = demo_model.predictor
-    util.set_precomputed(predictor, dense_state.embeddings)
-    if sizes is not None:  # the identity second resize (1024 image) and a non-integer scale
-        predictor = SimpleNamespace(model=predictor.model, input_size=sizes[0], original_size=sizes[1])
-    low_res = torch.randn(3, 1, 256, 256, generator=torch.Generator().manual_seed(0)) * 10
-    expected = predictor.model.postprocess_masks(low_res, predictor.input_size, predictor.original_size)
-    assert torch.equal(upscale(predictor, low_res), expected)
+def test_fast_engine_with_sams_own_decoder_matches_micro_sam(demo_model, dense_state, micro_sam_dense):
+    """The fallback for mask decoders ours does not cover: SAM's own decoder, the same windowed post-processing."""
+    labels, _ = generate(demo_model, "apg", dense_state, resolve_params("apg"), decoder=None)
+    assert_same_instances(micro_sam_dense[2], labels)
 
 
 def test_decoder_in_the_gpu_layout_equals_the_cpu_layout(demo_model, dense_state, monkeypatch):

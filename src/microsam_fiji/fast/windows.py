@@ -42,9 +42,8 @@ def _axis(low: int, model_size: int, input_size: int, original_size: int):
 class Windows:
     """Post-processing for one predictor image (``predictor.input_size`` / ``original_size``)."""
 
-    rows: tuple
-    cols: tuple
-    low: int
+    rows: tuple  # _axis(...) for the image's rows
+    cols: tuple  # and for its columns
 
     @classmethod
     def for_predictor(cls, predictor) -> "Windows":
@@ -52,7 +51,7 @@ class Windows:
         size = model.image_encoder.img_size
         low = 4 * model.prompt_encoder.image_embedding_size[0]
         (h, w), (hh, ww) = predictor.input_size, predictor.original_size
-        return cls(_axis(low, size, int(h), int(hh)), _axis(low, size, int(w), int(ww)), low)
+        return cls(_axis(low, size, int(h), int(hh)), _axis(low, size, int(w), int(ww)))
 
     @property
     def region(self) -> tuple[int, int]:
