@@ -45,6 +45,11 @@ def _first_line(text: str) -> str:
     return lines[0][:300] if lines else "unknown reason"
 
 
+def located(entry) -> str:
+    """A bioimageio validation error or warning as ``field.path: message``."""
+    return f"{'.'.join(map(str, entry.loc))}: {entry.msg}" if entry.loc else entry.msg
+
+
 def read_description(path: str | os.PathLike):
     """The package's bioimage.io model description (spec 0.5), or a UserError saying why there is none."""
     from bioimageio.spec import InvalidDescr, load_description
@@ -63,8 +68,7 @@ def read_description(path: str | os.PathLike):
         raise UserError(f"'{path.name}' is not a readable Model Zoo package: {_first_line(err)}") from None
     if isinstance(descr, InvalidDescr):
         errors = descr.validation_summary.errors
-        reason = (_first_line(f"{'.'.join(map(str, errors[0].loc))}: {errors[0].msg}") if errors
-                  else "invalid description")
+        reason = _first_line(located(errors[0])) if errors else "invalid description"
         raise UserError(f"'{path.name}' is not a valid Model Zoo package ({reason}): run "
                         "'microsam-fiji validate' on it for details")
     if not isinstance(descr, v0_5.ModelDescr):

@@ -65,6 +65,8 @@ def validate_package(path: str | os.PathLike, weight_format: str | None = None) 
     from bioimageio.core import test_model
     from bioimageio.spec.summary import WARNING
 
+    from .load import located
+
     path = Path(path).expanduser()
     if not path.exists():
         raise UserError(f"package '{path}' not found: check the path")
@@ -73,8 +75,8 @@ def validate_package(path: str | os.PathLike, weight_format: str | None = None) 
         return ValidationResult(path, checks)
     summary = test_model(path, weight_format=weight_format, devices=["cpu"])
     for detail in summary.details:
-        errors = [_short(f"{'.'.join(map(str, e.loc))}: {e.msg}" if e.loc else e.msg) for e in detail.errors]
-        warnings = [_short(f"{'.'.join(map(str, w.loc))}: {w.msg}" if w.loc else w.msg) for w in detail.warnings
+        errors = [_short(located(e)) for e in detail.errors]
+        warnings = [_short(located(w)) for w in detail.warnings
                     if w.severity >= WARNING]  # leave out bioimageio's info-level notes
         checks.append(Check(_short(detail.name, 100), detail.status != "failed", errors, warnings))
     if summary.status == "failed" and all(c.passed for c in checks):
