@@ -139,7 +139,8 @@ def test_fast_engine_with_sams_own_decoder_matches_micro_sam(demo_model, dense_s
 
 
 def test_decoder_in_the_gpu_layout_equals_the_cpu_layout(demo_model, dense_state, monkeypatch):
-    """A GPU runs the whole batch and all upscaling rows at once; the same code path, run here on the CPU."""
+    """A GPU runs the whole batch and all image tokens at once (one block: the online softmax reduces to a plain
+    one); the same code path, run here on the CPU."""
     from micro_sam import util
 
     from microsam_fiji.fast import decoder
@@ -150,7 +151,7 @@ def test_decoder_in_the_gpu_layout_equals_the_cpu_layout(demo_model, dense_state
     labels = torch.ones(3, 1)
     cpu_masks, cpu_ious = decode_points(predictor, points, labels, True)
     monkeypatch.setattr(decoder, "CHUNK", 3)
-    monkeypatch.setattr(decoder, "_upscaling_blocks", lambda device, prompts, rows: (prompts, rows))
+    monkeypatch.setattr(decoder, "_block_rows", lambda device, side: (side, side))
     gpu_masks, gpu_ious = decode_points(predictor, points, labels, True)
     assert torch.allclose(gpu_masks, cpu_masks, atol=1e-4) and torch.allclose(gpu_ious, cpu_ious, atol=1e-6)
 
