@@ -42,7 +42,7 @@ def supported(model) -> bool:
                    and tuple(up[i].stride) == (2, 2) for i in (0, 3))
     gelus_ok = all(isinstance(up[i], torch.nn.GELU) and up[i].approximate == "none" for i in (2, 4))
     flags = [getattr(layer, "skip_first_layer_pe", None) for layer in layers]
-    return convs_ok and gelus_ok and len(flags) > 0 and flags[0] is True and all(f is False for f in flags[1:])
+    return convs_ok and gelus_ok and flags == [True, False]  # SAM's two-way transformer has depth 2
 
 
 def _heads(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -59,9 +59,8 @@ class _ImageTerms:
     v_first: torch.Tensor  # 1, h, N, d: first layer, token-to-image values
     q_first: torch.Tensor  # 1, h, N, d: first layer, image-to-token queries
     upscaling: "_Upscaling"  # with ``first`` for this image
-    pe_projections: dict  # later layers' and the final attention's image-side projection -> pe through it,
-    # (1, h, N, d) without bias: the positional encoding's share of the scores then costs a product with
-    # d = 16 channels per head instead of adding 256-channel encodings to every prompt's image tokens
+    second: dict  # the second layer's image-side projections (module -> _ThroughFirstNorm)
+    pe_final: torch.Tensor  # 1, h, N, d: the positional encoding through the final attention's key projection
 
 
 _TERMS_CACHE: dict = {}  # one entry: (model, features) weak references -> _ImageTerms
@@ -82,30 +81,103 @@ def _image_terms(model, features: torch.Tensor) -> _ImageTerms:
         if model_ref() is model and features_ref() is features and cached_fingerprint == fingerprint:
             return terms
     md = model.mask_decoder
-    layer = md.transformer.layers[0]
+    first, second = md.transformer.layers
+    final = md.transformer.final_attn_token_to_image
     _, dense = model.prompt_encoder(points=None, boxes=None, masks=None)
     keys = (features + dense[:1]).flatten(2).permute(0, 2, 1).contiguous()
     pe = model.prompt_encoder.get_dense_pe().flatten(2).permute(0, 2, 1).contiguous()
     keys_pe = keys + pe
-    t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
-    terms = _ImageTerms(keys=keys, k_first=_heads(t2i.k_proj(keys_pe), t2i.num_heads),
-                        v_first=_heads(t2i.v_proj(keys), t2i.num_heads),
-                        q_first=_heads(i2t.q_proj(keys_pe), i2t.num_heads), upscaling=_Upscaling.for_model(md),
-                        pe_projections={})
-    terms.upscaling.first = keys @ terms.upscaling.weights[0]
-    later = md.transformer.layers[1:]
-    image_sides = [(attn, attn.k_proj) for attn in [layer.cross_attn_token_to_image for layer in later]
-                   + [md.transformer.final_attn_token_to_image]]
-    image_sides += [(layer.cross_attn_image_to_token, layer.cross_attn_image_to_token.q_proj) for layer in later]
-    terms.pe_projections = {proj: _heads(pe @ proj.weight.T, attn.num_heads).contiguous() for attn, proj in image_sides}
+    t2i, i2t = first.cross_attn_token_to_image, first.cross_attn_image_to_token
+    upscaling = _Upscaling.for_model(md)
+    upscaling.first = keys @ upscaling.weights[0]
+    through = [(second.cross_attn_token_to_image, second.cross_attn_token_to_image.k_proj, True),
+               (second.cross_attn_token_to_image, second.cross_attn_token_to_image.v_proj, False),
+               (second.cross_attn_image_to_token, second.cross_attn_image_to_token.q_proj, True)]
+    terms = _ImageTerms(
+        keys=keys, k_first=_heads(t2i.k_proj(keys_pe), t2i.num_heads).contiguous(),
+        v_first=_heads(t2i.v_proj(keys), t2i.num_heads).contiguous(),
+        q_first=_heads(i2t.q_proj(keys_pe), i2t.num_heads).contiguous(),
+        upscaling=upscaling,
+        second={proj: _ThroughFirstNorm.for_projection(proj, first.norm4, keys, pe if with_pe else None,
+                                                       attn.num_heads) for attn, proj, with_pe in through},
+        pe_final=_heads(pe @ final.k_proj.weight.T, final.num_heads).contiguous())
     _TERMS_CACHE["last"] = (weakref.ref(model), weakref.ref(features), fingerprint, terms)
     return terms
+
+
+@dataclass
+class _ThroughFirstNorm:
+    """An image-side projection ``A`` (k x C, bias b) of the image tokens after the first layer,
+    ``X1 = LN(X0 + P V) = r (X0 + P V - mu) * gamma + beta`` (per token: ``r`` and ``mu`` from the layer norm,
+    ``P`` the image-to-token attention weights, ``V`` the prompt tokens' values), written as
+
+        A X1_n + b = r_n (A G X0_n + (A G V^T) P_n - mu_n A gamma) + A beta + b,    G = diag(gamma)
+
+    with ``A G X0`` cached per image: per prompt, products with the d = 16 channels per head of the projected
+    image tokens and with the hT = 56 columns of ``P`` replace products with the 256 channels of ``X1``."""
+
+    cached: torch.Tensor  # 1, h, N, d: A G X0
+    weight: torch.Tensor  # k, C: A G
+    gamma: torch.Tensor  # h, 1, d: A gamma
+    offset: torch.Tensor  # h, 1, d: A beta + b
+    pe: torch.Tensor | None  # 1, h, N, d: A pe, where the attention adds the positional encoding
+
+    @classmethod
+    def for_projection(cls, proj, norm, keys: torch.Tensor, pe: torch.Tensor | None, heads: int):
+        weight = proj.weight * norm.weight
+        d = weight.shape[0] // heads
+        return cls(cached=_heads(keys @ weight.T, heads).contiguous(), weight=weight,
+                   gamma=(proj.weight @ norm.weight).view(heads, 1, d),
+                   offset=(proj.weight @ norm.bias + proj.bias).view(heads, 1, d),
+                   pe=None if pe is None else _heads(pe @ proj.weight.T, heads).contiguous())
+
+    def corrections(self, values: torch.Tensor) -> torch.Tensor:
+        """``A G V^T`` per head, (B, h, d, hT), for the prompt tokens' values ``V`` (B, hT, C)."""
+        b = values.shape[0]
+        h, _, d = self.gamma.shape
+        return (self.weight @ values.transpose(1, 2)).view(b, h, d, -1)
+
+    def queries(self, q: torch.Tensor, values: torch.Tensor) -> tuple:
+        """What the scores of queries ``q`` (B, h, T, d) need per prompt (``scores``), given ``V``."""
+        b, h, t, _ = q.shape
+        return (q, (q @ self.corrections(values)).reshape(b, h * t, -1),
+                (q * self.gamma).sum(-1).reshape(b, h * t, 1), (q * self.offset).sum(-1).reshape(b, h * t, 1))
+
+    def scores(self, queries: tuple, probs: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor,
+               tokens: slice) -> torch.Tensor:
+        """``q . (A (X1_n + pe_n) + b)`` (B, hT, n) for ``queries`` (from ``queries``) and a block of image
+        tokens (``tokens``) with the first layer's ``probs`` (B, n, hT), ``mean`` and ``rstd`` (B, n, 1)."""
+        q, q_corrections, q_gamma, q_offset = queries
+        b, h, t, _ = q.shape
+        n = probs.shape[1]
+        scores = (q @ self.cached[:, :, tokens].transpose(2, 3)).view(b, h * t, n)
+        scores.baddbmm_(q_corrections, probs.transpose(1, 2))
+        scores.sub_(q_gamma * mean.view(b, 1, n)).mul_(rstd.view(b, 1, n)).add_(q_offset)
+        return scores.add_((q @ self.pe[:, :, tokens].transpose(2, 3)).view(b, h * t, n))
+
+    def pooled_parts(self, weights: torch.Tensor, probs: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor,
+                     tokens: slice) -> tuple:
+        """The block's share of ``sum_n w_n (A X1_n + b)`` (without the constant) for attention weights
+        ``weights`` (B, hT, n): three parts, each linear in the weights (see ``values``)."""
+        b, ht, n = weights.shape
+        h, _, d = self.gamma.shape
+        scaled = weights * rstd.view(b, 1, n)
+        return ((scaled.view(b, h, ht // h, n) @ self.cached[:, :, tokens]).reshape(b, ht, d), scaled @ probs,
+                scaled @ mean.view(b, n, 1))
+
+    def values(self, parts: tuple, corrections: torch.Tensor) -> torch.Tensor:
+        """``sum_n p_n (A X1_n + b)`` per head (B, h, T, d) from the pooled parts for weights ``p`` summing to one."""
+        projected, probs, mean = parts
+        b, h, d, _ = corrections.shape
+        t = projected.shape[1] // h
+        return (projected.view(b, h, t, d) + probs.view(b, h, t, -1) @ corrections.transpose(2, 3)
+                - mean.view(b, h, t, 1) * self.gamma + self.offset)
 
 
 def _fold_queries(attn, q: torch.Tensor):
     """Few query tokens ``q`` (B, T, C) against many image tokens: the key projection folded into the queries
     (``q . (W k + b) = (W^T q) . k + q . b``), scaled by 1/sqrt(d): (B, hT, C), (B, hT, 1), and the projected
-    queries (B, h, T, d) for the positional encoding's share (``_scores``)."""
+    projected queries (B, h, T, d) for the positional encoding's share (``_scores``)."""
     h = attn.num_heads
     b, t, c = q.shape
     d = attn.internal_dim // h
@@ -117,11 +189,11 @@ def _fold_queries(attn, q: torch.Tensor):
 
 
 def _scores(qk: torch.Tensor, qb: torch.Tensor, qp: torch.Tensor, keys: torch.Tensor, pe_projected: torch.Tensor):
-    """(B, h, T, n): folded queries (``_fold_queries``) against a block of image tokens ``keys`` (B, n, C) plus
-    their positional encoding, given through the image-side projection (1, h, n, d) (``pe_projections``)."""
+    """(B, hT, n): folded queries (``_fold_queries``) against a block of image tokens ``keys`` (B, n, C) plus
+    their positional encoding, given through the image-side projection (1, h, n, d)."""
     b, h, t, _ = qp.shape
-    scores = torch.baddbmm(qb, qk, keys.transpose(1, 2)).view(b, h, t, -1)
-    return scores.add_(qp @ pe_projected.transpose(2, 3))
+    scores = torch.baddbmm(qb, qk, keys.transpose(1, 2))
+    return scores.add_((qp @ pe_projected.transpose(2, 3)).view(b, h * t, -1))
 
 
 def _token_output(attn, pooled: torch.Tensor, t: int) -> torch.Tensor:
@@ -140,23 +212,24 @@ class _Pooling:
     keeps the exponentials in range, as in flash attention): the image tokens are read once, in the cache."""
 
     def __init__(self):
-        self.top = self.total = self.pooled = None
+        self.top = self.total = self.sums = None
 
-    def add(self, scores: torch.Tensor, values: torch.Tensor) -> None:
-        """``scores`` (B, Q, n) for one block of ``values`` (B, n, C)."""
-        top = scores.amax(dim=2, keepdim=True)
+    def add(self, scores: torch.Tensor, weighted) -> None:
+        """``scores`` (..., n) for one block; ``weighted(weights)``: the block's weighted sums, a tuple of tensors
+        each linear in the weights, with the scores' leading dimensions."""
+        top = scores.amax(dim=-1, keepdim=True)
         weights = scores.sub_(top).exp_()  # scores are not used again
-        total, pooled = weights.sum(dim=2, keepdim=True), weights @ values
+        total, sums = weights.sum(dim=-1, keepdim=True), weighted(weights)
         if self.top is not None:
             new_top = torch.maximum(self.top, top)
             old, now = torch.exp(self.top - new_top), torch.exp(top - new_top)
             total = self.total * old + total * now
-            pooled = self.pooled * old + pooled * now
+            sums = tuple(a * old + x * now for a, x in zip(self.sums, sums))
             top = new_top
-        self.top, self.total, self.pooled = top, total, pooled
+        self.top, self.total, self.sums = top, total, sums
 
-    def result(self) -> torch.Tensor:
-        return self.pooled / self.total
+    def result(self) -> tuple:
+        return tuple(x / self.total for x in self.sums)
 
 
 def _token_to_image_cached(attn, q: torch.Tensor, kp: torch.Tensor, vp: torch.Tensor) -> torch.Tensor:
@@ -165,8 +238,8 @@ def _token_to_image_cached(attn, q: torch.Tensor, kp: torch.Tensor, vp: torch.Te
     h = attn.num_heads
     b, t, _ = q.shape
     d = attn.internal_dim // h
-    qp = _heads(attn.q_proj(q), h)  # B, h, T, d
-    probs = torch.softmax((qp @ kp.transpose(2, 3)) / math.sqrt(d), dim=-1)
+    qp = _heads(attn.q_proj(q), h) / math.sqrt(d)  # B, h, T, d
+    probs = torch.softmax(qp @ kp.transpose(2, 3), dim=-1)
     out = (probs @ vp).transpose(1, 2).reshape(b, t, h * d)
     return attn.out_proj(out)
 
@@ -178,8 +251,6 @@ class _ImageToToken:
 
     attn: torch.nn.Module
     kp: torch.Tensor  # B, h, T, d, divided by sqrt(d)
-    qk: torch.Tensor  # B, hT, C: the image tokens' query projection folded into kp
-    qb: torch.Tensor  # B, hT, 1
     values: torch.Tensor  # B, hT, C: the prompt tokens' values through the output projection
 
     @classmethod
@@ -189,24 +260,15 @@ class _ImageToToken:
         d = attn.internal_dim // h
         kp = _heads(attn.k_proj(tok_q), h) / math.sqrt(d)  # the scores' scaling, applied to the few tokens
         vp = _heads(attn.v_proj(tok_v), h)
-        qk = (kp @ attn.q_proj.weight.view(h, d, c)).reshape(b, h * t, c)
-        qb = (kp * attn.q_proj.bias.view(1, h, 1, d)).sum(-1).reshape(b, h * t, 1)
         wo = attn.out_proj.weight.view(c, h, d).permute(1, 2, 0)  # h, d, C
         # the output projection's bias spread over the heads, whose attention weights each sum to one
         values = (vp @ wo + attn.out_proj.bias / h).reshape(b, h * t, c)
-        return cls(attn, kp, qk, qb, values)
+        return cls(attn, kp, values)
 
-    def probs(self, keys: torch.Tensor | None = None, pe_projected: torch.Tensor | None = None,
-              qp: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, n, hT) for a block of image tokens ``keys`` (B, n, C) and their positional encoding's query
-        projection (1, h, n, d), or of their query projections ``qp`` (1, h, n, d) shared by all prompts."""
+    def probs(self, scores: torch.Tensor) -> torch.Tensor:
+        """(B, n, hT) from scores (B, hT, n): the softmax over the few tokens runs along a long axis."""
         b, h, t, _ = self.kp.shape
-        # laid out (B, h, T, n): the softmax over the few tokens then runs along a long, vectorised axis
-        if qp is not None:
-            scores = self.kp @ qp.transpose(2, 3)
-        else:
-            scores = _scores(self.qk, self.qb, self.kp, keys, pe_projected)
-        return torch.softmax(scores, dim=2).view(b, h * t, -1).transpose(1, 2)
+        return torch.softmax(scores.view(b, h, t, -1), dim=2).view(b, h * t, -1).transpose(1, 2)
 
 
 @dataclass
@@ -317,66 +379,77 @@ def _after_image(layer, queries: torch.Tensor, attn_out: torch.Tensor) -> torch.
 
 def _decode_chunk(md, tokens, terms: _ImageTerms, multimasking: bool, rows: int, cols: int,
                   block_rows: tuple[int, int]):
-    """SAM's two-way transformer, final attention and upscaling for a chunk of prompts' ``tokens``.
+    """SAM's two-way transformer (two layers), final attention and upscaling for a chunk of prompts' ``tokens``.
 
-    One pass over the image tokens per layer, a block of token rows at a time: the block's image-to-token
-    attention and key update, then the next attention's (token-to-image, or the final one's) softmax-weighted
-    sum over the updated block. The last pass also computes the upscaling's first product for the block
-    (``_first_conv``); the rest of the upscaling waits for the final attention's output (the hypernetwork)."""
+    Two passes over the image tokens, a block of token rows at a time. First: the first layer's image-to-token
+    attention and key update, and the second layer's token-to-image attention over the updated block (its
+    projections taken through the first layer norm, ``_ThroughFirstNorm``; the softmax accumulated over the
+    blocks, ``_Pooling``). Second: the second layer's image-to-token attention and key update, the final
+    attention over the updated block, and the upscaling's first product (``_first_conv``); the rest of the
+    upscaling waits for the final attention's output (the hypernetwork)."""
     tr = md.transformer
-    layers = list(tr.layers)
+    first, second = tr.layers
+    b = tokens.shape[0]
     side = int(math.isqrt(terms.keys.shape[1]))
     upscaling = terms.upscaling
     transformer_rows, upscaling_rows = block_rows
     spans = [(r0, min(r0 + transformer_rows, side)) for r0 in range(0, side, transformer_rows)]
     mask_ids = list(range(1, md.num_mask_tokens)) if multimasking else [0]
     used = [0] + [1 + i for i in mask_ids]  # IoU token + the mask tokens whose masks are returned
+    norm1, norm2 = first.norm4, second.norm4
 
-    def part(x, r0, r1):  # image tokens of rows r0..r1
-        return x[:, r0 * side:r1 * side]
-
-    # the first layer's token-to-image attention: its image-side projections are cached per image
-    queries = _before_image(layers[0], tokens, tokens)
-    attn_out = _token_to_image_cached(layers[0].cross_attn_token_to_image, queries + tokens, terms.k_first,
+    # first layer, token side: its token-to-image attention's image-side projections are cached per image
+    queries = _before_image(first, tokens, tokens)
+    attn_out = _token_to_image_cached(first.cross_attn_token_to_image, queries + tokens, terms.k_first,
                                       terms.v_first)
-    queries = _after_image(layers[0], queries, attn_out)
-    keys_blocks = [part(terms.keys, r0, r1) for r0, r1 in spans]
-    mixes = [[] for _ in spans]  # per block in the region, per layer: probs, values @ M_l, rstd (_Upscaling)
-    first_blocks = []
-    for index, layer in enumerate(layers):
-        i2t = _ImageToToken.for_tokens(layer.cross_attn_image_to_token, queries + tokens, queries)
-        values_m = i2t.values @ upscaling.weights[index]
-        last = index == len(layers) - 1
-        if last:
-            next_attn, next_queries = tr.final_attn_token_to_image, queries[:, used]
-            next_q = next_queries + tokens[:, used]
-        else:
-            next_attn, next_queries = layers[index + 1].cross_attn_token_to_image, _before_image(
-                layers[index + 1], queries, tokens)
-            next_q = next_queries + tokens
-        qk, qb, qp = _fold_queries(next_attn, next_q)
-        pe_next, pe_i2t = terms.pe_projections.get(next_attn.k_proj), terms.pe_projections.get(i2t.attn.q_proj)
-        pooling, norm = _Pooling(), layer.norm4
-        for k, (r0, r1) in enumerate(spans):
-            keys = keys_blocks[k]
-            tokens_in = slice(r0 * side, r1 * side)
-            probs = (i2t.probs(qp=terms.q_first[:, :, tokens_in]) if index == 0 else
-                     i2t.probs(keys, pe_i2t[:, :, tokens_in]))
-            # the first layer's keys are the cached image embedding; later ones are this pass's own
-            update = torch.baddbmm(keys, probs, i2t.values) if index == 0 else keys.baddbmm_(probs, i2t.values)
-            keys, _, rstd = torch.native_layer_norm(update, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
-            keys_blocks[k] = keys
-            pooling.add(_scores(qk, qb, qp, keys, pe_next[:, :, tokens_in]).flatten(1, 2), keys)
-            if r0 < rows:
-                mixes[k].append((_region_part(probs, side, r0, r1, rows, cols), values_m,
-                                 _region_part(rstd, side, r0, r1, rows, cols)))
-                if last:
-                    image_part = _region_part(part(upscaling.first, r0, r1), side, r0, r1, rows, cols)
-                    first_blocks.append((r0, _first_conv(upscaling, image_part, mixes[k])))
-        attn_out = _token_output(next_attn, pooling.result(), next_q.shape[1])
-        if not last:
-            queries = _after_image(layers[index + 1], next_queries, attn_out)
-    hs = tr.norm_final_attn(next_queries + attn_out)
+    queries = _after_image(first, queries, attn_out)
+    i2t = _ImageToToken.for_tokens(first.cross_attn_image_to_token, queries + tokens, queries)
+    # second layer's token-to-image attention: queries (scaled) against the keys through the first norm
+    t2i = second.cross_attn_token_to_image
+    queries = _before_image(second, queries, tokens)
+    h = t2i.num_heads
+    q = _heads(t2i.q_proj(queries + tokens), h) / math.sqrt(t2i.internal_dim // h)
+    key_map, value_map = terms.second[t2i.k_proj], terms.second[t2i.v_proj]
+    key_queries = key_map.queries(q, i2t.values)
+    value_corrections = value_map.corrections(i2t.values)
+    pooling = _Pooling()
+    blocks = []  # per block: X1 and the first layer's probs, mean and rstd
+    for r0, r1 in spans:
+        tokens_in = slice(r0 * side, r1 * side)
+        probs = i2t.probs(i2t.kp @ terms.q_first[:, :, tokens_in].transpose(2, 3))
+        keys, mean, rstd = torch.native_layer_norm(torch.baddbmm(terms.keys[:, tokens_in], probs, i2t.values),
+                                                   norm1.normalized_shape, norm1.weight, norm1.bias, norm1.eps)
+        blocks.append((keys, probs, mean, rstd))
+        scores = key_map.scores(key_queries, probs, mean, rstd, tokens_in)
+        pooling.add(scores, lambda w, p=probs, m=mean, r=rstd, t=tokens_in: value_map.pooled_parts(w, p, m, r, t))
+    values = value_map.values(pooling.result(), value_corrections)  # B, h, T, d
+    attn_out = t2i.out_proj(values.transpose(1, 2).reshape(b, tokens.shape[1], -1))
+    queries = _after_image(second, queries, attn_out)
+
+    # second layer's image-to-token attention (its query projection through the first norm), key update,
+    # final attention over the updated keys, the upscaling's first product
+    i2t2 = _ImageToToken.for_tokens(second.cross_attn_image_to_token, queries + tokens, queries)
+    query_map = terms.second[i2t2.attn.q_proj]
+    query_queries = query_map.queries(i2t2.kp, i2t.values)
+    values_m = [i2t.values @ upscaling.weights[0], i2t2.values @ upscaling.weights[1]]
+    final = tr.final_attn_token_to_image
+    final_queries = queries[:, used]
+    qk, qb, qp = _fold_queries(final, final_queries + tokens[:, used])
+    pooling, first_blocks = _Pooling(), []
+    for (r0, r1), (keys, probs, mean, rstd) in zip(spans, blocks):
+        tokens_in = slice(r0 * side, r1 * side)
+        probs2 = i2t2.probs(query_map.scores(query_queries, probs, mean, rstd, tokens_in))
+        keys, _, rstd2 = torch.native_layer_norm(keys.baddbmm_(probs2, i2t2.values), norm2.normalized_shape,
+                                                 norm2.weight, norm2.bias, norm2.eps)
+        pooling.add(_scores(qk, qb, qp, keys, terms.pe_final[:, :, tokens_in]),
+                    lambda w, k=keys: (w @ k,))
+        if r0 < rows:
+            mixes = [(_region_part(x, side, r0, r1, rows, cols), v, _region_part(r, side, r0, r1, rows, cols))
+                     for x, v, r in ((probs, values_m[0], rstd), (probs2, values_m[1], rstd2))]
+            image_part = _region_part(upscaling.first[:, tokens_in], side, r0, r1, rows, cols)
+            first_blocks.append((r0, _first_conv(upscaling, image_part, mixes)))
+    attn_out = _token_output(final, pooling.result()[0], len(used))
+    hs = tr.norm_final_attn(final_queries + attn_out)
     hyper = torch.stack([md.output_hypernetworks_mlps[i](hs[:, 1 + k]) for k, i in enumerate(mask_ids)], dim=1)
     masks = _upscale_masks(md, first_blocks, hyper, side, cols, upscaling_rows)
     ious = md.iou_prediction_head(hs[:, 0])[:, mask_ids]
