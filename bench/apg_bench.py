@@ -2,6 +2,7 @@
 
     python bench/apg_bench.py            # ours best of 2 runs, micro-sam once (it takes minutes)
     python bench/apg_bench.py --quick    # ours once
+    python bench/apg_bench.py --spread   # and micro-sam against itself (batch_size 1 vs the default)
 
 Cases (demo model, CPU unless CUDA is present):
   sparse  stardist img2d (512x512, real nuclei), the model's own instance decoder (UNETR);
@@ -117,6 +118,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="run our engine once instead of best of 2")
     parser.add_argument("--cases", default="sparse,dense,tiled", help="comma-separated: sparse,dense,tiled")
+    parser.add_argument("--spread", action="store_true",
+                        help="also run micro-sam with batch_size 1: how far micro-sam agrees with itself (float32 "
+                             "rounding differs with the batch size), the yardstick for the agreement line")
     args = parser.parse_args(argv)
 
     import torch
@@ -144,6 +148,10 @@ def main(argv=None) -> int:
         e2e_ms, e2e_fast = state_s + apg_ms, state_s + apg_fast
         print(f"  {'+state':10s} {e2e_ms:12.3f} {e2e_fast:10.3f} {e2e_ms / e2e_fast:7.1f}x")
         print(f"  agreement: {agreement(theirs, ours)}")
+        if args.spread:
+            alone, _ = micro_sam_stages(model, state, {**params, "batch_size": 1})
+            print(f"  micro-sam batch_size 1 vs {params['batch_size']}: {agreement(theirs, alone)}; "
+                  f"ours vs micro-sam batch_size 1: {agreement(alone, ours)}")
         summary.append((name, t_ms["n_prompts"], apg_ms, apg_fast, e2e_ms, e2e_fast))
     print(f"\n{'case':8s} {'prompts':>8s} {'APG micro-sam':>14s} {'APG fast':>9s} {'ratio':>7s}"
           f" {'end-to-end micro-sam':>21s} {'fast':>7s} {'ratio':>7s}")
