@@ -124,6 +124,18 @@ def test_decoder_equals_sams_up_to_rounding(demo_model, dense_state, multimaskin
     assert float((ours_iou - expected_iou).abs().max()) < 1e-5
 
 
+def test_decoders_of_another_layout_go_to_sams_own(demo_model):
+    """Our decoder assumes SAM's two-layer two-way transformer: a deeper one is left to SAM's own decoder."""
+    import copy
+
+    from microsam_fiji.fast.engine import default_decoder
+
+    assert default_decoder(demo_model) is decode_points
+    deeper = copy.deepcopy(demo_model.predictor.model)
+    deeper.mask_decoder.transformer.layers.append(copy.deepcopy(deeper.mask_decoder.transformer.layers[1]))
+    assert not supported(deeper)
+
+
 def test_no_prompts_gives_empty_labels(demo_model, dense_state):
     from dataclasses import replace
 

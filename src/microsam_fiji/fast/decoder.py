@@ -3,9 +3,12 @@
 SAM's ``MaskDecoder`` copies the image embedding once per prompt and runs the two-way transformer and the
 upscaling on every copy. Here:
 * what depends on the image alone (the first layer's image-side projections, the positional encoding's
-  projections in later layers, the image's share of the upscaling's first product) is computed once per
+  projections in the second, the image's share of the upscaling's first product) is computed once per
   image and cached;
-* attention projections of the 4096 image tokens are folded into the few prompt tokens where that is
+* the second layer's attentions take their image-side projections through the first layer norm: the
+  cached projections of the image embedding plus corrections of rank hT = 56 per prompt
+  (``_ThroughFirstNorm``), instead of products with all 256 channels of the updated image tokens;
+* other attention projections of the 4096 image tokens are folded into the few prompt tokens where that is
   cheaper (``q . (W k + b) = (W^T q) . k + q . b``; the output projection applied to the prompt-token values);
 * the upscaling's first transposed convolution is carried through the layer norms as products with the
   prompt tokens' few value vectors (``_Upscaling``);
