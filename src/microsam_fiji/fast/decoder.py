@@ -312,17 +312,17 @@ def _first_conv(upscaling: _Upscaling, image_part: torch.Tensor, mixes: list) ->
 
     as one scaled copy of the image's part and one matrix product."""
     b, n = mixes[0][0].shape[:2]  # the image's part is shared by the prompts (batch 1)
-    factors = image_part.new_empty((b, n, sum(1 + probs.shape[2] for probs, _, _ in mixes)))
-    mixed, scale, column = [], None, 0
+    # the factors laid out (B, columns, n): each layer's P_l is written as contiguous rows, not strided columns
+    factors = image_part.new_empty((b, sum(1 + probs.shape[2] for probs, _, _ in mixes), n))
+    mixed, scale, row = [], None, 0
     for (probs, values_m, rstd), offset in zip(reversed(mixes), reversed(upscaling.offsets)):
-        # offset_l's factor, then P_l's columns, written in place (no concatenation of N-row factors)
-        factors[:, :, column:column + 1].copy_(scale) if scale is not None else factors[:, :, column].fill_(1.0)
+        factors[:, row].fill_(1.0) if scale is None else factors[:, row].copy_(scale[..., 0])  # offset_l's factor
         mixed.append(offset.expand(values_m.shape[0], -1, -1))
         scale = rstd if scale is None else scale * rstd
-        torch.mul(probs, scale, out=factors[:, :, column + 1:column + 1 + probs.shape[2]])
+        torch.mul(probs.transpose(1, 2), scale.transpose(1, 2), out=factors[:, row + 1:row + 1 + probs.shape[2]])
         mixed.append(values_m)
-        column += 1 + probs.shape[2]
-    return torch.mul(image_part, scale).baddbmm_(factors, torch.cat(mixed, dim=1))
+        row += 1 + probs.shape[2]
+    return torch.mul(image_part, scale).baddbmm_(factors.transpose(1, 2), torch.cat(mixed, dim=1))
 
 
 def _block_rows(device: torch.device, side: int) -> tuple[int, int]:
