@@ -14,6 +14,8 @@ import torch
 
 from .windows import Windows
 
+CPU_BATCH = 128  # prompts per call of a batch-independent decoder on a CPU (see predict_masks)
+
 
 @dataclass
 class MaskSet:
@@ -73,8 +75,13 @@ def predict_masks(predictor, points_xy: np.ndarray, *, batch_size: int, multimas
     decoder = _sams_decoder if decoder is None else decoder
     windows = Windows.for_predictor(predictor)
     auto = isinstance(threshold, str)  # "auto": micro-sam's local Otsu threshold, from all of each mask's logits
-    for start in range(0, len(points_xy), batch_size):
-        stop = min(start + batch_size, len(points_xy))
+    # our decoder runs one prompt per thread on a CPU, so its results do not depend on the batch: larger
+    # batches leave the threads idle less often at a batch's end. SAM's own decoder keeps micro-sam's batches
+    # (its rounding depends on the batch size).
+    on_cpu = torch.device(device).type == "cpu"
+    step = max(batch_size, CPU_BATCH) if on_cpu and decoder is not _sams_decoder else batch_size
+    for start in range(0, len(points_xy), step):
+        stop = min(start + step, len(points_xy))
         low_res, ious = decoder(predictor, coords[start:stop], labels[start:stop], multimasking,
                                 region=None if auto else windows.region)
         if multimasking:  # micro-sam keeps the mask with the highest predicted IoU
