@@ -53,6 +53,18 @@ def _heads(x: torch.Tensor, n: int) -> torch.Tensor:
     return x.reshape(b, t, n, c // n).transpose(1, 2)
 
 
+def _scaled_heads(attn, proj, x: torch.Tensor) -> torch.Tensor:
+    """``proj(x)`` per head of ``attn`` (B, h, T, d), divided by sqrt(d): the scores' scaling applied to the
+    few prompt tokens instead of to the scores over all image tokens."""
+    h = attn.num_heads
+    return _heads(proj(x), h) / math.sqrt(attn.internal_dim // h)
+
+
+def _projected_heads(x: torch.Tensor, weight: torch.Tensor, heads: int) -> torch.Tensor:
+    """Image tokens ``x`` (1, N, C) through ``weight`` (k x C, no bias), per head (1, h, N, d), cached per image."""
+    return _heads(x @ weight.T, heads).contiguous()
+
+
 @dataclass
 class _ImageTerms:
     """What the decoder computes from the image embedding alone: the same for every prompt on this image."""
@@ -103,7 +115,7 @@ def _image_terms(model, features: torch.Tensor) -> _ImageTerms:
         upscaling=upscaling,
         second={proj: _ThroughFirstNorm.for_projection(proj, first.norm4, keys, pe if with_pe else None,
                                                        attn.num_heads) for attn, proj, with_pe in through},
-        pe_final=_heads(pe @ final.k_proj.weight.T, final.num_heads).contiguous())
+        pe_final=_projected_heads(pe, final.k_proj.weight, final.num_heads))
     _TERMS_CACHE["last"] = (weakref.ref(model), weakref.ref(features), fingerprint, terms)
     return terms
 
@@ -129,10 +141,10 @@ class _ThroughFirstNorm:
     def for_projection(cls, proj, norm, keys: torch.Tensor, pe: torch.Tensor | None, heads: int):
         weight = proj.weight * norm.weight
         d = weight.shape[0] // heads
-        return cls(cached=_heads(keys @ weight.T, heads).contiguous(), weight=weight,
+        return cls(cached=_projected_heads(keys, weight, heads), weight=weight,
                    gamma=(proj.weight @ norm.weight).view(heads, 1, d),
                    offset=(proj.weight @ norm.bias + proj.bias).view(heads, 1, d),
-                   pe=None if pe is None else _heads(pe @ proj.weight.T, heads).contiguous())
+                   pe=None if pe is None else _projected_heads(pe, proj.weight, heads))
 
     def corrections(self, values: torch.Tensor) -> torch.Tensor:
         """``A G V^T`` per head, (B, h, d, hT), for the prompt tokens' values ``V`` (B, hT, C)."""
@@ -180,12 +192,11 @@ class _ThroughFirstNorm:
 def _fold_queries(attn, q: torch.Tensor):
     """Few query tokens ``q`` (B, T, C) against many image tokens: the key projection folded into the queries
     (``q . (W k + b) = (W^T q) . k + q . b``), scaled by 1/sqrt(d): (B, hT, C), (B, hT, 1), and the projected
-    projected queries (B, h, T, d) for the positional encoding's share (``_scores``)."""
+    queries (B, h, T, d) for the positional encoding's share (``_scores``)."""
     h = attn.num_heads
     b, t, c = q.shape
     d = attn.internal_dim // h
-    qp = _heads(attn.q_proj(q), h)  # B, h, T, d
-    qp = qp / math.sqrt(d)
+    qp = _scaled_heads(attn, attn.q_proj, q)
     qk = (qp @ attn.k_proj.weight.view(h, d, c)).reshape(b, h * t, c)
     qb = (qp * attn.k_proj.bias.view(1, h, 1, d)).sum(-1).reshape(b, h * t, 1)
     return qk, qb, qp
@@ -238,12 +249,9 @@ class _Pooling:
 def _token_to_image_cached(attn, q: torch.Tensor, kp: torch.Tensor, vp: torch.Tensor) -> torch.Tensor:
     """``attn(q=q, k=..., v=...)`` for few query tokens ``q`` (B, T, C) against image tokens whose key and value
     projections ``kp``/``vp`` (1, h, N, d) are shared by all prompts."""
-    h = attn.num_heads
     b, t, _ = q.shape
-    d = attn.internal_dim // h
-    qp = _heads(attn.q_proj(q), h) / math.sqrt(d)  # B, h, T, d
-    probs = torch.softmax(qp @ kp.transpose(2, 3), dim=-1)
-    out = (probs @ vp).transpose(1, 2).reshape(b, t, h * d)
+    probs = torch.softmax(_scaled_heads(attn, attn.q_proj, q) @ kp.transpose(2, 3), dim=-1)
+    out = (probs @ vp).transpose(1, 2).reshape(b, t, -1)
     return attn.out_proj(out)
 
 
@@ -261,7 +269,7 @@ class _ImageToToken:
         h = attn.num_heads
         b, t, c = tok_q.shape
         d = attn.internal_dim // h
-        kp = _heads(attn.k_proj(tok_q), h) / math.sqrt(d)  # the scores' scaling, applied to the few tokens
+        kp = _scaled_heads(attn, attn.k_proj, tok_q)
         vp = _heads(attn.v_proj(tok_v), h)
         wo = attn.out_proj.weight.view(c, h, d).permute(1, 2, 0)  # h, d, C
         # the output projection's bias spread over the heads, whose attention weights each sum to one
@@ -316,7 +324,10 @@ def _first_conv(upscaling: _Upscaling, image_part: torch.Tensor, mixes: list) ->
     factors = image_part.new_empty((b, sum(1 + probs.shape[2] for probs, _, _ in mixes), n))
     mixed, scale, row = [], None, 0
     for (probs, values_m, rstd), offset in zip(reversed(mixes), reversed(upscaling.offsets)):
-        factors[:, row].fill_(1.0) if scale is None else factors[:, row].copy_(scale[..., 0])  # offset_l's factor
+        if scale is None:  # offset_l's factor
+            factors[:, row].fill_(1.0)
+        else:
+            factors[:, row].copy_(scale[..., 0])
         mixed.append(offset.expand(values_m.shape[0], -1, -1))
         scale = rstd if scale is None else scale * rstd
         torch.mul(probs.transpose(1, 2), scale.transpose(1, 2), out=factors[:, row + 1:row + 1 + probs.shape[2]])
@@ -410,8 +421,7 @@ def _decode_chunk(md, tokens, terms: _ImageTerms, multimasking: bool, rows: int,
     # second layer's token-to-image attention: queries (scaled) against the keys through the first norm
     t2i = second.cross_attn_token_to_image
     queries = _before_image(second, queries, tokens)
-    h = t2i.num_heads
-    q = _heads(t2i.q_proj(queries + tokens), h) / math.sqrt(t2i.internal_dim // h)
+    q = _scaled_heads(t2i, t2i.q_proj, queries + tokens)
     key_map, value_map = terms.second[t2i.k_proj], terms.second[t2i.v_proj]
     key_queries = key_map.queries(q, i2t.values)
     value_corrections = value_map.corrections(i2t.values)

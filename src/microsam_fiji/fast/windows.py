@@ -72,15 +72,15 @@ class Windows:
         oy, ox = int(offset[0]), int(offset[1])
         end = 0 if exclusive_crops else 1
         for k in range(low_res.shape[0]):
-            threshold = float(thresholds[k])
+            cut = float(thresholds[k])
             window = self._window(low_res[k], any_rows[k], any_cols[k])
             if window is None:
                 crop, box, area, stability = np.zeros((end, end), bool), (0, 0, 0, 0), 0, np.float32("nan")
             else:
                 logits, y0, x0 = window
-                mask = logits > threshold
-                inter = int((logits > threshold + STABILITY_OFFSET).sum())
-                union = int((logits > threshold - STABILITY_OFFSET).sum())
+                mask = logits > cut
+                inter = int((logits > cut + STABILITY_OFFSET).sum())
+                union = int((logits > cut - STABILITY_OFFSET).sum())
                 stability = np.float32(inter) / np.float32(union) if union else np.float32("nan")
                 ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
                 if ys.size == 0:  # micro-sam's batched_mask_to_box gives empty masks the box 0, 0, 0, 0
