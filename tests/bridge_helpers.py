@@ -1,8 +1,6 @@
 """Shared set-up for the bridge tests: ImageJ in this process (display when $DISPLAY is set), the session."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -13,13 +11,14 @@ def nuclei_crop(stardist_image) -> np.ndarray:
 
 
 def imagej_with_display():
-    """Start ImageJ for tests that need the ROI Manager or macro ``run()``; skip without a display."""
-    if not os.environ.get("DISPLAY"):
-        pytest.skip("needs a display: run under xvfb-run")
+    """Start ImageJ for tests that need the ROI Manager or macro ``run()``; without a display, Java or ij.jar:
+    a failure under CI=true, else a skip (conftest.require_imagej)."""
+    from conftest import require_imagej
+
     from microsam_fiji.bridge.jvm import start_imagej
 
-    if start_imagej()["headless"]:
-        pytest.skip("needs a display: this process started Java headless; run under xvfb-run")
+    require_imagej(display=True)
+    assert not start_imagej()["headless"]
 
 
 def start_session():

@@ -1,7 +1,12 @@
-"""Shared fixtures: the bundled demo model, a random vit_t checkpoint built here, the stardist test data."""
+"""Shared fixtures: the bundled demo model, a random vit_t checkpoint built here, the stardist test data; and
+what the ImageJ tests need from the machine (Java, ij.jar, a display): without it they fail under ``CI=true`` with
+the fix named, and are skipped elsewhere with the summary naming what was not tested."""
 from __future__ import annotations
 
 import os
+import re
+import shutil
+from collections import defaultdict
 from pathlib import Path
 
 # bioimageio.spec pings URLs during validation; there is no network here
@@ -23,7 +28,7 @@ def stardist_image() -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def stardist_mask() -> np.ndarray:
-    """Ground-truth instance labels for :func:`stardist_image` (183 nuclei)."""
+    """Ground-truth instance labels for :func:`stardist_image` (125 nuclei; ids up to 183)."""
     import tifffile
 
     return tifffile.imread(DATA / "mask2d.tif")
@@ -61,3 +66,90 @@ def build_random_checkpoint(path: Path) -> Path:
 @pytest.fixture(scope="session")
 def random_checkpoint(tmp_path_factory) -> Path:
     return build_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "random_vit_t.pt")
+
+
+# --- ImageJ tests and the machine ------------------------------------------------------------------------------
+
+IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+# fixtures that start ImageJ in this process: the bridge session needs a display (menus, macros, ROI Manager),
+# the ImagePlus / ROI decoding tests run headless too
+IMAGEJ_FIXTURES = {"bridge": True, "ij": False}
+# skip reasons that mean "this machine lacks something", never acceptable in CI
+ENVIRONMENT_SKIP = re.compile(r"\bdisplay\b|xvfb|\bjava\b|ij\.jar", re.IGNORECASE)
+
+
+def imagej_missing(display: bool) -> str | None:
+    """What this machine lacks for the ImageJ tests, with the fix, or None."""
+    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+        return "Java (no `java` on PATH): install a JRE (Debian: apt-get install default-jre) or set JAVA_HOME"
+    from microsam_fiji.bridge.jvm import find_ij_jar
+    from microsam_fiji.errors import UserError
+
+    try:
+        find_ij_jar()
+    except UserError as err:
+        return f"ImageJ ({err})"
+    if display:
+        if not os.environ.get("DISPLAY"):
+            return "a display ($DISPLAY is unset): run the tests under xvfb-run -a"
+        import scyjava
+
+        if scyjava.jvm_started() and scyjava.jimport("java.awt.GraphicsEnvironment").isHeadless():
+            return "a display (this process started Java headless): run the tests under xvfb-run -a"
+    return None
+
+
+def require_imagej(display: bool) -> None:
+    """Fail (CI) or skip (elsewhere) the current test when :func:`imagej_missing` names something."""
+    missing = imagej_missing(display)
+    if missing is None:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true, and the ImageJ tests need {missing}", pytrace=False)
+    pytest.skip(f"needs {missing}")
+
+
+def pytest_report_header(config):
+    found = imagej_missing(display=True)
+    return (f"ImageJ tests: {'all can run' if found is None else 'missing ' + found}"
+            f"{' (CI=true: a missing requirement fails)' if IN_CI else ''}")
+
+
+def pytest_runtest_setup(item):
+    needs = [display for name, display in IMAGEJ_FIXTURES.items() if name in getattr(item, "fixturenames", ())]
+    if needs:
+        require_imagej(display=any(needs))
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    return str(longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else longrepr)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI, a test skipped for a missing display / Java / ImageJ (however it skipped) is a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = _skip_reason(report).removeprefix("Skipped: ")
+        if ENVIRONMENT_SKIP.search(reason):
+            report.outcome = "failed"
+            report.longrepr = f"CI=true, and this test was skipped: {reason}"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Name the tests that did not run, grouped by what they need, so a green run cannot hide them."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    by_reason: dict[str, list[str]] = defaultdict(list)
+    for report in skipped:
+        by_reason[_skip_reason(report).removeprefix("Skipped: ")].append(report.nodeid)
+    terminalreporter.section("not tested here")
+    for reason, nodeids in by_reason.items():
+        modules = sorted({n.split("::")[0] for n in nodeids})
+        terminalreporter.write_line(f"{len(nodeids)} test(s) in {', '.join(modules)}: {reason}")
+        if len(nodeids) <= 3:
+            for nodeid in nodeids:
+                terminalreporter.write_line(f"    {nodeid}")

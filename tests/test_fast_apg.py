@@ -17,7 +17,7 @@ from microsam_fiji.segment import restore_generator
 
 @pytest.fixture(scope="module")
 def dense_state(demo_model, stardist_image, stardist_mask):
-    """stardist img2d with its 183 ground-truth nuclei as decoder maps: one prompt per (seeded) nucleus."""
+    """stardist img2d with its 125 ground-truth nuclei (ids up to 183) as decoder maps: one prompt per (seeded) nucleus."""
     return oracle_state(demo_model, stardist_image, stardist_mask)
 
 
