@@ -48,10 +48,10 @@ def resolve_device(device: str | None) -> str:
 
 def infer_model_type(model_state: dict) -> str:
     """vit_t / vit_b / vit_l / vit_h from the image encoder's weight shapes (as micro-sam itself decides)."""
-    from micro_sam.models.build_sam import _validate_model_type
+    from .micro_sam_compat import validate_model_type
 
     try:
-        return _validate_model_type(model_state)
+        return validate_model_type(model_state)
     except KeyError:
         raise UserError("cannot tell the model type from the checkpoint's weights: pass --model-type") from None
 
@@ -96,10 +96,10 @@ def load_model(source: str | os.PathLike | Model | None = None, model_type: str 
 
 
 def _read_checkpoint(path: Path):
-    from micro_sam.util import _load_checkpoint
+    from .micro_sam_compat import load_checkpoint as read_micro_sam_checkpoint
 
     try:
-        return _load_checkpoint(str(path))
+        return read_micro_sam_checkpoint(str(path))
     except Exception as err:  # torch raises many kinds for a file that is not a checkpoint
         raise UserError(f"'{path}' is not a readable PyTorch checkpoint ({type(err).__name__}): pass a micro-sam "
                         "finetuning checkpoint (.pt) or a Model Zoo package (.zip)") from None

@@ -14,8 +14,10 @@ import numpy as np
 from .embedding_cache import ImageState, image_key
 from .errors import UserError
 from .images import is_constant, to_planes
+from .micro_sam_compat import decoder_maps, restore_generator_state
 from .models import Model, load_model
 from .params import check_mode, resolve_params
+from .progress import report
 
 DEFAULT_TILE_THRESHOLD = 1024
 DEFAULT_TILE_SHAPE = (768, 768)  # + 2 x halo = 1024, SAM's input size: tiles are not rescaled
@@ -65,8 +67,9 @@ def compute_state(model: Model, plane: np.ndarray, tile_shape=None, halo=None) -
         gen.initialize(plane, image_embeddings=embeddings, tile_shape=tile_shape, halo=halo)
     else:
         gen.initialize(plane, image_embeddings=embeddings)
-    return ImageState(embeddings=embeddings, foreground=gen._foreground, center_distances=gen._center_distances,
-                      boundary_distances=gen._boundary_distances, tile_shape=tile_shape, halo=halo)
+    foreground, center_distances, boundary_distances = decoder_maps(gen)
+    return ImageState(embeddings=embeddings, foreground=foreground, center_distances=center_distances,
+                      boundary_distances=boundary_distances, tile_shape=tile_shape, halo=halo)
 
 
 def restore_generator(model: Model, mode: str, state: ImageState):
@@ -74,22 +77,17 @@ def restore_generator(model: Model, mode: str, state: ImageState):
     from micro_sam import util
 
     gen = _generator(model, mode, state.tiled)
-    if state.tiled:
-        gen._image_embeddings = state.embeddings
-    else:
+    if not state.tiled:
         util.set_precomputed(model.predictor, state.embeddings)
-    gen._foreground = state.foreground
-    gen._center_distances = state.center_distances
-    gen._boundary_distances = state.boundary_distances
-    gen._i = None
-    gen._is_initialized = True
-    return gen
+    return restore_generator_state(gen, state.foreground, state.center_distances, state.boundary_distances,
+                                   tiled_embeddings=state.embeddings if state.tiled else None)
 
 
 def image_state(model: Model, plane: np.ndarray, tile_shape=None, halo=None) -> ImageState:
     key = image_key(plane, tile_shape, halo)
     state = model.cache.get(key)
     if state is None:
+        report("encoding the image")
         state = compute_state(model, plane, tile_shape, halo)
         model.cache.put(key, state)
     return state
@@ -139,6 +137,8 @@ def run(image, model: Model | str | os.PathLike | None = None, mode: str | None 
     scores: dict[int, float] = {}
     offset = 0
     for i, plane in enumerate(planes.data):
+        if len(planes.data) > 1:
+            report("segmenting planes", i, len(planes.data))
         labels, plane_scores = segment_plane(model, plane, mode, resolved, tile_shape, halo, engine)
         n = int(labels.max())
         out[i] = np.where(labels > 0, labels + np.uint32(offset), 0)

@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..progress import report
 from .windows import Windows
 
 CPU_BATCH = 128  # prompts per call of a batch-independent decoder on a CPU (see predict_masks)
@@ -50,9 +51,9 @@ def _sams_decoder(predictor, points, labels, multimasking: bool, region=None):
 def _otsu_thresholds(low_res: torch.Tensor) -> list[float]:
     """micro-sam's ``mask_threshold="auto"`` per mask (B, 1, H, W). Its vectorised histograms take ~250 MB per
     mask, ~8 GB for a batch of 32: computed one mask at a time here (each mask's threshold is its own)."""
-    from micro_sam.inference import _local_otsu_threshold
+    from ..micro_sam_compat import local_otsu_threshold
 
-    return [float(_local_otsu_threshold(low_res[k:k + 1]).reshape(())) for k in range(low_res.shape[0])]
+    return [float(local_otsu_threshold(low_res[k:k + 1]).reshape(())) for k in range(low_res.shape[0])]
 
 
 @torch.inference_mode()
@@ -81,6 +82,7 @@ def predict_masks(predictor, points_xy: np.ndarray, *, batch_size: int, multimas
     on_cpu = torch.device(device).type == "cpu"
     step = max(batch_size, CPU_BATCH) if on_cpu and decoder is not _sams_decoder else batch_size
     for start in range(0, len(points_xy), step):
+        report("masks for the prompts", start, len(points_xy))
         stop = min(start + step, len(points_xy))
         low_res, ious = decoder(predictor, coords[start:stop], labels[start:stop], multimasking,
                                 region=None if auto else windows.region)
@@ -90,4 +92,5 @@ def predict_masks(predictor, points_xy: np.ndarray, *, batch_size: int, multimas
             low_res, ious = low_res[rows, best][:, None], ious[rows, best][:, None]
         thresholds = _otsu_thresholds(low_res) if auto else float(threshold)
         out.extend(windows.masks(low_res[:, 0], ious[:, 0], thresholds, offset, exclusive_crops))
+    report("masks for the prompts", len(points_xy), len(points_xy))
     return out

@@ -451,9 +451,9 @@ def write_cover(path: Path, plane: np.ndarray, labels: np.ndarray) -> Path:
     from PIL import Image
     from skimage.segmentation import find_boundaries
 
-    from micro_sam.util import _to_image
+    from ..micro_sam_compat import to_image
 
-    rgb = _to_image(plane)  # the uint8 view micro-sam segments
+    rgb = to_image(plane)  # the uint8 view micro-sam segments
     outlined = rgb.copy()
     outlined[find_boundaries(labels, mode="inner")] = (255, 220, 0)
     Image.fromarray(np.concatenate([rgb, outlined], axis=1)).save(path)
