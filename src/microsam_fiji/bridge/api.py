@@ -26,11 +26,12 @@ class MacroError(UserError):
     """A macro stopped with an error; ``str(err)`` is ImageJ's message."""
 
 
-def stack_positions(labels, stack_axes: str | None = None, imp=None):
+def stack_positions(labels, stack_axes: str | None = None, imp=None, *, hyperstack: bool | None = None):
     """``labels`` as (Y,X) or (N,Y,X) plus the ImageJ stack position of each plane, for ``labels_to_rois``.
 
     ``stack_axes``: the ImageJ letters of the leading label axes ("Z", "T", "TZ"; default by dimension).
-    Hyperstacks (z and t, or ``imp.isHyperStack()``) get (c, z, t) positions, other stacks the plane index."""
+    Hyperstacks (z and t, or ``imp.isHyperStack()`` / ``hyperstack``) get (c, z, t) positions, other stacks the
+    plane index."""
     labels = np.asarray(labels)
     if labels.ndim < 2:
         raise UserError(f"labels must be 2D or a stack of 2D planes, got shape {labels.shape}")
@@ -39,7 +40,10 @@ def stack_positions(labels, stack_axes: str | None = None, imp=None):
         raise UserError(f"cannot tell the stack axes of labels of shape {labels.shape}: pass stack_axes (e.g. 'TZ')")
     if not stack_axes:
         return labels, None
-    hyperstack = bool(imp.isHyperStack()) if imp is not None else len(stack_axes) == 2
+    if imp is not None:
+        hyperstack = bool(imp.isHyperStack())
+    elif hyperstack is None:
+        hyperstack = len(stack_axes) == 2
     stack_shape = labels.shape[:-2]
     positions = []
     for index in range(int(np.prod(stack_shape))):

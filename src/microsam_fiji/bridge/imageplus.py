@@ -14,8 +14,7 @@ import numpy as np
 from ..errors import UserError
 from ..tiff_io import Calibration, LoadedImage
 from .jvm import jclass as _jclass
-
-_HYPERSTACK_ORDER = "TZC"  # slowest to fastest, as ImageJ stores stack planes
+from .raw_image import assemble
 
 
 def _plane_to_numpy(pixels, height: int, width: int) -> np.ndarray:
@@ -61,11 +60,7 @@ def from_imageplus(imp) -> LoadedImage:
         else:
             pixels = stack.getPixels(i)
         planes.append(_plane_to_numpy(pixels, height, width))
-    data = np.stack(planes).reshape((n_t, n_z, n_c) + planes[0].shape)
-    rgb = data.ndim == 6
-    keep = [i for i, size in enumerate((n_t, n_z, n_c)) if size > 1]
-    data = data.reshape(tuple(data.shape[i] for i in keep) + data.shape[3:])
-    axes = "".join(_HYPERSTACK_ORDER[i] for i in keep) + "YX" + ("S" if rgb else "")
+    data, axes = assemble(np.stack(planes), n_c, n_z, n_t, rgb=planes[0].ndim == 3)
     return LoadedImage(data=data, axes=axes, calibration=_calibration_of(imp))
 
 

@@ -3,15 +3,8 @@
     run("micro-sam APG", "model=[/path/model.zip] mode=apg foreground=0.5 center=0.5 boundary=0.5 min_size=25 replace");
 
 It segments the current image (2D, RGB or a z/t stack, slice by slice) and adds one ROI per object to the ROI
-Manager. Options (Fiji's ``key=value`` style, ``[...]`` around values with spaces; all optional):
-
-* ``model=[...]``  checkpoint, Model Zoo package (.zip) or micro-sam name; default: the session's (the demo model)
-* ``mode=apg|ais``  default: apg, or the package's mode
-* ``foreground= center= boundary= min_size= nms=`` and any other micro-sam parameter by its own name
-* ``replace``  clear the ROI Manager first (otherwise existing ROIs stay)
-* ``rois=[path]``  also write the ROIs as a RoiSet.zip; ``labels=[path]``  also write the label image as TIFF
-* ``show``  open the label image as a new image (it becomes the current image)
-* ``tile=[768,768] halo=[128,128]``  tiling of large images; ``engine=...`` segmentation engine
+Manager. The options and their grammar: :mod:`microsam_fiji.bridge.options` (shared with the ImageJ plugin's
+worker, :mod:`microsam_fiji.plugin`, which serves the same command in a Fiji started the usual way).
 
 Why a ``CommandListener``: ImageJ 1.x sends every ``run()`` (macros, menus, ``IJ.run``) through ``ij.Executer``,
 which offers the command to its static listeners before looking it up in the menus; a listener returning null
@@ -28,86 +21,14 @@ models stay for the next call."""
 from __future__ import annotations
 
 import logging
-import re
-from dataclasses import dataclass, field
 
 from ..errors import UserError
+from .options import MacroOptions, check_outputs, for_mode, parse_options  # noqa: F401 - the one grammar
 
 COMMAND = "micro-sam APG"
 _LOG = logging.getLogger(__name__)
 
-_FLAGS = ("replace", "show")
-_OPTION_KEYS = ("model", "mode", "rois", "labels", "tile", "halo", "engine")
-_BRACKETED = re.compile(r"\[[^\]]*\]")
-_KEY = re.compile(r"(?:^|\s)([A-Za-z_][\w.\-]*)=")
-
 _registered: dict[str, object] = {}
-
-
-@dataclass
-class MacroOptions:
-    model: str | None = None
-    mode: str | None = None
-    params: dict[str, str] = field(default_factory=dict)
-    replace: bool = False
-    show: bool = False
-    rois: str | None = None
-    labels: str | None = None
-    tile_shape: tuple[int, int] | None = None
-    halo: tuple[int, int] | None = None
-    engine: str | None = None
-
-
-def parse_options(options: str | None) -> MacroOptions:
-    """Macro options -> :class:`MacroOptions`; values are read with ImageJ's own ``Macro.getValue``."""
-    from jpype import JClass
-
-    from ..params import ALIASES, default_params
-
-    opts = MacroOptions()
-    if not options or not str(options).strip():
-        return opts
-    text = str(options)
-    Macro = JClass("ij.Macro")
-    unbracketed = _BRACKETED.sub("[]", text)
-    keys = _KEY.findall(unbracketed)
-    words = {w for w in unbracketed.split() if "=" not in w}
-    for word in sorted(words - set(_FLAGS)):
-        raise UserError(f"unknown option '{word}': flags are {', '.join(_FLAGS)}; other options take a value "
-                        "(key=value)")
-    opts.replace = "replace" in words
-    opts.show = "show" in words
-    known_params = set(default_params("apg")) | set(default_params("ais")) | set(ALIASES)
-    for key in keys:
-        value = Macro.getValue(text, key, None)
-        value = None if value is None else str(value).strip()
-        if value in (None, ""):
-            raise UserError(f"option '{key}=' has no value: write {key}=VALUE (use [...] around values with spaces)")
-        lower = key.lower()
-        if lower in _OPTION_KEYS:
-            if lower in ("tile", "halo"):
-                setattr(opts, "tile_shape" if lower == "tile" else "halo", _pair(key, value))
-            else:
-                setattr(opts, lower, value)
-        elif lower.replace("-", "_") in known_params:
-            opts.params[lower] = value
-        elif lower in _FLAGS:
-            raise UserError(f"option '{key}' is a flag: write just '{key}', without a value")
-        else:
-            raise UserError(f"unknown option '{key}': use model, mode, replace, rois, labels, show, tile, halo, "
-                            f"engine or a segmentation parameter ({', '.join(ALIASES)}, min_size, ...)")
-    return opts
-
-
-def _pair(key: str, value: str) -> tuple[int, int]:
-    import argparse
-
-    from ..cli import pair
-
-    try:
-        return pair(value)
-    except argparse.ArgumentTypeError as err:
-        raise UserError(f"option {key}: {err}") from None
 
 
 def run_command(options: str | None, session) -> int:
@@ -121,10 +42,7 @@ def run_command(options: str | None, session) -> int:
     from .imageplus import to_imageplus
 
     opts = parse_options(options)
-    if opts.rois and not opts.rois.lower().endswith(".zip"):
-        raise UserError(f"rois=[{opts.rois}]: a ROI set is a .zip file: give a path ending in .zip")
-    if opts.labels and not opts.labels.lower().endswith((".tif", ".tiff")):
-        raise UserError(f"labels=[{opts.labels}]: the label image is written as TIFF: give a path ending in .tif")
+    check_outputs(opts)
     imp = JClass("ij.WindowManager").getCurrentImage()
     if imp is None:
         raise UserError("no image is open: open or select the image to segment first")
@@ -134,7 +52,7 @@ def run_command(options: str | None, session) -> int:
     mode = check_mode(opts.mode or model.default_mode)
     result, stack_axes, loaded = segment_imageplus_labels(
         imp, model, mode, tile_shape=opts.tile_shape, halo=opts.halo, engine=opts.engine,
-        **_for_mode(mode, opts.params))
+        **for_mode(mode, opts.params))
     rois = labels_to_java_rois(result.labels, result.scores, stack_axes=stack_axes, imp=imp)
     add_to_roi_manager(target_roi_manager(), rois, imp, replace=opts.replace)
     label_axes = stack_axes + "YX"
@@ -155,19 +73,13 @@ def run_command(options: str | None, session) -> int:
     return len(rois)
 
 
-def _for_mode(mode: str, params: dict) -> dict:
-    """Drop parameters that belong only to the other mode (one recorded option string may carry both)."""
-    from ..params import canonical_name, default_params
-
-    valid = set(default_params(mode))
-    return {k: v for k, v in params.items() if canonical_name(k) in valid}
-
-
 def error_message(err: BaseException) -> str:
     """One readable line for any failure inside the command."""
     if isinstance(err, UserError):
         return str(err)
     text = f"{type(err).__name__}: {err}"
+    if isinstance(err, OSError) and getattr(err, "filename", None):
+        return f"could not write '{err.filename}' ({err.strerror or type(err).__name__}): choose another place"
     if isinstance(err, MemoryError) or "out of memory" in text.lower() or "OutOfMemoryError" in text:
         return ("out of memory while segmenting: close other images, segment a smaller image or region, or use "
                 "smaller tiles (tile=[512,512])")

@@ -98,6 +98,8 @@ def parse_options(options: str | None) -> MacroOptions:
                 setattr(opts, "tile_shape" if lower == "tile" else "halo", _pair(key, value))
             else:
                 setattr(opts, lower, value)
+                if lower == "engine":
+                    _check_engine(value)
         elif lower.replace("-", "_") in known_params:
             opts.params[lower] = value
         elif lower in FLAGS:
@@ -115,6 +117,13 @@ def _pair(key: str, value: str) -> tuple[int, int]:
         return pair(value)
     except argparse.ArgumentTypeError as err:
         raise UserError(f"option {key}: {err}") from None
+
+
+def _check_engine(engine: str) -> None:
+    from ..segment import ENGINES
+
+    if engine not in ENGINES:
+        raise UserError(f"unknown engine '{engine}': use one of {', '.join(ENGINES)}")
 
 
 def check_outputs(opts: MacroOptions) -> None:

@@ -1,0 +1,236 @@
+package microsam_fiji;
+
+import ij.IJ;
+import ij.ImagePlus;
+import ij.Prefs;
+import ij.gui.DialogListener;
+import ij.gui.GenericDialog;
+import ij.gui.Overlay;
+import ij.gui.Roi;
+
+import java.awt.AWTEvent;
+import java.awt.Checkbox;
+import java.awt.Choice;
+import java.awt.TextField;
+import java.awt.event.ItemEvent;
+import java.io.File;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The dialog of a menu click: model (file field with Browse, plus the recently used models), mode, the three
+ * thresholds, min_size, nms, replace, and Preview. While Preview is ticked, each change re-runs APG on the
+ * worker's cached embeddings and shows the outlines as an overlay (the ROI Manager is not touched; a newer
+ * change cancels a preview still running). Field labels start with the option keys, so ImageJ's Macro Recorder
+ * records {@code run("micro-sam APG", "model=[...] mode=apg foreground=0.5 ...")}: the macro grammar.
+ */
+final class ApgDialog implements DialogListener {
+	private static final String PREFIX = "microsam_fiji.";
+	private static final String[] MODES = {"apg", "ais"};
+	private static final String[][] NUMBERS = { // key, label, digits, fallback (micro-sam's defaults)
+		{"foreground", "foreground threshold", "2", "0.5"},
+		{"center", "center distance threshold", "2", "0.5"},
+		{"boundary", "boundary distance threshold", "2", "0.5"},
+		{"min_size", "min_size (pixels)", "0", "25"},
+		{"nms", "nms threshold", "2", "0.9"}};
+	private static final int RECENT = 8;
+
+	private final ImagePlus imp;
+	private final Overlay original;
+	private final Object lock = new Object();
+	private String pending; // options of the preview to run next
+	private volatile boolean restart; // a newer change arrived: cancel the preview that runs
+	private volatile boolean closed;
+	private Thread previewThread;
+	private Choice recentChoice;
+	private TextField modelField;
+	private final List<String> recent = new ArrayList<String>();
+
+	ApgDialog(ImagePlus imp) {
+		this.imp = imp;
+		this.original = imp.getOverlay();
+	}
+
+	/** Shows the dialog; returns the macro options or null when cancelled. */
+	String show() {
+		IJ.showStatus(MicroSamAPG.COMMAND + ": starting the Python worker...");
+		Map<String, Object> hello = Worker.get().hello; // fails here, before the dialog, if not set up
+		@SuppressWarnings("unchecked")
+		Map<String, Object> defaults = hello.get("defaults") instanceof Map
+			? (Map<String, Object>) hello.get("defaults") : null;
+		IJ.showStatus("");
+		for (int i = 0; i < RECENT; i++) {
+			String m = Prefs.get(PREFIX + "recent" + i, "");
+			if (!m.isEmpty() && !recent.contains(m))
+				recent.add(m);
+		}
+		GenericDialog gd = new GenericDialog(MicroSamAPG.COMMAND);
+		// mode is the first choice: getNextChoice reads it; the recent-models choice is read from its component
+		gd.addChoice("mode", MODES, Prefs.get(PREFIX + "mode", "apg"));
+		gd.addFileField("model (empty: default)", recent.isEmpty() ? "" : recent.get(0), 40);
+		modelField = (TextField) gd.getStringFields().lastElement();
+		if (recent.size() > 1) {
+			gd.addChoice("Recent models", recent.toArray(new String[0]), recent.get(0));
+			recentChoice = (Choice) gd.getChoices().lastElement();
+		}
+		for (String[] n : NUMBERS) {
+			double fallback = Double.parseDouble(n[3]);
+			if (defaults != null && defaults.get(n[0]) instanceof Number)
+				fallback = ((Number) defaults.get(n[0])).doubleValue();
+			gd.addNumericField(n[1], Prefs.get(PREFIX + n[0], fallback), Integer.parseInt(n[2]));
+		}
+		gd.addCheckbox("replace ROIs in the ROI Manager", false);
+		gd.addPreviewCheckbox(null);
+		gd.getPreviewCheckbox().setState(Prefs.get(PREFIX + "preview", false));
+		gd.addDialogListener(this);
+		gd.addHelp("https://github.com/computational-cell-analytics/micro-sam");
+		if (gd.getPreviewCheckbox().getState())
+			schedule(options(gd, false));
+		gd.showDialog();
+		closed = true;
+		synchronized (lock) {
+			pending = null;
+			restart = true;
+			lock.notifyAll();
+		}
+		waitForPreview();
+		imp.setOverlay(original);
+		if (gd.wasCanceled())
+			return null;
+		String options = options(gd, true);
+		Prefs.set(PREFIX + "preview", gd.getPreviewCheckbox().getState());
+		return options;
+	}
+
+	public boolean dialogItemChanged(GenericDialog gd, AWTEvent e) {
+		if (e != null && recentChoice != null && e.getSource() == recentChoice && e instanceof ItemEvent) {
+			modelField.setText(recentChoice.getSelectedItem());
+		}
+		String options = options(gd, false);
+		if (options == null)
+			return false;
+		if (e == null)
+			return true; // ImageJ recording the final values
+		Checkbox preview = gd.getPreviewCheckbox();
+		if (preview != null && preview.getState())
+			schedule(options);
+		else if (preview != null && e.getSource() == preview) {
+			synchronized (lock) {
+				pending = null;
+				restart = true;
+			}
+			imp.setOverlay(original);
+		}
+		return true;
+	}
+
+	/** The options the fields say (read with getNext*, which ImageJ records); null if a number is invalid. */
+	private String options(GenericDialog gd, boolean remember) {
+		String model = gd.getNextString().trim();
+		String mode = gd.getNextChoice();
+		StringBuilder sb = new StringBuilder();
+		if (!model.isEmpty())
+			sb.append("model=[").append(model).append("] ");
+		sb.append("mode=").append(mode);
+		for (String[] n : NUMBERS) {
+			double v = gd.getNextNumber();
+			if (Double.isNaN(v))
+				return null;
+			String text = n[2].equals("0") ? String.valueOf(Math.round(v)) : IJ.d2s(v, 4).replaceAll("0+$", "")
+				.replaceAll("\\.$", "");
+			sb.append(' ').append(n[0]).append('=').append(text);
+			if (remember)
+				Prefs.set(PREFIX + n[0], v);
+		}
+		if (gd.getNextBoolean())
+			sb.append(" replace");
+		if (remember) {
+			Prefs.set(PREFIX + "mode", mode);
+			if (!model.isEmpty()) {
+				recent.remove(model);
+				recent.add(0, model);
+				for (int i = 0; i < RECENT; i++)
+					Prefs.set(PREFIX + "recent" + i, i < recent.size() ? recent.get(i) : "");
+			}
+		}
+		return sb.toString();
+	}
+
+	private void schedule(String options) {
+		synchronized (lock) {
+			pending = options;
+			restart = true;
+			lock.notifyAll();
+			if (previewThread == null) {
+				previewThread = new Thread(new Runnable() {
+					public void run() {
+						previewLoop();
+					}
+				}, "micro-sam preview");
+				previewThread.setDaemon(true);
+				previewThread.start();
+			}
+		}
+	}
+
+	private void waitForPreview() {
+		Thread t;
+		synchronized (lock) {
+			t = previewThread;
+		}
+		if (t != null) {
+			try {
+				t.join(30000);
+			} catch (InterruptedException e) {
+				Thread.currentThread().interrupt();
+			}
+		}
+	}
+
+	private void previewLoop() {
+		while (true) {
+			String options;
+			synchronized (lock) {
+				while (pending == null && !closed) {
+					try {
+						lock.wait();
+					} catch (InterruptedException e) {
+						return;
+					}
+				}
+				if (closed)
+					return;
+				options = pending;
+				pending = null;
+				restart = false;
+			}
+			File scratch = MicroSamAPG.scratchFolder();
+			try {
+				Map<String, Object> out = MicroSamAPG.call(imp, options, true, scratch, new Worker.Listener() {
+					public void update(String message, long current, long maximum) {
+						IJ.showStatus(MicroSamAPG.COMMAND + " preview: " + message
+							+ (maximum > 0 ? " " + current + "/" + maximum : ""));
+					}
+
+					public boolean cancelRequested() {
+						return restart || closed;
+					}
+				});
+				List<Roi> rois = Rois.read(new File(String.valueOf(out.get("rois"))));
+				if (!restart && !closed) {
+					imp.setOverlay(Rois.overlay(rois));
+					IJ.showStatus(MicroSamAPG.COMMAND + " preview: " + rois.size() + " objects");
+				}
+			} catch (Worker.Cancelled e) {
+				// a newer change or the closed dialog: nothing to show
+			} catch (PluginError e) {
+				IJ.showStatus(MicroSamAPG.COMMAND + " preview: " + e.getMessage());
+			} catch (Exception e) {
+				IJ.showStatus(MicroSamAPG.COMMAND + " preview failed: " + e);
+			} finally {
+				MicroSamAPG.deleteAll(scratch);
+			}
+		}
+	}
+}
