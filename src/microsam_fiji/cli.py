@@ -10,7 +10,7 @@ from .errors import UserError
 
 # Each module adds its sub-commands with register(subparsers); the parser's ``func`` runs one.
 COMMAND_MODULES = ("microsam_fiji.segment_cli", "microsam_fiji.bridge.cli", "microsam_fiji.packaging.cli",
-                   "microsam_fiji.bridge.session_cli")
+                   "microsam_fiji.bridge.session_cli", "microsam_fiji.plugin.cli")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -32,6 +32,23 @@ public class MicroSamAPG implements PlugIn {
 	public static final String COMMAND = "micro-sam APG";
 	/** Two macros calling at once are served one after the other. */
 	private static final Object CALLS = new Object();
+	private static volatile Map<String, Object> last = new LinkedHashMap<String, Object>();
+
+	/**
+	 * For macros: {@code call("microsam_fiji.MicroSamAPG.lastResult", "count")} is the last call's number of
+	 * objects; other keys: {@code encoded} (image encoder runs, 0 when the embeddings were cached),
+	 * {@code seconds} (the worker's time), {@code model}. Empty when unknown.
+	 */
+	public static String lastResult(String key) {
+		Object value = last.get(key);
+		return value == null ? "" : String.valueOf(value);
+	}
+
+	/** For macros and tests: the process id of the running worker, or "" when none runs. */
+	public static String workerPid() {
+		Worker w = Worker.current();
+		return w == null ? "" : String.valueOf(w.pid());
+	}
 
 	public void run(String arg) {
 		try {
@@ -66,6 +83,7 @@ public class MicroSamAPG implements PlugIn {
 			File scratch = scratchFolder();
 			try {
 				Map<String, Object> out = call(imp, options, false, scratch, statusListener());
+				last = out;
 				List<Roi> rois = Rois.read(new File(String.valueOf(out.get("rois"))));
 				Rois.add(Rois.target(), rois, imp, Boolean.TRUE.equals(out.get("replace")));
 				Object shown = out.get("show");

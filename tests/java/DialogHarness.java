@@ -1,0 +1,109 @@
+import ij.IJ;
+import ij.ImageJ;
+import ij.ImagePlus;
+import ij.gui.GenericDialog;
+import ij.gui.Overlay;
+import ij.plugin.frame.Recorder;
+import ij.plugin.frame.RoiManager;
+
+import java.awt.AWTEvent;
+import java.awt.Button;
+import java.awt.Checkbox;
+import java.awt.Rectangle;
+import java.awt.Robot;
+import java.awt.TextField;
+import java.awt.Toolkit;
+import java.awt.Window;
+import java.awt.event.ActionEvent;
+import java.awt.event.ItemEvent;
+import java.awt.event.TextEvent;
+import java.awt.image.BufferedImage;
+import java.io.File;
+import java.io.FileOutputStream;
+import java.util.Vector;
+
+import javax.imageio.ImageIO;
+
+/**
+ * Test driver for the plugin's dialog, as a user meets it: ImageJ with its main window, the command started like a
+ * menu click, Preview ticked, a threshold changed, a screenshot, OK. Prints "key=value" lines for the test.
+ * Arguments: image, screenshot.png, recorder-output.txt.
+ */
+public class DialogHarness {
+	public static void main(String[] args) throws Exception {
+		new ImageJ();
+		ImagePlus imp = IJ.openImage(args[0]);
+		imp.show();
+		new Recorder();
+		long t0 = System.currentTimeMillis();
+		IJ.doCommand("micro-sam APG"); // a new thread without macro options: what a menu click does
+		GenericDialog gd = waitForDialog("micro-sam APG", 240000);
+		System.out.println("dialog_seconds=" + (System.currentTimeMillis() - t0) / 1000.0);
+		gd.toFront();
+		Checkbox preview = gd.getPreviewCheckbox();
+		if (!preview.getState()) {
+			preview.setState(true);
+			gd.itemStateChanged(new ItemEvent(preview, ItemEvent.ITEM_STATE_CHANGED, preview, ItemEvent.SELECTED));
+		}
+		t0 = System.currentTimeMillis();
+		int first = waitForOverlay(imp, -1, 240000);
+		System.out.println("preview_objects=" + first);
+		System.out.println("first_preview_seconds=" + (System.currentTimeMillis() - t0) / 1000.0);
+		// a threshold change re-runs APG on the cached embeddings
+		Vector<?> numbers = gd.getNumericFields();
+		TextField center = (TextField) numbers.get(1);
+		center.setText("0.3");
+		t0 = System.currentTimeMillis();
+		gd.textValueChanged(new TextEvent(center, TextEvent.TEXT_VALUE_CHANGED));
+		int second = waitForOverlay(imp, first, 60000);
+		System.out.println("updated_preview_objects=" + second);
+		System.out.println("update_seconds=" + (System.currentTimeMillis() - t0) / 1000.0);
+		Thread.sleep(800);
+		Rectangle screen = new Rectangle(Toolkit.getDefaultToolkit().getScreenSize());
+		BufferedImage shot = new Robot().createScreenCapture(screen);
+		ImageIO.write(shot, "png", new File(args[1]));
+		Button ok = gd.getButtons()[0];
+		for (Button b : gd.getButtons())
+			if ("OK".equals(b.getLabel()))
+				ok = b;
+		gd.actionPerformed(new ActionEvent(ok, ActionEvent.ACTION_PERFORMED, "OK"));
+		long end = System.currentTimeMillis() + 120000;
+		RoiManager rm = null;
+		while (System.currentTimeMillis() < end) {
+			rm = RoiManager.getInstance();
+			if (rm != null && rm.getCount() > 0 && Recorder.getInstance() != null
+				&& Recorder.getInstance().getText().contains("micro-sam APG"))
+				break;
+			Thread.sleep(200);
+		}
+		System.out.println("roi_manager_count=" + (rm == null ? 0 : rm.getCount()));
+		System.out.println("overlay_after_ok=" + (imp.getOverlay() == null ? 0 : imp.getOverlay().size()));
+		FileOutputStream out = new FileOutputStream(args[2]);
+		out.write(Recorder.getInstance().getText().getBytes("UTF-8"));
+		out.close();
+		System.exit(0);
+	}
+
+	static GenericDialog waitForDialog(String title, long millis) throws InterruptedException {
+		long end = System.currentTimeMillis() + millis;
+		while (System.currentTimeMillis() < end) {
+			for (Window w : Window.getWindows())
+				if (w instanceof GenericDialog && w.isShowing() && title.equals(((GenericDialog) w).getTitle()))
+					return (GenericDialog) w;
+			Thread.sleep(100);
+		}
+		throw new IllegalStateException("no dialog '" + title + "' within " + millis + " ms");
+	}
+
+	/** Waits until the image shows a preview overlay whose size differs from {@code previous}. */
+	static int waitForOverlay(ImagePlus imp, int previous, long millis) throws InterruptedException {
+		long end = System.currentTimeMillis() + millis;
+		while (System.currentTimeMillis() < end) {
+			Overlay o = imp.getOverlay();
+			if (o != null && o.size() > 0 && o.size() != previous)
+				return o.size();
+			Thread.sleep(50);
+		}
+		throw new IllegalStateException("no preview overlay within " + millis + " ms (status: " + IJ.getInstance() + ")");
+	}
+}
