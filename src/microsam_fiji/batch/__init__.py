@@ -1,0 +1,9 @@
+"""Segment many images in one call: bad files reported and skipped, atomic outputs, resume by stamp, a
+summary table, and optionally Dask workers (``workers=N`` on this machine, ``scheduler=ADDRESS`` on a cluster).
+
+``segment_many`` is the Python entry point; ``microsam-fiji segment`` is the same path on the command line."""
+from .api import segment_many
+from .settings import Settings
+from .summary import Row, Summary
+
+__all__ = ["Row", "Settings", "Summary", "segment_many"]

@@ -1,0 +1,109 @@
+"""``segment_many``: the batch behind ``microsam-fiji segment``."""
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from ..errors import UserError
+from .plan import check_writable, expand_images, plan_jobs
+from .progress import Progress
+from .settings import Settings
+from .stamp import current_stamp
+from .summary import FAILED, SKIPPED, Row, Summary, write_csv
+
+SUMMARY_NAME = "summary.csv"
+
+
+def segment_many(images: str | os.PathLike | Iterable[str | os.PathLike], out: str | os.PathLike, model=None,
+                 mode: str | None = None, params: Mapping[str, Any] | None = None, *, axes: str | None = None,
+                 tile_shape=None, halo=None, tile_threshold: int | None = None, device: str | None = None,
+                 engine: str | None = None, rois: bool = True, overwrite: bool = False, workers: int | None = None,
+                 scheduler: str | None = None, progress: bool | Callable[[Row], None] = False) -> Summary:
+    """Segment every image (files, folders, glob patterns) into ``out`` and return the :class:`Summary`.
+
+    Per image: ``<name>_labels.tif``, ``<name>_RoiSet.zip`` (unless ``rois=False``) and the stamp
+    ``<name>.microsam.json``; for the batch: ``summary.csv`` (one row per image: image, objects, seconds,
+    engine, model, status, error, labels, rois). An unreadable image gets status ``error`` and the batch goes
+    on. Images whose stamp shows the same model, settings and input file are skipped (status ``skipped``)
+    unless ``overwrite``. ``workers=N`` runs on a local Dask cluster of N processes, ``scheduler=ADDRESS`` on
+    a running Dask scheduler; otherwise in this process. ``model``: a loaded :class:`Model` (in process
+    only) or what :func:`microsam_fiji.load_model` accepts; ``params``: segmentation parameters by name.
+    Every option is checked, and ``out`` tested for writing, before the model is loaded or an image read."""
+    from ..models import Model
+
+    loaded = model if isinstance(model, Model) else None
+    source = loaded.source if loaded is not None else (None if model is None else str(model))
+    settings = Settings(model=source, model_type=None if loaded else None, mode=mode, params=dict(params or {}),
+                        axes=axes, tile_shape=tile_shape, halo=halo, tile_threshold=tile_threshold,
+                        device=loaded.device if loaded else device, engine=engine, rois=rois)
+    return run_batch(images, out, settings, loaded=loaded, overwrite=overwrite, workers=workers,
+                     scheduler=scheduler, progress=progress)
+
+
+def run_batch(images, out, settings: Settings, *, loaded=None, overwrite=False, workers=None, scheduler=None,
+              progress: bool | Callable[[Row], None] = False) -> Summary:
+    settings = settings.checked()
+    if workers is not None and scheduler:
+        raise UserError("--workers starts a local Dask cluster and --scheduler uses a running one: give one of them")
+    if workers is not None and int(workers) < 1:
+        raise UserError(f"--workers {workers}: give at least 1 worker process")
+    if isinstance(images, (str, os.PathLike)):
+        images = [images]
+    out = Path(out).expanduser()
+    jobs = plan_jobs(expand_images(list(images)), out, settings.rois)
+    check_writable(out, jobs)
+    key = settings.stamp_key()
+
+    rows: dict[int, Row] = {}
+    todo = []
+    for index, job in enumerate(jobs):
+        stamp = None if overwrite else current_stamp(job, key)
+        if stamp is None:
+            todo.append((index, job))
+        else:
+            rows[index] = Row(image=job.given, objects=stamp.get("objects"), seconds=stamp.get("seconds"),
+                              engine=stamp.get("engine", ""), model=stamp.get("model", ""), status=SKIPPED,
+                              labels=job.labels, rois=job.rois or "")
+    report = Progress(len(jobs), progress, skipped=[rows[i] for i in sorted(rows)])
+
+    def done(index: int, row: Row) -> None:
+        rows[index] = row
+        report(row)
+
+    loads: dict[str, int] = {}
+    finished = False
+    try:
+        if workers is not None or scheduler:
+            if loaded is not None and settings.model is None:
+                raise UserError("Dask workers load the model themselves: pass it as a path or name, not a Model")
+            from .dask_runner import run_dask
+
+            loads = run_dask(todo, settings, key, done, workers=workers, scheduler=scheduler)
+        else:
+            from .local import run_local
+
+            loads = run_local(todo, settings, key, done, model=loaded)
+        finished = True
+    finally:
+        report.close()
+        final = [rows.get(i) or Row(image=job.given, status=FAILED, error="not segmented: the batch stopped early")
+                 for i, job in enumerate(jobs)]
+        path = out / SUMMARY_NAME
+        if finished or rows:  # not when the model failed to load: nothing was tried
+            write_csv(path, final)
+        _remove_leftovers([job for _, job in todo])
+    return Summary(rows=final, path=path, model_loads=loads)
+
+
+def _remove_leftovers(jobs) -> None:
+    """Temporary files of writes that a killed worker or process never finished (see tiff_io.atomic_write)."""
+    for job in jobs:
+        for target in (*job.outputs(), job.stamp):
+            target = Path(target)
+            for tmp in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+                try:
+                    tmp.unlink()
+                except OSError:
+                    pass

@@ -1,0 +1,135 @@
+"""Run a batch on Dask (``dask.distributed``): a local cluster of worker processes, or a running scheduler.
+
+Images travel as paths and the workers write the outputs (a shared file system on a cluster). A worker plugin
+loads the model once per worker, on its first image, and keeps it for the rest of the batch; a lock lets one
+image at a time use it (a SAM predictor holds per-image state). When a worker dies, the scheduler re-runs its
+images on another worker; outputs are written atomically under fixed names and each image's row is taken once,
+so nothing is lost or duplicated."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from pathlib import Path
+from typing import Callable
+
+from distributed import WorkerPlugin
+
+from ..errors import UserError
+from .job import one_line, segment_image
+from .plan import Job
+from .settings import Settings
+from .summary import FAILED, Row
+
+
+class ModelPlugin(WorkerPlugin):
+    """Holds one loaded model per worker; ``loads`` counts how often it was loaded (the bench checks: once)."""
+
+    def __init__(self, name: str, settings: Settings, torch_threads: int | None = None):
+        self.name = name
+        self.settings = settings
+        self.torch_threads = torch_threads
+
+    def setup(self, worker) -> None:
+        self.lock = threading.Lock()
+        self.model = None
+        self.loads = 0
+        self.device = self.settings.device
+        if self.torch_threads:
+            import torch
+
+            torch.set_num_threads(self.torch_threads)
+        if self.device == "cuda":  # several GPUs: worker i takes GPU i (modulo their number)
+            import torch
+
+            count = torch.cuda.device_count()
+            index = worker.name if isinstance(worker.name, int) else None
+            if count > 1 and index is not None:
+                self.device = f"cuda:{index % count}"
+
+    def teardown(self, worker) -> None:
+        self.model = None
+
+    def get_model(self):
+        if self.model is None:
+            from ..models import load_model
+
+            s = self.settings
+            self.model = load_model(s.model, model_type=s.model_type, device=self.device)
+            self.loads += 1
+        return self.model
+
+
+def _segment_on_worker(plugin_name: str, job: Job, settings: Settings, key: dict) -> Row:
+    from distributed import get_worker
+
+    plugin = get_worker().plugins[plugin_name]
+    with plugin.lock:
+        return segment_image(job, plugin.get_model(), settings, key)
+
+
+def _loads(dask_worker, plugin_name: str) -> int:
+    plugin = dask_worker.plugins.get(plugin_name)
+    return getattr(plugin, "loads", 0)
+
+
+def _client(workers: int | None, scheduler: str | None, settings: Settings):
+    """A Client plus what to close after the batch, and the torch threads for a cluster we start ourselves."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            if scheduler.endswith(".json") and Path(scheduler).is_file():
+                return Client(scheduler_file=scheduler, timeout="20s"), None, None
+            return Client(scheduler, timeout="20s"), None, None
+        except (OSError, TimeoutError, ValueError) as err:
+            raise UserError(f"cannot reach the Dask scheduler at '{scheduler}' ({one_line(err)}): start one with "
+                            "'dask scheduler' and pass the address it prints, e.g. tcp://host:8786") from None
+    if settings.device is None or settings.device.startswith("cuda"):
+        from ..models import resolve_device
+
+        resolve_device(settings.device)  # no GPU for --device cuda: one line now, not one per worker
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    # one task slot per worker (the model is used by one image at a time); torch gets the worker's cores
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    return Client(cluster), cluster, threads
+
+
+def run_dask(todo: list[tuple[int, Job]], settings: Settings, key: dict, done: Callable[[int, Row], None], *,
+             workers: int | None = None, scheduler: str | None = None) -> dict[str, int]:
+    """Segment ``todo`` on Dask, calling ``done(index, row)`` as images finish; return model loads per worker."""
+    if not todo:
+        return {}
+    from distributed import as_completed
+
+    client, cluster, threads = _client(workers, scheduler, settings)
+    plugin_name = f"microsam-fiji-model-{uuid.uuid4().hex[:8]}"  # one per batch: batches may share a cluster
+    try:
+        client.register_plugin(ModelPlugin(plugin_name, settings, threads), name=plugin_name)
+        futures = {}
+        for index, job in todo:
+            future = client.submit(_segment_on_worker, plugin_name, job, settings, key,
+                                   key=f"microsam-segment-{plugin_name[-8:]}-{index}", pure=False)
+            futures[future] = (index, job)
+        try:
+            for future in as_completed(futures):
+                index, job = futures[future]
+                try:
+                    row = future.result()
+                except UserError:  # the model itself cannot be loaded: every image would fail alike
+                    raise
+                except Exception as err:  # e.g. KilledWorker: the image took down workers allowed-failures times
+                    row = Row(image=job.given, engine=settings.engine or "", model=str(settings.model or "demo"),
+                              status=FAILED, error=f"the Dask workers failed on it ({one_line(err)})")
+                done(index, row)
+        finally:
+            client.cancel(list(futures))
+        loads = client.run(_loads, plugin_name=plugin_name)
+        client.unregister_worker_plugin(plugin_name)  # frees the model on a long-lived cluster
+        return loads
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

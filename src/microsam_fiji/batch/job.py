@@ -1,0 +1,76 @@
+"""Segment one image of a batch: read, segment, write outputs and stamp; never raise for a bad image.
+
+Both runners call :func:`segment_image`: in this process, or on a Dask worker (hence plain arguments)."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..errors import UserError
+from .plan import Job
+from .settings import Settings
+from .stamp import write_stamp
+from .summary import DONE, FAILED, Row
+
+
+def image_axes(file_axes: str, shape: tuple[int, ...], given: str | None, path: str) -> str | None:
+    """``--axes`` where given (it must fit the image), else the file's own axes unless they are ambiguous."""
+    if given:
+        if len(given) != len(shape):
+            raise UserError(f"--axes {given} has {len(given)} letters but '{path}' has {len(shape)} axes (shape "
+                            f"{shape}): give one letter per axis")
+        return given
+    if file_axes and len(set(file_axes)) != len(file_axes):
+        # tifffile names the extra axes of a plain multi-page TIFF 'Q' (we read it as Z): two of them mean the
+        # file does not say which axis is time and which is depth
+        example = {4: "TZYX", 5: "TZCYX"}.get(len(shape), "TZYX")
+        raise UserError(f"the axes of '{path}' (shape {shape}) are ambiguous: pass --axes, e.g. --axes {example}")
+    return file_axes or None
+
+
+def label_axes(image_axes: str | None, ndim: int) -> str | None:
+    if not image_axes:
+        return None
+    axes = "".join(a for a in image_axes if a not in "CS")
+    return axes if len(axes) == ndim else None
+
+
+def one_line(err: BaseException) -> str:
+    if isinstance(err, UserError):
+        return str(err)
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def segment_image(job: Job, model, settings: Settings, key: dict) -> Row:
+    from ..segment import run
+    from ..tiff_io import read_image, write_labels
+
+    start = time.perf_counter()
+    row = Row(image=job.given, engine=settings.engine or "", model=str(model.source))
+    try:
+        loaded = read_image(job.image)
+        axes = image_axes(loaded.axes, loaded.data.shape, settings.axes, job.given)
+        result = run(loaded.data, model, settings.mode, axes=axes, tile_shape=settings.tile_shape,
+                     halo=settings.halo, tile_threshold=settings.tile_threshold, engine=settings.engine,
+                     **settings.params)
+        write_labels(job.labels, result.labels, loaded.calibration, axes=label_axes(axes, result.labels.ndim))
+        if job.rois:
+            from ..bridge.rois import write_roiset
+
+            write_roiset(job.rois, result.labels, scores=result.scores)
+        row.objects = int(np.count_nonzero(np.unique(result.labels)))
+        row.seconds = time.perf_counter() - start
+        row.labels, row.rois = job.labels, job.rois or ""
+        write_stamp(job, key, {"objects": row.objects, "seconds": row.seconds, "engine": row.engine,
+                               "model": row.model, "mode": result.mode})
+    except MemoryError:
+        row.status, row.error = FAILED, "out of memory: segment it alone, in tiles (--tile-shape) or on a larger machine"
+    except Exception as err:  # one bad image must not end the batch: it is reported in its row
+        row.status, row.error = FAILED, one_line(err)
+    if row.status == FAILED:
+        row.seconds = time.perf_counter() - start
+    else:
+        row.status = DONE
+    return row

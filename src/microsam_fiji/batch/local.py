@@ -1,0 +1,25 @@
+"""Run a batch in this process, one image after the other (the default: no Dask involved)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from .job import segment_image
+from .plan import Job
+from .settings import Settings
+from .summary import Row
+
+
+def run_local(todo: list[tuple[int, Job]], settings: Settings, key: dict, done: Callable[[int, Row], None],
+              model=None) -> dict[str, int]:
+    """Segment ``todo`` (index, job) pairs, calling ``done(index, row)`` after each; return model loads."""
+    if not todo:
+        return {}
+    loads = 0
+    if model is None:
+        from ..models import load_model
+
+        model = load_model(settings.model, model_type=settings.model_type, device=settings.device)
+        loads = 1
+    for index, job in todo:
+        done(index, segment_image(job, model, settings, key))
+    return {"local": loads}
