@@ -1,0 +1,138 @@
+"""``segment_many`` / ``microsam-fiji segment`` on a folder: bad files reported and skipped, outputs identical to
+single-image runs and never colliding, resume by stamp, a parameter change re-runs, summary.csv."""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from microsam_fiji import segment, segment_many
+from microsam_fiji.batch.plan import output_names
+from microsam_fiji.cli import main
+
+
+@pytest.fixture(scope="module")
+def crops(stardist_image) -> dict[str, np.ndarray]:
+    """Two 96x96 crops with a few nuclei each: the image encoder still runs at 1024 px, the prompts are few."""
+    return {"a": stardist_image[:96, :96].copy(), "b": stardist_image[96:192, :96].copy()}
+
+
+@pytest.fixture()
+def folder(tmp_path, crops) -> Path:
+    """Good images (a TIFF and a PNG with the same stem, a z stack) beside a corrupt TIFF and a text file."""
+    from skimage.io import imsave
+
+    d = tmp_path / "plate"
+    d.mkdir()
+    tifffile.imwrite(d / "a1.tif", crops["a"], imagej=True, resolution=(1 / 0.5, 1 / 0.5),
+                     metadata={"unit": "micron"})
+    imsave(d / "a1.png", crops["a"], check_contrast=False)
+    tifffile.imwrite(d / "stack.tif", np.stack([crops["b"], crops["a"]]), imagej=True, metadata={"axes": "ZYX"})
+    whole = (Path(__file__).parent / "data" / "img2d.tif").read_bytes()
+    (d / "corrupt.tif").write_bytes(whole[: len(whole) // 3])  # header fine, pixel data cut short
+    (d / "notes.tif").write_text("not an image\n")
+    return d
+
+
+def read_summary(path: Path) -> dict[str, dict[str, str]]:
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["image", "objects", "seconds", "engine", "model", "status", "error", "labels", "rois"]
+    return {Path(r["image"]).name: r for r in rows}
+
+
+def snapshot(out: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "summary.csv"}
+
+
+def test_folder_with_bad_files_resume_and_parameter_change(folder, tmp_path, demo_model, crops):
+    out = tmp_path / "out"
+    summary = segment_many(folder, out, demo_model)
+
+    rows = read_summary(out / "summary.csv")
+    assert summary.path == out / "summary.csv" and len(summary.rows) == len(rows) == 5
+    assert {n: r["status"] for n, r in rows.items()} == {
+        "a1.png": "done", "a1.tif": "done", "stack.tif": "done", "corrupt.tif": "error", "notes.tif": "error"}
+    for name in ("corrupt.tif", "notes.tif"):
+        error = rows[name]["error"]
+        assert name in error and "not a readable TIFF" in error and "\n" not in error and "Traceback" not in error
+        assert rows[name]["labels"] == "" and not list(out.glob(f"{Path(name).stem}_*"))
+
+    # same stem, two files: two outputs, both equal to the single-image run
+    expected_a = segment(crops["a"], demo_model)
+    for name in ("a1_tif", "a1_png"):
+        np.testing.assert_array_equal(tifffile.imread(out / f"{name}_labels.tif"), expected_a)
+        assert (out / f"{name}_RoiSet.zip").is_file() and (out / f"{name}.microsam.json").is_file()
+    assert rows["a1.tif"]["objects"] == str(len(np.unique(expected_a)) - 1)
+    assert rows["a1.tif"]["engine"] == "fast" and rows["a1.tif"]["model"] == "demo"
+    with tifffile.TiffFile(out / "a1_tif_labels.tif") as tif:  # calibration copied from the input
+        num, den = tif.pages.first.tags["XResolution"].value
+        assert den / num == pytest.approx(0.5) and tif.imagej_metadata["unit"] == "micron"
+    stack = tifffile.imread(out / "stack_labels.tif")
+    expected_b = segment(crops["b"], demo_model)
+    assert stack.shape == (2, 96, 96)
+    np.testing.assert_array_equal(stack[0], expected_b)
+    np.testing.assert_array_equal(stack[1], np.where(expected_a > 0, expected_a + expected_b.max(), 0))
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+
+    # a rerun writes nothing new: every good image is skipped by its stamp
+    before = snapshot(out)
+    again = segment_many(folder, out, demo_model)
+    assert [r.status for r in again.rows] == [r.status.replace("done", "skipped") for r in summary.rows]
+    assert [r.objects for r in again.rows] == [r.objects for r in summary.rows]
+    assert snapshot(out) == before
+
+    # a changed parameter re-runs them (the embeddings are cached: only APG runs again)
+    changed = segment_many(folder, out, demo_model, params={"min_size": 200})
+    assert [r.status for r in changed.rows] == [r.status for r in summary.rows]
+    bigger = segment(crops["a"], demo_model, min_size=200)
+    assert bigger.max() < expected_a.max()
+    np.testing.assert_array_equal(tifffile.imread(out / "a1_tif_labels.tif"), bigger)
+    # and the input changing re-runs that image alone
+    os.utime(folder / "a1.png", ns=(1, 1))
+    touched = segment_many(folder, out, demo_model, params={"min_size": "200"})
+    assert {Path(r.image).name: r.status for r in touched.rows if r.status != "error"} == {
+        "a1.png": "done", "a1.tif": "skipped", "stack.tif": "skipped"}
+
+
+def test_cli_batch_goes_on_after_bad_files_and_exits_nonzero(tmp_path, capsys):
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "b_notes.tif").write_text("text")
+    tifffile.imwrite(d / "a_flat.tif", np.full((40, 50), 9, np.uint16))  # constant: 0 objects, no model run
+    tifffile.imwrite(d / "c_flat.tif", np.full((40, 50), 3, np.uint8))
+    out = tmp_path / "out"
+    code = main(["segment", str(d), "--out", str(out), "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert code == 1
+    err = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(err) == 1 and "1 of 3 images failed" in err[0] and "summary.csv" in err[0]
+    # not a terminal: one plain line per image, with the count and an ETA, no progress-bar redraws
+    lines = captured.out.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("[1/3") and "eta" in lines[0] and "\r" not in captured.out
+    assert "b_notes.tif: error:" in lines[1] and "c_flat.tif: 0 objects" in lines[2]
+    assert (out / "c_flat_labels.tif").is_file() and tifffile.imread(out / "c_flat_labels.tif").shape == (40, 50)
+    assert read_summary(out / "summary.csv")["c_flat.tif"]["status"] == "done"
+
+
+def test_glob_patterns_and_output_names_never_collide(tmp_path):
+    (tmp_path / "p1").mkdir()
+    (tmp_path / "p2").mkdir()
+    paths = [tmp_path / "p1" / "a1.tif", tmp_path / "p1" / "a1.png", tmp_path / "p2" / "a1.tif",
+             tmp_path / "p1" / "a1_png.tif", tmp_path / "p1" / "b.tif"]
+    names = output_names(paths)
+    assert len({n.lower() for n in names}) == len(names)
+    assert names[4] == "b" and names[1] != "a1_png" and names[0] == "p1_a1_tif" and names[2] == "p2_a1_tif"
+    assert output_names(paths) == names  # stable across runs: what resume relies on
+
+    from microsam_fiji.batch.plan import expand_images
+
+    for p in paths:
+        p.write_bytes(b"")
+    found = expand_images([str(tmp_path / "p*" / "a1.tif"), tmp_path / "p1"])
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == [
+        "p1/a1.tif", "p2/a1.tif", "p1/a1.png", "p1/a1_png.tif", "p1/b.tif"]
