@@ -1,0 +1,390 @@
+"""The ImageJ plugin in an ImageJ started as a user starts it: ``java -jar ij.jar`` on a folder prepared by
+``microsam-fiji install-fiji`` (never from Python), with ``-batch`` and with the main window under Xvfb.
+
+Results are compared pixel for pixel with :func:`microsam_fiji.segment` run here on the same files."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import DATA, require_imagej
+
+IJ_JAR = Path("/usr/share/java/ij.jar")
+CLI = [sys.executable, "-m", "microsam_fiji.cli"]
+
+
+def run_cli(*args, check=True):
+    done = subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def fresh_imagej_folder(root: Path) -> Path:
+    folder = root / "ImageJ"
+    (folder / "plugins").mkdir(parents=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    require_imagej(display=True)
+    folder = fresh_imagej_folder(tmp_path_factory.mktemp("fiji"))
+    run_cli("install-fiji", folder)
+    return folder
+
+
+def run_imagej(folder: Path, macro: str, tmp: Path, *, batch: bool = True, timeout: int = 600):
+    """Run ``macro`` in a new ImageJ on ``folder``; the watchdog (timeout) fails the test instead of hanging."""
+    path = tmp / "macro.ijm"
+    path.write_text(macro)
+    mode = ["-batch", str(path)] if batch else ["-macro", str(path)]
+    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "java", f"-Djava.io.tmpdir={tmp}",
+           f"-Dplugins.dir={folder}", "-jar", str(IJ_JAR), "-ijpath", str(folder), *mode]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as err:
+        pytest.fail(f"ImageJ did not finish within {timeout} s (a dialog?): {err.stdout} {err.stderr}")
+
+
+def printed(output: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in output.splitlines() if "=" in line and " " not in line.split("=")[0])
+
+
+def worker_log(tmp: Path) -> str:
+    log = tmp / "micro-sam-fiji" / f"worker-{os.environ.get('USER', 'root')}.log"
+    logs = list((tmp / "micro-sam-fiji").glob("worker-*.log"))
+    return (log if log.exists() else logs[0]).read_text() if logs else ""
+
+
+# --- install -------------------------------------------------------------------------------------------------
+
+def test_install_fiji_records_python_and_uninstall_removes_exactly_what_it_added(tmp_path):
+    folder = fresh_imagej_folder(tmp_path)
+    (folder / "macros").mkdir()
+    (folder / "macros" / "mine.ijm").write_text("// the user's own macro")
+    (folder / "plugins" / "Other_Plugin.jar").write_bytes(b"not ours")
+    run_cli("install-fiji", folder, "--device", "cpu")
+    config = (folder / "plugins" / "micro-sam-fiji.properties").read_text()
+    assert f"python={sys.executable}" in config and "device=cpu" in config
+    assert (folder / "plugins" / "micro_sam_fiji.jar").is_file()
+    scripts = sorted(p.name for p in (Path(__file__).parents[1] / "fiji-scripts").glob("*.ijm"))
+    assert scripts and all((folder / "macros" / s).is_file() for s in scripts)
+    run_cli("install-fiji", folder)  # again: replaces its own files
+    run_cli("install-fiji", folder, "--uninstall")
+    left = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    assert left == ["macros/mine.ijm", "plugins/Other_Plugin.jar"]
+
+
+def test_install_fiji_refuses_foreign_files_and_non_fiji_folders_with_one_line(tmp_path):
+    done = run_cli("install-fiji", tmp_path, check=False)
+    assert done.returncode == 2 and "has no plugins/ folder" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    folder = fresh_imagej_folder(tmp_path)
+    (folder / "macros").mkdir()
+    (folder / "macros" / "batch_folder.ijm").write_text("// the user's own, same name")
+    done = run_cli("install-fiji", folder, check=False)
+    assert done.returncode == 2 and "was not installed by micro-sam-fiji" in done.stderr
+    assert (folder / "macros" / "batch_folder.ijm").read_text() == "// the user's own, same name"
+    done = run_cli("install-fiji", folder, "--uninstall", check=False)
+    assert done.returncode == 2 and "no micro-sam-fiji installation" in done.stderr
+
+
+def test_jar_is_built_from_the_sources_it_ships_with(tmp_path):
+    """The installed jar carries the digest of fiji-plugin/'s sources; a wheel contains the same build."""
+    from microsam_fiji.plugin import jarbuild
+    from microsam_fiji.plugin.jar import SOURCE, ensure_jar, package_version, source_digest
+
+    if shutil.which("javac") is None:
+        pytest.skip("needs a JDK (javac)")
+    jar = ensure_jar()
+    assert jarbuild.jar_digest(jar) == source_digest()
+    again = jarbuild.build_jar(tmp_path / "again.jar", SOURCE, package_version())
+    assert again.read_bytes() == jar.read_bytes()  # deterministic: same sources, same bytes
+    with zipfile.ZipFile(jar) as z:
+        names = set(z.namelist())
+        assert "plugins.config" in names and "microsam_fiji/MicroSamAPG.class" in names
+        assert b'"micro-sam APG", microsam_fiji.MicroSamAPG' in z.read("plugins.config")
+    wheel_dir = tmp_path / "wheel"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(wheel_dir), str(SOURCE.parent)], check=True, capture_output=True, timeout=300)
+    with zipfile.ZipFile(next(wheel_dir.glob("*.whl"))) as whl:
+        built = whl.read("microsam_fiji/plugin/_built/micro_sam_fiji.jar")
+        assert any(n.startswith("microsam_fiji/plugin/_built/fiji-scripts/") for n in whl.namelist())
+    (tmp_path / "wheel.jar").write_bytes(built)
+    assert jarbuild.jar_digest(tmp_path / "wheel.jar") == source_digest()
+
+
+# --- macros in ImageJ -----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory, stardist_image):
+    folder = tmp_path_factory.mktemp("images")
+    a, b = folder / "a.tif", folder / "b.tif"
+    tifffile.imwrite(a, stardist_image[:160, :160], imagej=True)
+    tifffile.imwrite(b, stardist_image[352:512, 352:512], imagej=True)
+    return a, b
+
+
+@pytest.fixture(scope="module")
+def batch_run(installed, images, tmp_path_factory):
+    """One ImageJ -batch session: two calls on image a (the second with other thresholds), the worker killed,
+    one call on image b. Earlier ROIs in the ROI Manager must stay."""
+    tmp = tmp_path_factory.mktemp("batch")
+    a, b = images
+    last = "microsam_fiji.MicroSamAPG.lastResult"
+    macro = f"""
+open("{a}");
+makeRectangle(2, 2, 6, 6); roiManager("add"); roiManager("select", 0); roiManager("rename", "keep-me");
+run("Select None");
+run("micro-sam APG", "labels=[{tmp}/a_labels.tif] rois=[{tmp}/a_RoiSet.zip]");
+print("n1=" + roiManager("count")); print("encoded1=" + call("{last}", "encoded"));
+print("seconds1=" + call("{last}", "seconds"));
+run("micro-sam APG", "center=0.3 boundary=0.6 labels=[{tmp}/a2_labels.tif]");
+print("n2=" + roiManager("count")); print("encoded2=" + call("{last}", "encoded"));
+print("seconds2=" + call("{last}", "seconds"));
+roiManager("save", "{tmp}/manager.zip");
+pid = call("microsam_fiji.MicroSamAPG.workerPid"); print("pid1=" + pid);
+exec("kill", "-9", pid); wait(300);
+open("{b}");
+run("micro-sam APG", "replace labels=[{tmp}/b_labels.tif]");
+print("n3=" + roiManager("count")); print("encoded3=" + call("{last}", "encoded"));
+print("pid2=" + call("microsam_fiji.MicroSamAPG.workerPid"));
+"""
+    done = run_imagej(installed, macro, tmp)
+    values = printed(done.stdout)
+    assert "n3" in values, f"macro did not finish: {done.stdout}\n{done.stderr}\n{worker_log(tmp)}"
+    return tmp, values
+
+
+def reference(path, demo_model, **params):
+    from microsam_fiji import segment
+    from microsam_fiji.tiff_io import read_image
+
+    return segment(read_image(path).data, demo_model, **params)
+
+
+def test_macro_labels_equal_segment_pixel_for_pixel(batch_run, images, demo_model):
+    tmp, values = batch_run
+    a, b = images
+    expected_a = reference(a, demo_model)
+    assert expected_a.max() > 3
+    np.testing.assert_array_equal(tifffile.imread(tmp / "a_labels.tif"), expected_a)
+    np.testing.assert_array_equal(tifffile.imread(tmp / "a2_labels.tif"),
+                                  reference(a, demo_model, center=0.3, boundary=0.6))
+    np.testing.assert_array_equal(tifffile.imread(tmp / "b_labels.tif"), reference(b, demo_model))
+
+
+def test_macro_rois_equal_segment_and_earlier_rois_stay(batch_run, images, demo_model):
+    from microsam_fiji.bridge.rois import read_roiset, rois_to_labels
+
+    tmp, values = batch_run
+    a, _ = images
+    expected = reference(a, demo_model)
+    n_objects = len(np.unique(expected)) - 1
+    manager = read_roiset(tmp / "manager.zip")
+    assert manager[0].name == "keep-me"  # the user's ROI, kept (no `replace`)
+    assert int(values["n1"]) == 1 + n_objects
+    first_call = manager[1:1 + n_objects]
+    np.testing.assert_array_equal(rois_to_labels(first_call, expected.shape), expected)
+    np.testing.assert_array_equal(rois_to_labels(tmp / "a_RoiSet.zip", expected.shape), expected)
+    n_second = len(np.unique(tifffile.imread(tmp / "a2_labels.tif"))) - 1
+    assert int(values["n2"]) == 1 + n_objects + n_second
+    # `replace` on image b: only b's objects remain
+    assert int(values["n3"]) == len(np.unique(tifffile.imread(tmp / "b_labels.tif"))) - 1
+
+
+def test_threshold_rerun_reuses_embeddings_and_killed_worker_is_replaced(batch_run):
+    _, values = batch_run
+    assert values["encoded1"] == "1"
+    assert values["encoded2"] == "0"  # other thresholds, same image: no second encoding
+    assert values["encoded3"] == "1"  # the new worker encodes the new image
+    assert values["pid1"] and values["pid2"] and values["pid1"] != values["pid2"]
+    assert float(values["seconds2"]) < float(values["seconds1"])
+
+
+def test_bad_option_missing_model_and_missing_setup_give_one_line_each(installed, images, tmp_path):
+    a, _ = images
+    cases = {
+        "bogus=1": "micro-sam APG: unknown option 'bogus'",
+        "model=[/nonexistent/model.pt]": "micro-sam APG: ",
+        "center=abc": "micro-sam APG: ",
+    }
+    for options, start in cases.items():
+        tmp = tmp_path / str(abs(hash(options)))
+        tmp.mkdir()
+        done = run_imagej(installed, f'open("{a}");\nrun("micro-sam APG", "{options}");\nprint("after=1");\n', tmp)
+        lines = [line for line in done.stderr.splitlines() if line.startswith("micro-sam APG")]
+        assert len(lines) == 1 and lines[0].startswith(start), (options, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr and "Exception" not in done.stderr
+        assert "after=1" not in done.stdout  # the macro stopped at the error
+    assert "not found" in lines[0] or "abc" in lines[0]
+    bare = fresh_imagej_folder(tmp_path / "bare")
+    shutil.copy(installed / "plugins" / "micro_sam_fiji.jar", bare / "plugins")
+    done = run_imagej(bare, f'open("{a}");\nrun("micro-sam APG", "");\n', tmp_path)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("micro-sam APG")]
+    assert len(lines) == 1 and "install-fiji" in lines[0]
+
+
+def test_worker_of_another_version_is_refused_naming_the_command(installed, images, tmp_path):
+    a, _ = images
+    folder = tmp_path / "old"
+    shutil.copytree(installed, folder)
+    config = folder / "plugins" / "micro-sam-fiji.properties"
+    # a worker that reports another version: the plugin must refuse it with the reinstall command
+    fake = tmp_path / "python-other-version"
+    fake.write_text(f"#!/bin/sh\nexec {sys.executable} -c \"import sys, microsam_fiji.plugin.tasks as t; "
+                    f"t.version = lambda: '0.0.1'; sys.argv[0] = 'worker'; "
+                    f"import microsam_fiji.plugin.worker as w; w.main(sys.argv[3:])\" \"$@\"\n")
+    fake.chmod(0o755)
+    config.write_text(config.read_text().replace(f"python={sys.executable}", f"python={fake}"))
+    done = run_imagej(folder, f'open("{a}");\nrun("micro-sam APG", "");\n', tmp_path)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("micro-sam APG")]
+    assert len(lines) == 1 and "differ" in lines[0] and "install-fiji" in lines[0], done.stderr
+
+
+# --- the dialog --------------------------------------------------------------------------------------------
+
+def test_dialog_preview_overlay_and_recorder(installed, images, tmp_path):
+    """Menu-click path with ImageJ's main window: Preview shows outlines, a threshold change updates them, OK
+    fills the ROI Manager and the Recorder records run("micro-sam APG", ...) with the macro's keys. The
+    screenshot (tmp_path/dialog.png) shows the dialog over the image with the preview overlay."""
+    a, _ = images
+    harness = tmp_path / "harness"
+    harness.mkdir()
+    subprocess.run(["javac", "--release", "8", "-Xlint:-options", "-nowarn", "-cp", str(IJ_JAR), "-d",
+                    str(harness), str(Path(__file__).parent / "java" / "DialogHarness.java")], check=True)
+    shot, recorded = tmp_path / "dialog.png", tmp_path / "recorder.txt"
+    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "java", f"-Djava.io.tmpdir={tmp_path}",
+           f"-Dplugins.dir={installed}", "-cp", f"{IJ_JAR}{os.pathsep}{harness}", "DialogHarness", str(a),
+           str(shot), str(recorded)]
+    env = dict(os.environ, HOME=str(tmp_path))  # fresh ImageJ preferences
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    values = printed(done.stdout)
+    assert done.returncode == 0 and "roi_manager_count" in values, f"{done.stdout}\n{done.stderr}"
+    assert int(values["preview_objects"]) > 0
+    assert int(values["updated_preview_objects"]) != int(values["preview_objects"])
+    assert int(values["roi_manager_count"]) > 0
+    assert values["overlay_after_ok"] == "0"  # the preview overlay is gone after OK
+    text = recorded.read_text()
+    line = next(line for line in text.splitlines() if "micro-sam APG" in line)
+    for key in ("mode=apg", "foreground=0.5", "center=0.3", "boundary=0.5", "min_size=25", "nms=0.9"):
+        assert key in line, line
+    from microsam_fiji.bridge.options import parse_options
+
+    opts = parse_options(line.split('"micro-sam APG", "', 1)[1].rsplit('"', 1)[0])
+    assert opts.params["center"] == "0.3"
+    assert shot.stat().st_size > 10_000
+    keep = os.environ.get("MICROSAM_FIJI_SCREENSHOTS")
+    if keep:
+        shutil.copy(shot, Path(keep) / "plugin_dialog_preview.png")
+
+
+# --- the worker protocol -------------------------------------------------------------------------------------
+
+class WorkerProcess:
+    """The worker started as the plugin starts it, spoken to over stdin/stdout JSON lines."""
+
+    def __init__(self, tmp: Path):
+        import json
+
+        self.json = json
+        self.tmp = tmp
+        self.proc = subprocess.Popen([sys.executable, "-m", "microsam_fiji.plugin.worker", "--device", "cpu"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, bufsize=1)
+        self.lines: list[str] = []
+
+    def send(self, task: str, request_type: str = "EXECUTE", script: str | None = None, **inputs):
+        message = {"task": task, "requestType": request_type}
+        if request_type == "EXECUTE":
+            message.update(script=script or "from microsam_fiji.plugin.tasks import handle\nhandle(task, request)",
+                           inputs=inputs)
+        self.proc.stdin.write(self.json.dumps(message) + "\n")
+        self.proc.stdin.flush()
+
+    def until_terminal(self, task: str) -> list[dict]:
+        got = []
+        while True:
+            line = self.proc.stdout.readline()
+            assert line, f"worker ended: {self.proc.stderr.read()}"
+            self.lines.append(line)
+            message = self.json.loads(line)  # every stdout line must be protocol JSON
+            if message.get("task") == task:
+                got.append(message)
+                if message["responseType"] in ("COMPLETION", "FAILURE", "CANCELATION", "CRASH"):
+                    return got
+
+    def close(self) -> int:
+        self.proc.stdin.close()
+        return self.proc.wait(timeout=60)
+
+
+def raw_request(image: np.ndarray, tmp: Path, options: str = "", name: str = "img") -> dict:
+    scratch = tmp / name
+    scratch.mkdir(exist_ok=True)
+    image.astype("<u2").tofile(scratch / "image.raw")
+    meta = {"path": str(scratch / "image.raw"), "width": image.shape[1], "height": image.shape[0], "channels": 1,
+            "slices": 1, "frames": 1, "kind": "uint16", "hyperstack": False}
+    return {"action": "segment", "options": options, "image": meta, "scratch": str(scratch), "preview": False}
+
+
+def test_worker_protocol_progress_cancel_and_stray_output(tmp_path, stardist_image, demo_model):
+    from microsam_fiji.plugin.tasks import version
+
+    worker = WorkerProcess(tmp_path)
+    try:
+        worker.send("stray", script="print('stray text from a library')\nimport os\nos.write(1, b'c-level\\n')\n"
+                                    "task.outputs['ok'] = 1")
+        assert worker.until_terminal("stray")[-1]["outputs"] == {"ok": 1}
+        worker.send("old", request={"action": "hello", "plugin_version": "0.0.1", "plugin_folder": "/x/plugins"})
+        failure = worker.until_terminal("old")[-1]
+        assert failure["responseType"] == "FAILURE" and "install-fiji /x" in failure["error"]
+        worker.send("hello", request={"action": "hello", "plugin_version": version()})
+        assert worker.until_terminal("hello")[-1]["outputs"]["defaults"]["center"] == 0.5
+        image = stardist_image[:128, :128]
+        worker.send("first", request=raw_request(image, tmp_path))
+        responses = worker.until_terminal("first")
+        stages = [r.get("message") for r in responses if r["responseType"] == "UPDATE"]
+        assert "loading the model" in stages and "encoding the image" in stages
+        done = responses[-1]["outputs"]
+        assert done["encoded"] == 1
+        from microsam_fiji.bridge.rois import rois_to_labels
+
+        np.testing.assert_array_equal(rois_to_labels(done["rois"], image.shape),
+                                      reference_array(image, demo_model))
+        # cancel a task on a new image: the loaded model and the first image's embeddings stay
+        worker.send("cancelled", request=raw_request(stardist_image[128:256, :128], tmp_path, name="other"))
+        worker.send("cancelled", request_type="CANCEL")
+        assert worker.until_terminal("cancelled")[-1]["responseType"] == "CANCELATION"
+        worker.send("again", request=raw_request(image, tmp_path, "center=0.3"))
+        again = worker.until_terminal("again")
+        assert again[-1]["outputs"]["encoded"] == 0
+        assert "loading the model" not in [r.get("message") for r in again]
+    finally:
+        code = worker.close()  # stdin closed: the worker exits by itself
+    assert code == 0
+    assert "stray text from a library" not in "".join(worker.lines)
+
+
+def reference_array(image, demo_model, **params):
+    from microsam_fiji import segment
+
+    return segment(image, demo_model, **params)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX only")
+def test_worker_exits_when_imagej_closes_its_stdin(tmp_path):
+    worker = WorkerProcess(tmp_path)
+    worker.send("t", script="task.outputs['n'] = 42")
+    assert worker.until_terminal("t")[-1]["outputs"] == {"n": 42}
+    assert worker.close() == 0
