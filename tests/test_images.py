@@ -1,11 +1,14 @@
 """Input handling for what ImageJ users have: pixel types, RGB, stacks, bad shapes."""
 from __future__ import annotations
 
+import re
+import warnings
+
 import numpy as np
 import pytest
 
 from microsam_fiji import UserError
-from microsam_fiji.images import guess_axes, to_planes
+from microsam_fiji.images import ImageRescaledWarning, guess_axes, to_planes
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, bool])
@@ -71,3 +74,102 @@ def test_guess_axes():
     assert guess_axes((5, 6, 3)) == "YXS"
     assert guess_axes((4, 5, 6)) == "ZYX"
     assert guess_axes((4, 5, 6, 3)) == "ZYXS"
+
+
+# micro-sam scales each plane min..max to 0..255 in float32 (micro_sam.util._to_image); issue 13.3
+
+def _nuclei(stardist_image):
+    return stardist_image[384:512, 0:128].astype(np.float64)
+
+
+def _micro_sam_view(plane):
+    from micro_sam.util import _to_image
+
+    return _to_image(plane)
+
+
+@pytest.mark.parametrize("name,make,reason", [
+    ("±3e38", lambda x: (x - x.min()) / np.ptp(x) * 6e38 - 3e38, "overflow micro-sam's 32-bit scaling"),
+    ("±1.5e308", lambda x: ((x - x.min()) / np.ptp(x) - 0.5) * 1.5e308 * 2, "overflow micro-sam's 32-bit scaling"),
+    ("×1e-30", lambda x: x * 1e-30, "below the 1e-07 that micro-sam's scaling adds"),
+    ("int64 near 2**62", lambda x: x.astype(np.int64) + 2 ** 62, "differ by less than 32-bit floats resolve"),
+    ("uint32 near 4e9", lambda x: x.astype(np.uint32) + 4_000_000_000, "differ by less than 32-bit floats resolve"),
+])
+def test_values_micro_sams_scaling_cannot_hold_are_rescaled_and_reported(stardist_image, name, make, reason):
+    nuclei = _nuclei(stardist_image)
+    image = make(nuclei)
+    with np.errstate(all="raise"):  # micro-sam's own scaling of these warns (overflow, invalid cast) or is blank
+        try:
+            broken = _micro_sam_view(image)
+        except FloatingPointError:
+            broken = None
+    expected = _micro_sam_view(nuclei)
+    assert broken is None or not np.array_equal(broken, expected)  # the defect this fixes
+    with pytest.warns(ImageRescaledWarning, match=reason) as record:
+        planes = to_planes(image)
+    assert len(record) == 1 and "rescaled the image linearly to 0..255" in str(record[0].message)
+    assert "\n" not in str(record[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.array_equal(_micro_sam_view(planes.data[0]), expected)  # what the plain image gives
+
+
+def test_rescale_can_be_made_a_refusal(stardist_image):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ImageRescaledWarning)
+        with pytest.raises(ImageRescaledWarning):
+            to_planes(_nuclei(stardist_image) * 1e-30)
+
+
+def test_rescale_keeps_every_plane_and_channel_of_a_stack(stardist_image):
+    nuclei = _nuclei(stardist_image)
+    stack = np.stack([nuclei, nuclei * 1e-30, np.full_like(nuclei, 7.0)])  # plain, tiny, constant
+    with pytest.warns(ImageRescaledWarning, match="^plane 2 of 3: values span only"):
+        planes = to_planes(stack)
+    assert np.array_equal(_micro_sam_view(planes.data[0]), _micro_sam_view(nuclei))
+    assert np.array_equal(_micro_sam_view(planes.data[1]), _micro_sam_view(nuclei))
+    assert planes.data[2].min() == planes.data[2].max()  # still constant: no model run, empty labels
+    rgb = np.stack([nuclei, nuclei * 1e-30, nuclei[::-1]], axis=-1)
+    with pytest.warns(ImageRescaledWarning, match="^G channel: values span only"):
+        planes = to_planes(rgb)
+    plain = np.stack([nuclei, nuclei, nuclei[::-1]], axis=-1)
+    assert np.array_equal(_micro_sam_view(planes.data[0]), _micro_sam_view(plain))
+
+
+@pytest.mark.parametrize("dtype,outlier,shown", [(np.float64, -3e38, "-3e+38"), (np.float32, 3e38, "3e+38"),
+                                                 (np.uint16, 65535, "65535")])
+def test_a_few_extreme_pixels_that_flatten_the_rest_are_refused(stardist_image, dtype, outlier, shown):
+    image = _nuclei(stardist_image).astype(dtype)
+    image[3, 5] = outlier  # a "no data" marker or a hot pixel
+    message = re.escape(f"1 pixel ({shown}) lies so far from the others (2 to 235)")
+    with pytest.raises(UserError, match=message) as err:
+        to_planes(image)
+    assert "Remove Outliers" in str(err.value) and "\n" not in str(err.value)
+    image[3, 6:30] = outlier  # 25 pixels could be an object: segmented as given
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        to_planes(image)
+
+
+def test_extreme_pixels_on_a_flat_background_are_kept(stardist_image):
+    """One bright spot on an exactly flat background is a (small) image, not an outlier."""
+    image = np.zeros((64, 64), np.uint16)
+    image[10, 10] = 65535
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert to_planes(image).data.dtype == np.uint16
+
+
+def test_ordinary_images_pass_unchanged(stardist_image):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for image in (stardist_image, stardist_image.astype(np.float32) / 1000, stardist_image.astype(np.int64) - 100):
+            assert to_planes(image).data[0] is not None
+            np.testing.assert_array_equal(to_planes(image).data[0], image)
+
+
+def test_the_fewest_object_pixels_are_apgs_default_min_size():
+    from microsam_fiji.images import _FEWEST_OBJECT_PIXELS
+    from microsam_fiji.params import default_params
+
+    assert default_params("apg")["min_size"] == _FEWEST_OBJECT_PIXELS
