@@ -73,6 +73,7 @@ def run_batch(images, out, settings: Settings, *, loaded=None, overwrite=False, 
         report(row)
 
     loads: dict[str, int] = {}
+    timings: list[dict] = []
     finished = False
     try:
         if workers is not None or scheduler:
@@ -80,7 +81,7 @@ def run_batch(images, out, settings: Settings, *, loaded=None, overwrite=False, 
                 raise UserError("Dask workers load the model themselves: pass it as a path or name, not a Model")
             from .dask_runner import run_dask
 
-            loads = run_dask(todo, settings, key, done, workers=workers, scheduler=scheduler)
+            loads = run_dask(todo, settings, key, done, workers=workers, scheduler=scheduler, timings=timings)
         else:
             from .local import run_local
 
@@ -94,7 +95,7 @@ def run_batch(images, out, settings: Settings, *, loaded=None, overwrite=False, 
         if finished or rows:  # not when the model failed to load: nothing was tried
             write_csv(path, final)
         _remove_leftovers([job for _, job in todo])
-    return Summary(rows=final, path=path, model_loads=loads)
+    return Summary(rows=final, path=path, model_loads=loads, timings=timings)
 
 
 def _remove_leftovers(jobs) -> None:

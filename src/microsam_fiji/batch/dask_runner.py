@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Callable
@@ -35,6 +36,7 @@ class ModelPlugin(WorkerPlugin):
         self.lock = threading.Lock()
         self.model = None
         self.loads = 0
+        self.load_seconds = 0.0
         self.device = self.settings.device
         if self.torch_threads:
             import torch
@@ -56,22 +58,30 @@ class ModelPlugin(WorkerPlugin):
             from ..models import load_model
 
             s = self.settings
+            start = time.perf_counter()
             self.model = load_model(s.model, model_type=s.model_type, device=self.device)
             self.loads += 1
+            self.load_seconds += time.perf_counter() - start
         return self.model
 
 
-def _segment_on_worker(plugin_name: str, job: Job, settings: Settings, key: dict) -> Row:
+def _segment_on_worker(plugin_name: str, job: Job, settings: Settings, key: dict) -> tuple[Row, dict]:
+    """The row, and when the image started and ended on which worker (wall clock: the bench derives the
+    scheduling overhead between images from it)."""
     from distributed import get_worker
 
-    plugin = get_worker().plugins[plugin_name]
+    worker = get_worker()
+    plugin = worker.plugins[plugin_name]
     with plugin.lock:
-        return segment_image(job, plugin.get_model(), settings, key)
+        model = plugin.get_model()
+        started = time.time()
+        row = segment_image(job, model, settings, key)
+    return row, {"worker": worker.address, "started": started, "finished": time.time()}
 
 
-def _loads(dask_worker, plugin_name: str) -> int:
+def _loads(dask_worker, plugin_name: str) -> tuple[int, float]:
     plugin = dask_worker.plugins.get(plugin_name)
-    return getattr(plugin, "loads", 0)
+    return getattr(plugin, "loads", 0), getattr(plugin, "load_seconds", 0.0)
 
 
 def _client(workers: int | None, scheduler: str | None, settings: Settings):
@@ -98,8 +108,11 @@ def _client(workers: int | None, scheduler: str | None, settings: Settings):
 
 
 def run_dask(todo: list[tuple[int, Job]], settings: Settings, key: dict, done: Callable[[int, Row], None], *,
-             workers: int | None = None, scheduler: str | None = None) -> dict[str, int]:
-    """Segment ``todo`` on Dask, calling ``done(index, row)`` as images finish; return model loads per worker."""
+             workers: int | None = None, scheduler: str | None = None, timings: list | None = None
+             ) -> dict[str, int]:
+    """Segment ``todo`` on Dask, calling ``done(index, row)`` as images finish; return model loads per worker.
+    ``timings`` (a list) receives per image: worker, started, finished, received (and per worker its
+    model-load seconds under ``load_seconds``)."""
     if not todo:
         return {}
     from distributed import as_completed
@@ -117,7 +130,10 @@ def run_dask(todo: list[tuple[int, Job]], settings: Settings, key: dict, done: C
             for future in as_completed(futures):
                 index, job = futures[future]
                 try:
-                    row = future.result()
+                    row, timing = future.result()
+                    if timings is not None:
+                        timings.append({**timing, "image": job.given, "seconds": row.seconds,
+                                        "received": time.time()})
                 except UserError:  # the model itself cannot be loaded: every image would fail alike
                     raise
                 except Exception as err:  # e.g. KilledWorker: the image took down workers allowed-failures times
@@ -128,7 +144,9 @@ def run_dask(todo: list[tuple[int, Job]], settings: Settings, key: dict, done: C
             client.cancel(list(futures))
         loads = client.run(_loads, plugin_name=plugin_name)
         client.unregister_worker_plugin(plugin_name)  # frees the model on a long-lived cluster
-        return loads
+        if timings is not None:
+            timings.extend({"worker": w, "load_seconds": s} for w, (_, s) in loads.items())
+        return {worker: n for worker, (n, _) in loads.items()}
     finally:
         client.close()
         if cluster is not None:

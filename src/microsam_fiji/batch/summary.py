@@ -38,6 +38,7 @@ class Summary:
     rows: list[Row]
     path: Path | None = None
     model_loads: dict[str, int] = field(default_factory=dict)
+    timings: list[dict] = field(default_factory=list)  # Dask runs: see dask_runner.run_dask
 
     @property
     def failed(self) -> list[Row]:
