@@ -173,3 +173,8 @@ def test_the_fewest_object_pixels_are_apgs_default_min_size():
     from microsam_fiji.params import default_params
 
     assert default_params("apg")["min_size"] == _FEWEST_OBJECT_PIXELS
+
+
+def test_a_tiny_image_is_no_bulk_with_outliers():
+    rgb = np.random.default_rng(0).random((3, 3, 3))  # 9 pixels: no level holds "all but a few"
+    assert to_planes(rgb).data.shape == (1, 3, 3, 3)

@@ -188,15 +188,15 @@ def _levels(values: np.ndarray, lo, hi):
 
 
 def _refuse_flattening_outliers(values: np.ndarray, lo, hi, where: str) -> None:
-    """Refuse a plane whose pixels, but for fewer than an object's worth, fall into one grey level although
-    their values differ: micro-sam's scaling flattens them and the result is empty whatever the thresholds."""
+    """Refuse a plane whose pixels, but for fewer than an object's worth (and at most 1%), fall into one grey level
+    although their values differ: micro-sam's scaling flattens them and the result is empty whatever the thresholds."""
     counts = np.zeros(_LEVELS + 1, dtype=np.int64)
     for _, levels in _levels(values, lo, hi):
         counts += np.bincount(levels.ravel(), minlength=_LEVELS + 1)
     bulk = int(counts.argmax())
     n_outliers = values.size - int(counts[bulk])
-    if n_outliers == 0 or n_outliers >= _FEWEST_OBJECT_PIXELS:
-        return
+    if n_outliers == 0 or n_outliers >= _FEWEST_OBJECT_PIXELS or 100 * n_outliers > values.size:
+        return  # none, enough to be an object, or more than 1% of a tiny image: not a few outliers
     bulk_lo, bulk_hi, extreme = None, None, None
     for block, levels in _levels(values, lo, hi):
         inside = block[levels == bulk]
