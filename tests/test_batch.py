@@ -119,6 +119,20 @@ def test_cli_batch_goes_on_after_bad_files_and_exits_nonzero(tmp_path, capsys):
     assert read_summary(out / "summary.csv")["c_flat.tif"]["status"] == "done"
 
 
+def test_tiled_image_and_out_inside_the_input_folder(tmp_path, demo_model, crops):
+    tifffile.imwrite(tmp_path / "big.tif", crops["a"])
+    # tile_threshold below the image size: the tiled path (one tile here, to keep the test small)
+    first = segment_many(tmp_path, tmp_path, demo_model, tile_threshold=64, rois=False)
+    assert [(Path(r.image).name, r.status) for r in first.rows] == [("big.tif", "done")]
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "big_labels.tif"),
+                                  segment(crops["a"], demo_model, tile_threshold=64))
+    # the labels now beside the image are not taken for an input; the tiling is part of the stamp
+    again = segment_many(tmp_path, tmp_path, demo_model, rois=False, tile_threshold=64)
+    assert [(Path(r.image).name, r.status) for r in again.rows] == [("big.tif", "skipped")]
+    untiled = segment_many(tmp_path, tmp_path, demo_model, rois=False)
+    assert [r.status for r in untiled.rows] == ["done"]
+
+
 def test_glob_patterns_and_output_names_never_collide(tmp_path):
     (tmp_path / "p1").mkdir()
     (tmp_path / "p2").mkdir()

@@ -17,7 +17,8 @@ SUMMARY_NAME = "summary.csv"
 
 
 def segment_many(images: str | os.PathLike | Iterable[str | os.PathLike], out: str | os.PathLike, model=None,
-                 mode: str | None = None, params: Mapping[str, Any] | None = None, *, axes: str | None = None,
+                 mode: str | None = None, params: Mapping[str, Any] | None = None, *, model_type: str | None = None,
+                 axes: str | None = None,
                  tile_shape=None, halo=None, tile_threshold: int | None = None, device: str | None = None,
                  engine: str | None = None, rois: bool = True, overwrite: bool = False, workers: int | None = None,
                  scheduler: str | None = None, progress: bool | Callable[[Row], None] = False) -> Summary:
@@ -35,7 +36,7 @@ def segment_many(images: str | os.PathLike | Iterable[str | os.PathLike], out: s
 
     loaded = model if isinstance(model, Model) else None
     source = loaded.source if loaded is not None else (None if model is None else str(model))
-    settings = Settings(model=source, model_type=None if loaded else None, mode=mode, params=dict(params or {}),
+    settings = Settings(model=source, model_type=None if loaded else model_type, mode=mode, params=dict(params or {}),
                         axes=axes, tile_shape=tile_shape, halo=halo, tile_threshold=tile_threshold,
                         device=loaded.device if loaded else device, engine=engine, rois=rois)
     return run_batch(images, out, settings, loaded=loaded, overwrite=overwrite, workers=workers,

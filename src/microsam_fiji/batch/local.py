@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ..params import resolve_params
 from .job import segment_image
 from .plan import Job
 from .settings import Settings
@@ -20,6 +21,9 @@ def run_local(todo: list[tuple[int, Job]], settings: Settings, key: dict, done: 
 
         model = load_model(settings.model, model_type=settings.model_type, device=settings.device)
         loads = 1
+    # without --mode the model decides it: a parameter of the other mode fails here, once, not per image
+    mode = settings.mode or model.default_mode
+    resolve_params(mode, {**model.params.get(mode, {}), **settings.params})
     for index, job in todo:
         done(index, segment_image(job, model, settings, key))
     return {"local": loads}

@@ -54,8 +54,18 @@ def expand_images(items: list[str | os.PathLike]) -> list[Path]:
             raise UserError(f"image '{path}' not found: check the path")
     unique: dict[Path, Path] = {}
     for p in paths:  # the same file named twice (a folder and a glob) is segmented once
-        unique.setdefault(p.resolve(), p)
+        if not is_output(p):
+            unique.setdefault(p.resolve(), p)
+    if paths and not unique:
+        raise UserError("all the images given are label images written by microsam-fiji: give the original images")
     return list(unique.values())
+
+
+def is_output(path: Path) -> bool:
+    """A label image this tool wrote (its stamp is beside it): with --out inside the input folder, a rerun must
+    not segment the previous run's labels."""
+    name = path.name
+    return name.endswith("_labels.tif") and (path.parent / f"{name[:-len('_labels.tif')]}{STAMP_SUFFIX}").exists()
 
 
 def _candidates(path: Path):
