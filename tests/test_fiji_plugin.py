@@ -217,7 +217,6 @@ def test_bad_option_missing_model_and_missing_setup_give_one_line_each(installed
     cases = {
         "bogus=1": "micro-sam APG: unknown option 'bogus'",
         "model=[/nonexistent/model.pt]": "micro-sam APG: ",
-        "center=abc": "micro-sam APG: ",
     }
     for options, start in cases.items():
         tmp = tmp_path / str(abs(hash(options)))
@@ -227,7 +226,7 @@ def test_bad_option_missing_model_and_missing_setup_give_one_line_each(installed
         assert len(lines) == 1 and lines[0].startswith(start), (options, done.stdout, done.stderr)
         assert "Traceback" not in done.stderr and "Exception" not in done.stderr
         assert "after=1" not in done.stdout  # the macro stopped at the error
-    assert "not found" in lines[0] or "abc" in lines[0]
+    assert "not found" in lines[0]
     bare = fresh_imagej_folder(tmp_path / "bare")
     shutil.copy(installed / "plugins" / "micro_sam_fiji.jar", bare / "plugins")
     done = run_imagej(bare, f'open("{a}");\nrun("micro-sam APG", "");\n', tmp_path)
@@ -268,7 +267,10 @@ def test_dialog_preview_overlay_and_recorder(installed, images, tmp_path):
            f"-Dplugins.dir={installed}", "-cp", f"{IJ_JAR}{os.pathsep}{harness}", "DialogHarness", str(a),
            str(shot), str(recorded)]
     env = dict(os.environ, HOME=str(tmp_path))  # fresh ImageJ preferences
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env)
+    except subprocess.TimeoutExpired as err:
+        pytest.fail(f"the dialog test did not finish (a hanging window?): {err.stdout} {err.stderr}")
     values = printed(done.stdout)
     assert done.returncode == 0 and "roi_manager_count" in values, f"{done.stdout}\n{done.stderr}"
     assert int(values["preview_objects"]) > 0

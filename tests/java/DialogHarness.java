@@ -30,15 +30,28 @@ import javax.imageio.ImageIO;
  * Arguments: image, screenshot.png, recorder-output.txt.
  */
 public class DialogHarness {
-	public static void main(String[] args) throws Exception {
+	public static void main(String[] args) {
+		try {
+			drive(args);
+			System.exit(0);
+		} catch (Throwable e) {
+			e.printStackTrace();
+			System.exit(1); // never leave a window waiting: the test would only see its timeout
+		}
+	}
+
+	static void drive(String[] args) throws Exception {
 		new ImageJ();
 		ImagePlus imp = IJ.openImage(args[0]);
 		imp.show();
+		IJ.run(imp, "Set... ", "zoom=300 x=" + imp.getWidth() / 2 + " y=" + imp.getHeight() / 2);
+		imp.getWindow().setLocation(10, 110);
 		new Recorder();
 		long t0 = System.currentTimeMillis();
 		IJ.doCommand("micro-sam APG"); // a new thread without macro options: what a menu click does
 		GenericDialog gd = waitForDialog("micro-sam APG", 240000);
 		System.out.println("dialog_seconds=" + (System.currentTimeMillis() - t0) / 1000.0);
+		gd.setLocation(imp.getWindow().getX() + imp.getWindow().getWidth() + 20, 110);
 		gd.toFront();
 		Checkbox preview = gd.getPreviewCheckbox();
 		if (!preview.getState()) {
@@ -62,9 +75,9 @@ public class DialogHarness {
 		Rectangle screen = new Rectangle(Toolkit.getDefaultToolkit().getScreenSize());
 		BufferedImage shot = new Robot().createScreenCapture(screen);
 		ImageIO.write(shot, "png", new File(args[1]));
-		Button ok = gd.getButtons()[0];
+		Button ok = null;
 		for (Button b : gd.getButtons())
-			if ("OK".equals(b.getLabel()))
+			if (b != null && "OK".equals(b.getLabel().trim()))
 				ok = b;
 		gd.actionPerformed(new ActionEvent(ok, ActionEvent.ACTION_PERFORMED, "OK"));
 		long end = System.currentTimeMillis() + 120000;
@@ -81,7 +94,6 @@ public class DialogHarness {
 		FileOutputStream out = new FileOutputStream(args[2]);
 		out.write(Recorder.getInstance().getText().getBytes("UTF-8"));
 		out.close();
-		System.exit(0);
 	}
 
 	static GenericDialog waitForDialog(String title, long millis) throws InterruptedException {

@@ -43,6 +43,7 @@ final class ApgDialog implements DialogListener {
 	private volatile boolean restart; // a newer change arrived: cancel the preview that runs
 	private volatile boolean closed;
 	private Thread previewThread;
+	private String finalOptions;
 	private Choice recentChoice;
 	private TextField modelField;
 	private final List<String> recent = new ArrayList<String>();
@@ -98,20 +99,23 @@ final class ApgDialog implements DialogListener {
 		imp.setOverlay(original);
 		if (gd.wasCanceled())
 			return null;
-		String options = options(gd, true);
 		Prefs.set(PREFIX + "preview", gd.getPreviewCheckbox().getState());
-		return options;
+		return finalOptions != null ? finalOptions : options(gd, true);
 	}
 
 	public boolean dialogItemChanged(GenericDialog gd, AWTEvent e) {
 		if (e != null && recentChoice != null && e.getSource() == recentChoice && e instanceof ItemEvent) {
 			modelField.setText(recentChoice.getSelectedItem());
 		}
-		String options = options(gd, false);
+		// e == null: ImageJ's last call after OK, when the Recorder takes the values read here; they are the
+		// result (reading the fields again afterwards would record them a second time)
+		String options = options(gd, e == null);
 		if (options == null)
 			return false;
-		if (e == null)
-			return true; // ImageJ recording the final values
+		if (e == null) {
+			finalOptions = options;
+			return true;
+		}
 		Checkbox preview = gd.getPreviewCheckbox();
 		if (preview != null && preview.getState())
 			schedule(options);

@@ -116,7 +116,12 @@ public class MicroSamAPG implements PlugIn {
 			throw new PluginError("could not hand the image to the worker (" + e.getMessage() + ")");
 		}
 		IJ.resetEscape();
-		return worker.call(request, listener);
+		try {
+			return worker.call(request, listener);
+		} catch (Worker.Gone e) {
+			// killed or crashed between calls, before this task started: once more on a fresh worker
+			return Worker.get().call(request, listener);
+		}
 	}
 
 	static Worker.Listener statusListener() {

@@ -45,6 +45,15 @@ final class Worker {
 		}
 	}
 
+	/** The worker was gone before the task started (killed between calls): safe to retry on a new one. */
+	static final class Gone extends PluginError {
+		private static final long serialVersionUID = 1L;
+
+		Gone(String message) {
+			super(message);
+		}
+	}
+
 	private static Worker instance;
 
 	private final Config config;
@@ -238,6 +247,7 @@ final class Worker {
 			execute.put("inputs", inputs);
 			send(execute);
 			boolean cancelSent = false;
+			boolean launched = false;
 			while (true) {
 				Map<String, Object> response = queue.poll(100, TimeUnit.MILLISECONDS);
 				if (response == null) {
@@ -249,11 +259,13 @@ final class Worker {
 						cancelSent = true;
 					}
 					if (!isAlive() && queue.isEmpty() && !alive)
-						throw new PluginError(crashMessage());
+						throw launched ? new PluginError(crashMessage()) : new Gone(crashMessage());
 					continue;
 				}
 				String type = String.valueOf(response.get("responseType"));
-				if ("UPDATE".equals(type)) {
+				if ("LAUNCH".equals(type)) {
+					launched = true;
+				} else if ("UPDATE".equals(type)) {
 					if (listener != null)
 						listener.update(str(response.get("message")), num(response.get("current")),
 							num(response.get("maximum")));
@@ -265,7 +277,7 @@ final class Worker {
 				} else if ("FAILURE".equals(type)) {
 					throw new PluginError(lastLine(str(response.get("error"))));
 				} else if ("CRASH".equals(type)) {
-					throw new PluginError(crashMessage());
+					throw launched ? new PluginError(crashMessage()) : new Gone(crashMessage());
 				}
 			}
 		} catch (InterruptedException e) {
@@ -283,7 +295,7 @@ final class Worker {
 			stdin.flush();
 		} catch (IOException e) {
 			alive = false;
-			throw new PluginError(crashMessage());
+			throw new Gone(crashMessage());
 		}
 	}
 

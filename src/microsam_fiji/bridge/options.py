@@ -90,6 +90,8 @@ def parse_options(options: str | None) -> MacroOptions:
     for key in keys:
         value = macro_value(text, key, None)
         value = None if value is None else value.strip()
+        if value == "" and key.lower() == "model":
+            continue  # the dialog's empty model field, as the Recorder writes it: the default model
         if value in (None, ""):
             raise UserError(f"option '{key}=' has no value: write {key}=VALUE (use [...] around values with spaces)")
         lower = key.lower()
