@@ -34,6 +34,14 @@ MIN_SIZE = 32
 NORMALISATION_EPS = 1e-7
 ONNX_OPSET = 18
 DEFAULT_TEST_IMAGE = Path(__file__).resolve().parent.parent / "demo" / "nuclei-256.tif"
+DEFAULT_TEST_IMAGE_LICENSE = DEFAULT_TEST_IMAGE.with_name("nuclei-256-LICENSE.txt")
+TEST_IMAGE_LICENSE_FILE = "test_image_LICENSE.txt"  # attachment: the built-in test / cover image's licence
+# the Model Zoo's rules for covers (bioimage.io upload guidelines)
+COVER_MAX_BYTES = 500 * 1024
+COVER_PANEL = 256  # pixels per side of each of the cover's two square panels (2:1)
+DOC_SECTIONS = ("Description", "Intended use", "Validation", "Citation")
+PERSON_FIELDS = ("affiliation", "email", "orcid", "github_user")
+MICRO_SAM_FIJI_REPO = "https://github.com/computational-cell-analytics/micro-sam"
 DEFAULT_TAGS = ("micro-sam", "segment-anything", "instance-segmentation", "automatic-prompt-generation",
                 "microscopy", "2d", "pytorch")
 MICRO_SAM_DOC = "https://computational-cell-analytics.github.io/micro-sam/micro_sam.html"
@@ -125,13 +133,89 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def parse_person(text: str, kind: str) -> dict[str, str]:
+    """``"Jane Doe; affiliation=Uni X; github_user=jdoe; orcid=0000-0002-1825-0097; email=j@x.org"`` ->
+    fields of a bioimageio Author / Maintainer (the name first, the rest as key=value)."""
+    parts = [p.strip() for p in text.split(";") if p.strip()]
+    fields: dict[str, str] = {}
+    for i, part in enumerate(parts):
+        key, sep, value = part.partition("=")
+        if not sep and i == 0:
+            fields["name"] = part
+            continue
+        key = key.strip().replace("-", "_")
+        if key == "github":
+            key = "github_user"
+        if not sep or key not in ("name", *PERSON_FIELDS) or not value.strip():
+            raise UserError(f"--{kind} {text!r}: use 'NAME; github_user=USER; affiliation=TEXT; orcid=ID; "
+                            "email=ADDRESS' (fields after the name optional)")
+        fields[key] = value.strip()
+    return fields
+
+
+def _people(texts: Sequence[str] | None, kind: str):
+    from bioimageio.spec.model import v0_5 as spec
+    from pydantic import ValidationError
+
+    cls = spec.Author if kind == "author" else spec.Maintainer
+    people = []
+    for text in texts or []:
+        fields = parse_person(text, kind)
+        try:
+            people.append(cls(**fields))
+        except ValidationError as err:
+            problem = err.errors()[0]
+            raise UserError(f"--{kind} {text!r}: {'.'.join(map(str, problem['loc']))}: {problem['msg']}") \
+                from None
+    return people
+
+
 def _authors(authors: Sequence[str] | None):
     from bioimageio.spec.model import v0_5 as spec
 
-    names = [a.strip() for a in (authors or []) if a and a.strip()]
-    if not names:
-        names = [getpass.getuser()]
-    return [spec.Author(name=n) for n in names]
+    people = _people([a for a in (authors or []) if a and a.strip()], "author")
+    return people or [spec.Author(name=getpass.getuser())]  # validate warns: a user name is no author
+
+
+def _uploader(text: str | None):
+    from bioimageio.spec.model import v0_5 as spec
+    from pydantic import ValidationError
+
+    if not text:
+        return None
+    email, _, name = text.partition(";")
+    try:
+        return spec.Uploader(email=email.strip(), name=name.strip() or None)
+    except ValidationError:
+        raise UserError(f"--uploader {text!r}: use 'EMAIL' or 'EMAIL; NAME'") from None
+
+
+def _upload_fields(maintainers, uploader, version, git_repo, training_data) -> dict:
+    """Optional Model Zoo fields from the export options, checked by bioimageio.spec's own types."""
+    from bioimageio.spec.dataset.v0_3 import LinkedDataset
+    from bioimageio.spec.model import v0_5 as spec
+    from pydantic import TypeAdapter, ValidationError
+
+    fields: dict[str, Any] = {}
+    if maintainers:
+        fields["maintainers"] = _people(maintainers, "maintainer")
+    if uploader:
+        fields["uploader"] = _uploader(uploader)
+    for key, value, kind, hint in (("version", version, spec.Version, "e.g. 1.0.0"),
+                                   ("git_repo", git_repo, spec.HttpUrl, "an https:// URL")):
+        if value:
+            try:
+                fields[key] = TypeAdapter(kind).validate_python(str(value))
+            except ValidationError:
+                raise UserError(f"--{key.replace('_', '-')} {value!r} is not valid: {hint}") from None
+    if training_data:
+        dataset_id, _, dataset_version = str(training_data).partition("/")
+        try:
+            fields["training_data"] = LinkedDataset(id=dataset_id, version=dataset_version or None)
+        except ValidationError:
+            raise UserError(f"--training-data {training_data!r}: give a Model Zoo dataset id, e.g. "
+                            "'amazing-dataset' or 'amazing-dataset/1'") from None
+    return fields
 
 
 def _environment_file(path: Path, model_type: str) -> Path:
@@ -166,8 +250,15 @@ def micro_sam_config(model_type: str, mode: str, apg: Mapping, ais: Mapping) -> 
     }
 
 
+def input_text(channels: int) -> str:
+    """The input tensor's description: what it declares (Model Zoo consumers follow the declaration)."""
+    if channels == 1:
+        return "2D grayscale image (1 channel), any pixel type, scaled per image to 0..255 (an RGB export declares RGB)"
+    return "2D RGB image (3 channels), any pixel type, scaled per image and channel to 0..255 (a gray export declares gray)"
+
+
 def _describe(*, name, description, plane_channels, files: dict[str, Path], weights, config, authors, license,
-              tags, doc: Path, cover: Path, env: Path, architecture_kwargs):
+              tags, doc: Path, cover: Path, env: Path, architecture_kwargs, upload_fields=None):
     import torch
     from bioimageio.spec.model import v0_5 as spec
 
@@ -175,7 +266,7 @@ def _describe(*, name, description, plane_channels, files: dict[str, Path], weig
     size = spec.ParameterizedSize(min=MIN_SIZE, step=1)
     inputs = [spec.InputTensorDescr(
         id=spec.TensorId(INPUT_ID),
-        description="2D image, grayscale or RGB, any pixel type; normalised per image and channel to 0..255",
+        description=input_text(plane_channels),
         axes=[spec.BatchAxis(size=1), spec.ChannelAxis(channel_names=[spec.Identifier(c) for c in channel_names]),
               spec.SpaceInputAxis(id=spec.AxisId("y"), size=size),
               spec.SpaceInputAxis(id=spec.AxisId("x"), size=size)],
@@ -215,7 +306,9 @@ def _describe(*, name, description, plane_channels, files: dict[str, Path], weig
         covers=[spec.FileDescr(source=cover)],
         inputs=inputs,
         outputs=outputs,
-        attachments=[spec.FileDescr(source=files["sam"], sha256=spec.Sha256(_sha256(files["sam"])))],
+        attachments=[spec.FileDescr(source=files[key], sha256=spec.Sha256(_sha256(files[key])))
+                     for key in ("sam", "test_image_license") if key in files],
+        **(upload_fields or {}),
         weights=weights if weights is not None else spec.WeightsDescr(
             pytorch_state_dict=spec.PytorchStateDictWeightsDescr(
                 source=files["weights"], sha256=spec.Sha256(_sha256(files["weights"])),
@@ -327,22 +420,29 @@ def export_package(checkpoint: str | os.PathLike, out: str | os.PathLike, *, nam
                    ais_params: Mapping[str, Any] | None = None, mode: str = "apg",
                    authors: Sequence[str] | None = None, license: str = "CC-BY-4.0", tags: Sequence[str] = (),
                    description: str | None = None, weight_formats: Sequence[str] = WEIGHT_FORMATS,
-                   progress=None) -> Path:
+                   progress=None, **upload) -> Path:
     """Write a Model Zoo package (zip) of a micro-sam finetuning ``checkpoint`` and return its path.
 
     ``apg_params`` / ``ais_params`` override micro-sam's defaults stored as the package's defaults
     (names as for :func:`microsam_fiji.run`); ``mode`` is the package's default mode. ``test_image``: a path
     or a 2D / RGB array (default: a built-in nuclei crop); the package's test tensors and cover come from it.
-    Weight formats that cannot be made or do not reproduce micro-sam are left out and reported."""
+    Weight formats that cannot be made or do not reproduce micro-sam are left out and reported.
+
+    For the Model Zoo upload (``upload``): ``maintainers`` (like ``authors``: ``"NAME; github_user=USER;
+    affiliation=...``"), ``uploader`` (``"EMAIL; NAME"``), ``version``, ``git_repo``, ``training_data`` (a Model
+    Zoo dataset id) and ``test_labels`` (ground truth for the test image: mSA and object counts in the
+    documentation's Validation section)."""
     return export_package_report(checkpoint, out, name=name, model_type=model_type, test_image=test_image,
                                  apg_params=apg_params, ais_params=ais_params, mode=mode, authors=authors,
                                  license=license, tags=tags, description=description,
-                                 weight_formats=weight_formats, progress=progress).path
+                                 weight_formats=weight_formats, progress=progress, **upload).path
 
 
 def export_package_report(checkpoint, out, *, name, model_type=None, test_image=None, apg_params=None,
                           ais_params=None, mode="apg", authors=None, license="CC-BY-4.0", tags=(),
-                          description=None, weight_formats=WEIGHT_FORMATS, progress=None) -> ExportReport:
+                          description=None, weight_formats=WEIGHT_FORMATS, progress=None, maintainers=None,
+                          uploader=None, version=None, git_repo=None, training_data=None,
+                          test_labels=None) -> ExportReport:
     """:func:`export_package`, returning what was measured as well."""
     import tifffile
     import torch
@@ -367,6 +467,11 @@ def export_package_report(checkpoint, out, *, name, model_type=None, test_image=
     apg, ais = resolve_params("apg", apg_params), resolve_params("ais", ais_params)
     state, model_state, model_type = _read_source(Path(checkpoint), model_type)
     plane, origin = _test_plane(test_image)
+    built_in_image = test_image is None or (isinstance(test_image, (str, os.PathLike))
+                                            and Path(test_image).resolve() == DEFAULT_TEST_IMAGE)
+    truth = _test_labels(test_labels, plane.shape[:2])
+    authors_descr = _authors(authors)
+    upload_fields = _upload_fields(maintainers, uploader, version, git_repo, training_data)
     _quiet_converter_logs()
 
     say("running micro-sam on the test image")
@@ -374,6 +479,7 @@ def export_package_report(checkpoint, out, *, name, model_type=None, test_image=
     expected = _micro_sam_maps(model, plane)[None]
     labels = run(plane, model, mode, tile_threshold=None, **(apg if mode == "apg" else ais)).labels
     n_objects = int(len(np.unique(labels[labels > 0])))
+    scores = _scores(labels, truth) if truth is not None else None
     conv_transpose = uses_conv_transpose(state["decoder_state"])
     config = micro_sam_config(model_type, mode, apg, ais)
     config["use_conv_transpose"] = conv_transpose
@@ -392,12 +498,16 @@ def export_package_report(checkpoint, out, *, name, model_type=None, test_image=
         tifffile.imwrite(files["sample_input"], plane)  # the same pixels, for people and imageio
         tifffile.imwrite(files["sample_output"], expected[0])
         shutil.copyfile(architecture.__file__, files["architecture"])
+        if built_in_image:
+            files["test_image_license"] = tmp / TEST_IMAGE_LICENSE_FILE
+            shutil.copyfile(DEFAULT_TEST_IMAGE_LICENSE, files["test_image_license"])
         env = _environment_file(tmp / "environment.yaml", model_type)
         cover = tmp / "cover.png"
         write_cover(cover, plane, labels)
         doc = tmp / "documentation.md"
         common = dict(name=name, description=description or _default_description(model_type, mode),
-                      plane_channels=image.shape[1], files=files, config=config, authors=_authors(authors),
+                      plane_channels=image.shape[1], files=files, config=config, authors=authors_descr,
+                      upload_fields=upload_fields,
                       license=license, tags=list(dict.fromkeys([*DEFAULT_TAGS, *tags])), doc=doc, cover=cover,
                       env=env, architecture_kwargs={"model_type": model_type[:5],
                                                     "use_conv_transpose": conv_transpose})
@@ -433,7 +543,9 @@ def export_package_report(checkpoint, out, *, name, model_type=None, test_image=
                 skipped[wf] = f"output differs from micro-sam's ({ppm:.0f} ppm beyond tolerance)"
                 del weights[wf]
         doc.write_text(documentation(name=name, model_type=model_type, mode=mode, apg=apg, ais=ais, origin=origin,
-                                     shape=plane.shape, n_objects=n_objects, diffs=diffs, skipped=skipped))
+                                     shape=plane.shape, n_objects=n_objects, diffs=diffs, skipped=skipped,
+                                     channels=image.shape[1], scores=scores, built_in_image=built_in_image,
+                                     training_data=training_data))
         descr = _describe(weights=spec.WeightsDescr(**weights), **common)
         say("writing the package")
         atomic_write(out, lambda tmp_zip: save_bioimageio_package(descr, output_path=Path(tmp_zip)))
@@ -447,7 +559,8 @@ def _default_description(model_type: str, mode: str) -> str:
 
 
 def write_cover(path: Path, plane: np.ndarray, labels: np.ndarray) -> Path:
-    """The test image and, beside it, its APG objects outlined (2:1, as the Model Zoo shows covers)."""
+    """The test image and, beside it, its objects outlined: two square panels (the image's central square,
+    scaled to COVER_PANEL pixels), 2:1 and well under 500 KB, as the Model Zoo asks of covers."""
     from PIL import Image
     from skimage.segmentation import find_boundaries
 
@@ -456,29 +569,93 @@ def write_cover(path: Path, plane: np.ndarray, labels: np.ndarray) -> Path:
     rgb = to_image(plane)  # the uint8 view micro-sam segments
     outlined = rgb.copy()
     outlined[find_boundaries(labels, mode="inner")] = (255, 220, 0)
-    Image.fromarray(np.concatenate([rgb, outlined], axis=1)).save(path)
+    h, w = rgb.shape[:2]
+    side = min(h, w)
+    y0, x0 = (h - side) // 2, (w - side) // 2
+    panels = [Image.fromarray(a[y0:y0 + side, x0:x0 + side]).resize((COVER_PANEL, COVER_PANEL), Image.NEAREST)
+              for a in (rgb, outlined)]
+    cover = Image.new("RGB", (2 * COVER_PANEL, COVER_PANEL))
+    for i, panel in enumerate(panels):
+        cover.paste(panel, (i * COVER_PANEL, 0))
+    cover.save(path, optimize=True)
     return path
+
+
+def _test_labels(test_labels, shape) -> np.ndarray | None:
+    """Ground-truth instance labels for the test image (a path or an array), or None."""
+    if test_labels is None:
+        return None
+    if isinstance(test_labels, (str, os.PathLike)):
+        from ..tiff_io import read_image
+
+        truth = np.asarray(read_image(test_labels).data)
+    else:
+        truth = np.asarray(test_labels)
+    truth = np.squeeze(truth)
+    if truth.shape != tuple(shape) or not np.issubdtype(truth.dtype, np.integer):
+        raise UserError(f"--test-labels: {truth.shape} {truth.dtype} labels for a {shape[0]}x{shape[1]} test "
+                        "image: pass integer instance labels of the test image's size")
+    return truth
+
+
+def _scores(labels: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """mSA (micro-sam's evaluation metric, from elf) and object counts of ``labels`` against ``truth``."""
+    from elf.evaluation import mean_segmentation_accuracy
+
+    msa, (sa50, _sa55, _sa60, _sa65, _sa70, sa75, *_rest) = mean_segmentation_accuracy(
+        labels, truth, return_accuracies=True)
+    return {"msa": float(msa), "sa50": float(sa50), "sa75": float(sa75),
+            "n_predicted": int(len(np.unique(labels[labels > 0]))), "n_true": int(len(np.unique(truth[truth > 0])))}
 
 
 def _param_table(params: Mapping[str, Any]) -> str:
     return "\n".join(f"| `{k}` | `{v}` |" for k, v in params.items())
 
 
-def documentation(*, name, model_type, mode, apg, ais, origin, shape, n_objects, diffs, skipped) -> str:
+def documentation(*, name, model_type, mode, apg, ais, origin, shape, n_objects, diffs, skipped, channels=1,
+                  scores=None, built_in_image=False, training_data=None) -> str:
+    """The package's documentation.md, with the sections the Model Zoo asks for (DOC_SECTIONS)."""
     from importlib.metadata import version
 
     checks = "\n".join(f"- `{wf}`: largest difference to micro-sam's maps {d:.2e}" for wf, d in diffs.items())
     missing = "\n".join(f"- `{wf}` not included: {why}" for wf, why in skipped.items()) or "- none"
     tol = TOLERANCE
+    channel_text = ("grayscale, 1 channel as declared (the network takes RGB too: export with an RGB test image "
+                    "to declare RGB)" if channels == 1 else
+                    "RGB, 3 channels as declared (the network takes grayscale too: export with a gray test image "
+                    "to declare gray)")
+    if scores is not None:
+        accuracy = (f"Against the ground-truth labels given for the test image ({scores['n_true']} objects), "
+                    f"{mode.upper()} with this package's defaults found {scores['n_predicted']} objects: mean "
+                    f"segmentation accuracy (mSA, micro-sam's metric over IoU thresholds 0.5..0.95) "
+                    f"**{scores['msa']:.3f}**, SA50 {scores['sa50']:.3f}, SA75 {scores['sa75']:.3f}. One image is no "
+                    "benchmark: measure on your own annotated images.")
+    else:
+        accuracy = (f"{mode.upper()} with this package's defaults found {n_objects} objects in the test image "
+                    "(cover image, right). No ground truth was given at export (`--test-labels`), so no accuracy "
+                    "is reported here: measure it on your own annotated images.")
+    if built_in_image:
+        test_image = (f"The test and cover image is a crop of StarDist's `img2d.tif` (BSD-3-Clause, (c) 2018-2025 "
+                      f"Uwe Schmidt, Martin Weigert); its licence is attached as `{TEST_IMAGE_LICENSE_FILE}`.")
+    else:
+        test_image = f"The test and cover image ({origin}) was provided by the exporter."
+    trained_on = (f"Training data: Model Zoo dataset `{training_data}`." if training_data else
+                  "Training data: not stated by the exporter (ask the authors).")
     return f"""# {name}
 
+## Description
 A [micro-sam](https://github.com/computational-cell-analytics/micro-sam) (Segment Anything for Microscopy)
 `{model_type}` model with its instance-segmentation decoder, packaged by micro-sam-fiji for automatic prompt
-generation (APG). Default mode: **{mode.upper()}**.
+generation (APG). Default mode: **{mode.upper()}**. {trained_on}
 
-## What runs where
-- **Any Model Zoo consumer** (bioimageio.core, ilastik, deepImageJ): input `{INPUT_ID}` (batch 1, grayscale or
-  RGB as declared, any size of at least {MIN_SIZE}x{MIN_SIZE}) -> output `{OUTPUT_ID}` of the same size with 3
+## Intended use
+Instance segmentation of 2D microscopy images like the ones it was trained on (cells, nuclei, ...): micro-sam's
+APG or AIS in micro-sam, micro-sam-fiji (Fiji macros) or napari; the tensor path (foreground and distance maps)
+in any Model Zoo consumer. Not for 3D volumes as such (segment slice by slice), and not a diagnostic tool.
+
+## How to run
+- **Any Model Zoo consumer** (bioimageio.core, ilastik, deepImageJ): input `{INPUT_ID}` (batch 1, {channel_text},
+  any size of at least {MIN_SIZE}x{MIN_SIZE}) -> output `{OUTPUT_ID}` of the same size with 3
   channels: `foreground` probability, `center_distances`, `boundary_distances` (0..1). Threshold the foreground
   for a semantic mask; the distances separate touching objects (seeded watershed).
 - **Full APG / AIS** needs micro-sam: the SAM prompt encoder and mask decoder are attached
@@ -514,7 +691,7 @@ decoder in training mode), and a vit_t (MobileSAM) encoder uses the attention bi
 |---|---|
 {_param_table(ais)}
 
-# Validation
+## Validation
 Exported with micro-sam {version("micro_sam")} and micro-sam-fiji on a {shape[0]}x{shape[1]} test image
 ({origin}). The test output tensor is micro-sam's own decoder output
 (`InstanceSegmentationWithDecoder.initialize`) for the test input, not this package's, so reproducing it checks
@@ -526,11 +703,15 @@ relative {tol['relative_tolerance']}, at most {tol['mismatched_elements_per_mill
 million. Weight formats left out:
 {missing}
 
-{mode.upper()} with this package's defaults found {n_objects} objects in the test image (cover image, right).
+{accuracy}
 Run `microsam-fiji validate this.zip` to repeat bioimageio.core's full test (`test_model`, every weight format,
-several input sizes).
+several input sizes) and the Model Zoo upload checks.
 
 ## Limitations
 The model is only as good as its training data; check the results on your images. APG is micro-sam's
-algorithm: see its documentation ({MICRO_SAM_DOC}).
+algorithm: see its documentation ({MICRO_SAM_DOC}). {test_image}
+
+## Citation
+Archit, A., Freckmann, L., Nair, S. et al. Segment Anything for Microscopy. Nature Methods 22, 579-591 (2025).
+https://doi.org/{MICRO_SAM_DOI}. Please also cite the authors of this model (see its `authors` and `cite`).
 """

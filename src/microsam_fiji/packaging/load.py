@@ -1,8 +1,15 @@
-"""Load a Model Zoo package exported by ``microsam-fiji export`` back into a full micro-sam segmenter.
+"""Load a Model Zoo package back into a full micro-sam segmenter: a local zip / folder / rdf.yaml, a Model Zoo
+id (``diplomatic-bug``) or a URL, resolved by bioimageio.spec (which downloads and caches remote files).
 
-The SAM checkpoint is rebuilt from the package alone: image encoder + UNETR decoder from the
-``pytorch_state_dict`` weights, prompt encoder + mask decoder from the attachment, each checked against the
-sha256 recorded in the package; APG / AIS defaults come from ``config.micro_sam``."""
+Two kinds of package hold what APG needs:
+
+* exported by ``microsam-fiji export``: the SAM checkpoint is rebuilt from the package alone: image encoder +
+  UNETR decoder from the ``pytorch_state_dict`` weights, prompt encoder + mask decoder from the attachment, each
+  checked against the sha256 recorded in the package; APG / AIS defaults come from ``config.micro_sam``;
+* exported by micro-sam itself (``micro_sam.bioimageio.export_sam_model``, the ``PredictorAdaptor``
+  architecture; all micro-sam models on the Model Zoo): the weights are micro-sam's checkpoint
+  (``model_state`` + ``decoder_state``, or the SAM state with the decoder as the ``*_decoder.pt``
+  attachment); APG / AIS run with micro-sam's defaults."""
 from __future__ import annotations
 
 import hashlib
@@ -16,6 +23,9 @@ from typing import Any
 
 from ..errors import UserError
 from ..models import PACKAGE_DESCRIPTIONS, Model
+
+MICRO_SAM_ARCHITECTURE = "PredictorAdaptor"  # micro_sam/bioimageio/predictor_adaptor.py
+MICRO_SAM_DECODER_SUFFIX = "_decoder.pt"  # its decoder attachment, e.g. vit_b_decoder.pt
 
 
 @dataclass
@@ -50,22 +60,65 @@ def located(entry) -> str:
     return f"{'.'.join(map(str, entry.loc))}: {entry.msg}" if entry.loc else entry.msg
 
 
+def is_remote(source) -> bool:
+    """A Model Zoo id or URL rather than a local file (see :func:`microsam_fiji.models.zoo_reference`)."""
+    from ..models import zoo_reference
+
+    return not isinstance(source, Path) and zoo_reference(str(source)) is not None
+
+
+def package_name(source) -> str:
+    return str(source) if is_remote(source) else Path(source).expanduser().name
+
+
+def no_network(source, err: BaseException) -> UserError | None:
+    """The one-line "no network" error when ``err`` comes from a failed download of ``source``."""
+    from ..models import is_network_error
+
+    if not is_network_error(err):
+        return None
+    return UserError(f"no network: cannot download Model Zoo model '{source}'; pass a local checkpoint or "
+                     "package (--model PATH)")
+
+
+def _load_remote_description(source: str):
+    from bioimageio.spec import ValidationContext, load_description
+
+    from ..models import zoo_reference
+
+    try:
+        # no progress bar for the small rdf.yaml (it would print one even when the download fails); the
+        # weights, read later, keep theirs
+        with ValidationContext(progressbar=False, perform_io_checks=False):
+            return load_description(zoo_reference(source), perform_io_checks=False, format_version="latest")
+    except Exception as err:  # bioimageio.spec wraps download failures in ValueError and others
+        offline = no_network(source, err)
+        if offline is not None:
+            raise offline from None
+        raise UserError(f"cannot load Model Zoo model '{source}': {_first_line(err)}") from None
+
+
 def read_description(path: str | os.PathLike):
-    """The package's bioimage.io model description (spec 0.5), or a UserError saying why there is none."""
+    """The package's bioimage.io model description (spec 0.5), or a UserError saying why there is none.
+    ``path``: a local package, or a Model Zoo id or URL (downloaded by bioimageio.spec)."""
     from bioimageio.spec import InvalidDescr, load_description
     from bioimageio.spec.model import v0_5
 
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise UserError(f"package '{path}' not found: check the path")
-    source = _description_source(path)
-    try:
-        descr = load_description(source, perform_io_checks=False, format_version="latest")
-    except (zipfile.BadZipFile, OSError) as err:
-        raise UserError(f"cannot read package '{path.name}' ({_first_line(err)}): download or export it again") \
-            from None
-    except Exception as err:  # bioimageio.spec reports broken YAML and the like in many ways
-        raise UserError(f"'{path.name}' is not a readable Model Zoo package: {_first_line(err)}") from None
+    if is_remote(path):
+        descr = _load_remote_description(str(path))
+        path = Path(str(path).rstrip("/").split("/")[-1] or str(path))
+    else:
+        path = Path(path).expanduser()
+        if not path.exists():
+            raise UserError(f"package '{path}' not found: check the path")
+        source = _description_source(path)
+        try:
+            descr = load_description(source, perform_io_checks=False, format_version="latest")
+        except (zipfile.BadZipFile, OSError) as err:
+            raise UserError(f"cannot read package '{path.name}' ({_first_line(err)}): download or export it "
+                            "again") from None
+        except Exception as err:  # bioimageio.spec reports broken YAML and the like in many ways
+            raise UserError(f"'{path.name}' is not a readable Model Zoo package: {_first_line(err)}") from None
     if isinstance(descr, InvalidDescr):
         errors = descr.validation_summary.errors
         reason = _first_line(located(errors[0])) if errors else "invalid description"
@@ -85,21 +138,25 @@ def micro_sam_config(descr, name: str = "package") -> dict:
     return config
 
 
-def _checked_bytes(file_descr, label: str, name: str) -> bytes:
-    """The file's bytes after comparing them with the sha256 the package records."""
+def _checked_bytes(file_descr, label: str, name: str, require_hash: bool = True) -> bytes:
+    """The file's bytes after comparing them with the sha256 the package records (micro-sam's own exports
+    record none: ``require_hash=False`` reads them as they are)."""
     source = Path(str(file_descr.source)).name
     mismatch = UserError(f"'{name}': '{source}' does not match its recorded sha256 (the file was changed or "
                          "corrupted): export or download the package again")
-    if file_descr.sha256 is None:
+    if file_descr.sha256 is None and require_hash:
         raise UserError(f"'{name}' records no sha256 for '{source}': re-export it with 'microsam-fiji export'")
     try:
         data = file_descr.get_reader().read()
     except Exception as err:  # bioimageio.spec's reader checks the hash itself when it can
         if "sha256" in str(err).lower():
             raise mismatch from None
+        offline = no_network(name, err)
+        if offline is not None:
+            raise offline from None
         raise UserError(f"'{name}' lacks its {label} file '{source}': the package is incomplete; export or "
                         "download it again") from None
-    if hashlib.sha256(data).hexdigest() != str(file_descr.sha256):
+    if file_descr.sha256 is not None and hashlib.sha256(data).hexdigest() != str(file_descr.sha256):
         raise mismatch
     return data
 
@@ -114,11 +171,10 @@ def _torch_state(data: bytes, source: str, name: str) -> dict:
             from None
 
 
-def read_package(path: str | os.PathLike) -> PackageContents:
+def read_package(path: str | os.PathLike, descr=None) -> PackageContents:
     """Description, micro-sam config and hash-checked state dicts of a package (no model is built)."""
-    path = Path(path).expanduser()
-    name = path.name
-    descr = read_description(path)
+    name = package_name(path)
+    descr = descr if descr is not None else read_description(path)
     config = micro_sam_config(descr, name)
     weights_descr = descr.weights.pytorch_state_dict
     if weights_descr is None:
@@ -154,20 +210,67 @@ def package_params(config: dict, name: str = "package") -> tuple[dict[str, dict]
     return params, mode
 
 
-def load_package(path: str | os.PathLike, device: str | None = None) -> Model:
-    """A :class:`Model` from a package exported by ``microsam-fiji export`` (zip, folder or its rdf.yaml)."""
+def is_micro_sam_export(descr) -> bool:
+    """Written by micro-sam's own exporter (``micro_sam.bioimageio.export_sam_model``)."""
+    weights = descr.weights.pytorch_state_dict
+    return weights is not None and str(getattr(weights.architecture, "callable", "")) == MICRO_SAM_ARCHITECTURE
+
+
+def _decoder_attachment(descr):
+    return next((a for a in descr.attachments if Path(str(a.source)).name.endswith(MICRO_SAM_DECODER_SUFFIX)),
+                None)
+
+
+def micro_sam_export_checkpoint(descr, name: str) -> tuple[dict, str]:
+    """(micro-sam finetuning checkpoint, model type) of a package micro-sam's exporter wrote; a UserError when
+    it has no instance decoder."""
+    from ..models import models_with_decoder
+
+    weights_descr = descr.weights.pytorch_state_dict
+    source = Path(str(weights_descr.source)).name
+    state = _torch_state(_checked_bytes(weights_descr, "weights", name, require_hash=False), source, name)
+    if "model_state" in state:  # micro-sam >= 1.8 exports the finetuning checkpoint itself
+        model_state, decoder_state = state["model_state"], state.get("decoder_state")
+    else:  # earlier exports: the SAM state, the decoder only as an attachment
+        model_state, decoder_state = state, None
+    attachment = _decoder_attachment(descr)
+    if decoder_state is None and attachment is not None:
+        decoder_state = _torch_state(_checked_bytes(attachment, "decoder attachment", name, require_hash=False),
+                                     Path(str(attachment.source)).name, name)
+    if decoder_state is None:
+        raise UserError(f"'{name}' is a micro-sam model without an instance decoder: APG and AIS need one; use a "
+                        f"micro-sam model that has one ({models_with_decoder()})")
+    model_type = str((weights_descr.architecture.kwargs or {}).get("model_type", ""))
+    return {"model_state": model_state, "decoder_state": decoder_state}, model_type
+
+
+def _model_from_checkpoint(checkpoint_state: dict, model_type: str | None, device, source: str) -> Model:
     import torch
 
-    from ..models import load_checkpoint, resolve_device
+    from ..models import load_checkpoint
 
-    path = Path(path).expanduser()
-    contents = read_package(path)
-    params, mode = package_params(contents.config, path.name)
-    device = resolve_device(device)
     with tempfile.TemporaryDirectory(prefix="microsam-package-") as tmp:
         checkpoint = Path(tmp) / "checkpoint.pt"
-        torch.save(micro_sam_checkpoint(contents), checkpoint)
-        model = load_checkpoint(checkpoint, contents.config["model_type"], device, source_name=str(path))
+        torch.save(checkpoint_state, checkpoint)
+        return load_checkpoint(checkpoint, model_type or None, device, source_name=source)
+
+
+def load_package(path: str | os.PathLike, device: str | None = None) -> Model:
+    """A :class:`Model` from a Model Zoo package exported by ``microsam-fiji export`` or by micro-sam (zip,
+    folder or its rdf.yaml; or a Model Zoo id or URL)."""
+    from ..models import resolve_device
+
+    remote = is_remote(path)
+    source = str(path) if remote else str(Path(path).expanduser())
+    name = package_name(path)
+    descr = read_description(path)
+    device = resolve_device(device)
+    if is_micro_sam_export(descr):
+        checkpoint, model_type = micro_sam_export_checkpoint(descr, name)
+        return _model_from_checkpoint(checkpoint, model_type, device, source)
+    contents = read_package(path, descr)
+    params, mode = package_params(contents.config, name)
+    model = _model_from_checkpoint(micro_sam_checkpoint(contents), contents.config["model_type"], device, source)
     model.params = params
     model.default_mode = mode
     return model
