@@ -58,8 +58,7 @@ for (i = 0; i < words.length; i++) {
 
 title = getTitle();
 id = getImageID();
-tmp = getDirectory("temp") + "microsam-fiji-" + getTime() + File.separator;
-File.makeDirectory(tmp);
+tmp = newTempFolder();
 input = tmp + "image.tif";
 // save a duplicate: saving the image itself would rename it
 wasBatch = is("Batch Mode");
@@ -73,18 +72,85 @@ selectImage(id);
 args = Array.concat(args, newArray(input, "--out", tmp, "--quiet"));
 output = runCli(cli, args);
 roiset = tmp + "image_RoiSet.zip";
+// the program's summary.csv says how many objects, or why it failed (older versions: only the files)
+row = summaryRow(tmp + "summary.csv");
+if (row.length > 0 && row[1] == "error") {
+    cleanUp(tmp);
+    exit("micro-sam APG: " + row[2]);
+}
 if (!File.exists(roiset)) {
     cleanUp(tmp);
     exit("micro-sam APG: the command line program failed:\n" + output);
 }
+found = 0;
+if (row.length > 0)
+    found = parseInt(row[0]);
+else if (File.length(roiset) > 22)  // 22 bytes: a zip without entries
+    found = -1;
 if (indexOf(" " + arg + " ", " replace ") >= 0)
     roiManager("reset");
 before = roiManager("count");
-roiManager("open", roiset);
+// the ROI Manager refuses a zip without ROIs with a dialog: with 0 objects there is nothing to open
+if (found != 0)
+    roiManager("open", roiset);
 cleanUp(tmp);
-if (!is("Batch Mode"))
+if (!is("Batch Mode") && roiManager("count") > 0)
     roiManager("Show All");
 print("micro-sam APG: " + (roiManager("count") - before) + " objects in " + title);
+
+function newTempFolder() {
+    // one new folder per run (two Fiji instances, or a run after a failed one, never share one), removed after
+    base = getDirectory("temp") + "microsam-fiji-" + d2s(getTime(), 0) + "-";
+    do {
+        dir = base + d2s(floor(random * 1e9), 0) + File.separator;
+    } while (File.exists(dir));
+    File.makeDirectory(dir);
+    if (!File.isDirectory(dir))
+        exit("micro-sam APG: cannot create a folder in the temporary folder " + getDirectory("temp")
+            + ": free space there or set another (Edit > Options > Misc)");
+    return dir;
+}
+
+function summaryRow(path) {
+    // the first row of summary.csv as (objects, status, error); none if there is no summary
+    if (!File.exists(path))
+        return newArray(0);
+    lines = split(replace(File.openAsString(path), "\r", ""), "\n");
+    if (lines.length < 2)
+        return newArray(0);
+    header = csvFields(lines[0]);
+    fields = csvFields(lines[1]);
+    out = newArray(3);
+    names = newArray("objects", "status", "error");
+    for (k = 0; k < 3; k++) {
+        out[k] = "";
+        for (j = 0; j < header.length && j < fields.length; j++)
+            if (header[j] == names[k])
+                out[k] = fields[j];
+    }
+    return out;
+}
+
+function csvFields(line) {
+    // one line of a CSV file (quoted fields, "" inside quotes) -> its fields
+    fields = newArray(0);
+    field = "";
+    quoted = false;
+    for (i = 0; i < lengthOf(line); i++) {
+        c = substring(line, i, i + 1);
+        if (quoted && c == "\"" && i + 1 < lengthOf(line) && substring(line, i + 1, i + 2) == "\"") {
+            field = field + c;
+            i++;
+        } else if (c == "\"")
+            quoted = !quoted;
+        else if (c == "," && !quoted) {
+            fields = Array.concat(fields, newArray(field));
+            field = "";
+        } else
+            field = field + c;
+    }
+    return Array.concat(fields, newArray(field));
+}
 
 function runCli(program, arguments) {
     // exec() hands a fixed argument list to the system without a shell and returns only standard output,
@@ -104,9 +170,14 @@ function quote(s) {
 }
 
 function cleanUp(dir) {
+    // the run's temporary folder and all in it
     list = getFileList(dir);
-    for (i = 0; i < list.length; i++)
-        ok = File.delete(dir + list[i]);
+    for (i = 0; i < list.length; i++) {
+        if (endsWith(list[i], "/"))
+            cleanUp(dir + list[i]);
+        else
+            ok = File.delete(dir + list[i]);
+    }
     ok = File.delete(dir);
 }
 
