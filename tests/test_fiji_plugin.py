@@ -279,6 +279,7 @@ def test_dialog_preview_overlay_and_recorder(installed, images, tmp_path):
     assert values["overlay_after_ok"] == "0"  # the preview overlay is gone after OK
     text = recorded.read_text()
     line = next(line for line in text.splitlines() if "micro-sam APG" in line)
+    assert line.count("center=") == 1, line
     for key in ("mode=apg", "foreground=0.5", "center=0.3", "boundary=0.5", "min_size=25", "nms=0.9"):
         assert key in line, line
     from microsam_fiji.bridge.options import parse_options

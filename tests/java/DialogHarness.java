@@ -9,6 +9,7 @@ import ij.plugin.frame.RoiManager;
 import java.awt.AWTEvent;
 import java.awt.Button;
 import java.awt.Checkbox;
+import java.awt.EventQueue;
 import java.awt.Rectangle;
 import java.awt.Robot;
 import java.awt.TextField;
@@ -47,27 +48,39 @@ public class DialogHarness {
 		IJ.run(imp, "Set... ", "zoom=300 x=" + imp.getWidth() / 2 + " y=" + imp.getHeight() / 2);
 		imp.getWindow().setLocation(10, 110);
 		new Recorder();
+		Recorder.getInstance().setLocation(10, 700);
 		long t0 = System.currentTimeMillis();
 		IJ.doCommand("micro-sam APG"); // a new thread without macro options: what a menu click does
 		GenericDialog gd = waitForDialog("micro-sam APG", 240000);
 		System.out.println("dialog_seconds=" + (System.currentTimeMillis() - t0) / 1000.0);
 		gd.setLocation(imp.getWindow().getX() + imp.getWindow().getWidth() + 20, 110);
 		gd.toFront();
-		Checkbox preview = gd.getPreviewCheckbox();
-		if (!preview.getState()) {
-			preview.setState(true);
-			gd.itemStateChanged(new ItemEvent(preview, ItemEvent.ITEM_STATE_CHANGED, preview, ItemEvent.SELECTED));
-		}
+		final GenericDialog dialog = gd;
+		final Checkbox preview = gd.getPreviewCheckbox();
+		// every user action on the event thread, one after the other, as real clicks and keys arrive
+		EventQueue.invokeAndWait(new Runnable() {
+			public void run() {
+				if (!preview.getState()) {
+					preview.setState(true);
+					dialog.itemStateChanged(new ItemEvent(preview, ItemEvent.ITEM_STATE_CHANGED, preview,
+						ItemEvent.SELECTED));
+				}
+			}
+		});
 		t0 = System.currentTimeMillis();
 		int first = waitForOverlay(imp, -1, 240000);
 		System.out.println("preview_objects=" + first);
 		System.out.println("first_preview_seconds=" + (System.currentTimeMillis() - t0) / 1000.0);
 		// a threshold change re-runs APG on the cached embeddings
 		Vector<?> numbers = gd.getNumericFields();
-		TextField center = (TextField) numbers.get(1);
-		center.setText("0.3");
+		final TextField center = (TextField) numbers.get(1);
 		t0 = System.currentTimeMillis();
-		gd.textValueChanged(new TextEvent(center, TextEvent.TEXT_VALUE_CHANGED));
+		EventQueue.invokeAndWait(new Runnable() {
+			public void run() {
+				center.setText("0.3");
+				dialog.textValueChanged(new TextEvent(center, TextEvent.TEXT_VALUE_CHANGED));
+			}
+		});
 		int second = waitForOverlay(imp, first, 60000);
 		System.out.println("updated_preview_objects=" + second);
 		System.out.println("update_seconds=" + (System.currentTimeMillis() - t0) / 1000.0);
@@ -79,7 +92,12 @@ public class DialogHarness {
 		for (Button b : gd.getButtons())
 			if (b != null && "OK".equals(b.getLabel().trim()))
 				ok = b;
-		gd.actionPerformed(new ActionEvent(ok, ActionEvent.ACTION_PERFORMED, "OK"));
+		final ActionEvent okPressed = new ActionEvent(ok, ActionEvent.ACTION_PERFORMED, "OK");
+		EventQueue.invokeAndWait(new Runnable() {
+			public void run() {
+				dialog.actionPerformed(okPressed);
+			}
+		});
 		long end = System.currentTimeMillis() + 120000;
 		RoiManager rm = null;
 		while (System.currentTimeMillis() < end) {

@@ -104,6 +104,8 @@ final class ApgDialog implements DialogListener {
 	}
 
 	public boolean dialogItemChanged(GenericDialog gd, AWTEvent e) {
+		if (e != null && (gd.wasOKed() || gd.wasCanceled()))
+			return true; // a late event of the closing dialog: reading the fields now would record them again
 		if (e != null && recentChoice != null && e.getSource() == recentChoice && e instanceof ItemEvent) {
 			modelField.setText(recentChoice.getSelectedItem());
 		}
