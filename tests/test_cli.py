@@ -95,7 +95,8 @@ def one_error_line(capsys) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("where", ["under a file", "in /proc", "labels exist as a folder"])
+@pytest.mark.parametrize("where", ["under a file", "in /proc", "an existing folder refusing files (/proc)",
+                                   "labels exist as a folder"])
 def test_unwritable_out_is_refused_before_any_work(where, calibrated_image, tmp_path, no_work, capsys):
     out = tmp_path / "out"
     keep = None
@@ -104,6 +105,8 @@ def test_unwritable_out_is_refused_before_any_work(where, calibrated_image, tmp_
         out = tmp_path / "plain" / "out"
     elif where == "in /proc":
         out = Path("/proc/microsam-fiji-out")
+    elif where.startswith("an existing folder"):  # as a read-only mount: the folder is there, no file can be made
+        out = Path("/proc")
     else:
         (out / "nuclei_labels.tif").mkdir(parents=True)
         keep = out / "nuclei_labels.tif" / "mine.txt"
