@@ -210,9 +210,10 @@ function csvFields(line) {
     fields = newArray(0);
     field = "";
     quoted = false;
-    for (i = 0; i < lengthOf(line); i++) {
+    line = line + " ";  // a look-ahead character (the macro language evaluates all of a && b)
+    for (i = 0; i < lengthOf(line) - 1; i++) {
         c = substring(line, i, i + 1);
-        if (quoted && c == "\"" && i + 1 < lengthOf(line) && substring(line, i + 1, i + 2) == "\"") {
+        if (quoted && c == "\"" && substring(line, i + 1, i + 2) == "\"") {
             field = field + c;
             i++;
         } else if (c == "\"")
