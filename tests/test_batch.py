@@ -150,3 +150,35 @@ def test_glob_patterns_and_output_names_never_collide(tmp_path):
     found = expand_images([str(tmp_path / "p*" / "a1.tif"), tmp_path / "p1"])
     assert [p.relative_to(tmp_path).as_posix() for p in found] == [
         "p1/a1.tif", "p2/a1.tif", "p1/a1.png", "p1/a1_png.tif", "p1/b.tif"]
+
+
+def test_progress_bar_with_eta_on_a_terminal(tmp_path):
+    import fcntl
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    for i in range(3):
+        tifffile.imwrite(tmp_path / f"flat{i}.tif", np.full((32, 32), i + 1, np.uint8))  # no model runs
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a new pty is 0 columns wide
+    proc = subprocess.Popen([sys.executable, "-m", "microsam_fiji.cli", "segment", str(tmp_path), "--out",
+                             str(tmp_path / "out"), "--device", "cpu", "--no-rois"],
+                            stdout=secondary, stderr=secondary, close_fds=True)
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # the program ended and closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    assert proc.wait(timeout=300) == 0
+    text = b"".join(chunks).decode(errors="replace")
+    assert "segmenting: 100%" in text and "3/3" in text and "<00:00" in text  # tqdm: count, elapsed<ETA
+    assert "flat2.tif: 0 objects" in text and "[1/3" not in text  # per-image lines above the bar, no plain lines
