@@ -176,8 +176,9 @@ class Unattended:
     Used around macros run without a person (``microsam-fiji fiji --macro``); it also covers macros nested with
     ``runMacro()``, whose interpreters ImageJ creates with dialogs for errors."""
 
-    def __init__(self, echo=None, poll_s: float = 0.1):
+    def __init__(self, echo=None, on_dialog=None, poll_s: float = 0.1):
         self.echo = echo
+        self.on_dialog = on_dialog  # called with each closed dialog's one-line message
         self.poll_s = poll_s
         self.messages: list[str] = []
         self._seen: set[int] = set()
@@ -247,6 +248,8 @@ class Unattended:
                 self._closing[key] = time.monotonic()
                 self.messages.append(_window_message(window, exception))
                 _post_close(window)
+                if self.on_dialog is not None:
+                    self.on_dialog(self.messages[-1])
             elif time.monotonic() - self._closing[key] > 1.0:  # ignored its close box
                 window.dispose()
 
@@ -294,13 +297,13 @@ def _texts(component) -> list[str]:
     return out
 
 
-def run_macro_unattended(code: str, arg: str = "", echo=None) -> str | None:
+def run_macro_unattended(code: str, arg: str = "", echo=None, on_dialog=None) -> str | None:
     """Run macro ``code`` so that it never waits for a person (see :class:`Unattended`) and return its
     ``return`` value; a macro error, or any dialog it opened, raises ``MacroError`` with the first message."""
     from .api import MacroError, run_macro
 
     error = None
-    with Unattended(echo=echo) as watch:
+    with Unattended(echo=echo, on_dialog=on_dialog) as watch:
         try:
             result = run_macro(code, arg)
         except MacroError as err:

@@ -70,13 +70,21 @@ def run_macro_file(args: argparse.Namespace) -> int:
     if args.batch:
         code = "setBatchMode(true); " + code  # on the first line: the macro's line numbers stay
     try:
-        result = run_macro_unattended(code, args.arg, echo=print)
+        result = run_macro_unattended(code, args.arg, echo=_echo, on_dialog=_closed_dialog)
     except UserError as err:
         print(f"microsam-fiji: error: {err}", file=sys.stderr)
         _exit(2)
     if result is not None:
         print(result)
     _exit(0)
+
+
+def _echo(line: str) -> None:
+    print(line, flush=True)
+
+
+def _closed_dialog(message: str) -> None:
+    print(f"microsam-fiji: closed a dialog (nobody to answer it): {message}", file=sys.stderr, flush=True)
 
 
 def _exit(status: int) -> None:
