@@ -18,8 +18,8 @@ SUMMARY_NAME = "summary.csv"
 
 def segment_many(images: str | os.PathLike | Iterable[str | os.PathLike], out: str | os.PathLike, model=None,
                  mode: str | None = None, params: Mapping[str, Any] | None = None, *, model_type: str | None = None,
-                 axes: str | None = None,
-                 tile_shape=None, halo=None, tile_threshold: int | None = None, device: str | None = None,
+                 axes: str | None = None, tile_shape=None, halo=None, tile_threshold: int | None = None,
+                 device: str | None = None,
                  engine: str | None = None, rois: bool = True, overwrite: bool = False, workers: int | None = None,
                  scheduler: str | None = None, progress: bool | Callable[[Row], None] = False) -> Summary:
     """Segment every image (files, folders, glob patterns) into ``out`` and return the :class:`Summary`.
@@ -36,9 +36,10 @@ def segment_many(images: str | os.PathLike | Iterable[str | os.PathLike], out: s
 
     loaded = model if isinstance(model, Model) else None
     source = loaded.source if loaded is not None else (None if model is None else str(model))
-    settings = Settings(model=source, model_type=None if loaded else model_type, mode=mode, params=dict(params or {}),
-                        axes=axes, tile_shape=tile_shape, halo=halo, tile_threshold=tile_threshold,
-                        device=loaded.device if loaded else device, engine=engine, rois=rois)
+    settings = Settings(model=source, model_type=None if loaded else model_type, mode=mode,
+                        params=dict(params or {}), axes=axes, tile_shape=tile_shape, halo=halo,
+                        tile_threshold=tile_threshold, device=loaded.device if loaded else device, engine=engine,
+                        rois=rois)
     return run_batch(images, out, settings, loaded=loaded, overwrite=overwrite, workers=workers,
                      scheduler=scheduler, progress=progress)
 
@@ -77,9 +78,7 @@ def run_batch(images, out, settings: Settings, *, loaded=None, overwrite=False, 
     timings: list[dict] = []
     finished = False
     try:
-        if workers is not None or scheduler:
-            if loaded is not None and settings.model is None:
-                raise UserError("Dask workers load the model themselves: pass it as a path or name, not a Model")
+        if workers is not None or scheduler:  # the workers load the model themselves, from its source
             from .dask_runner import run_dask
 
             loads = run_dask(todo, settings, key, done, workers=workers, scheduler=scheduler, timings=timings)

@@ -66,7 +66,8 @@ def segment_image(job: Job, model, settings: Settings, key: dict) -> Row:
         write_stamp(job, key, {"objects": row.objects, "seconds": row.seconds, "engine": row.engine,
                                "model": row.model, "mode": result.mode})
     except MemoryError:
-        row.status, row.error = FAILED, "out of memory: segment it alone, in tiles (--tile-shape) or on a larger machine"
+        row.status, row.error = FAILED, ("out of memory: segment it alone, in tiles (--tile-shape) or on a larger "
+                                         "machine")
     except Exception as err:  # one bad image must not end the batch: it is reported in its row
         row.status, row.error = FAILED, one_line(err)
     if row.status == FAILED:

@@ -32,8 +32,8 @@ COLUMNS = [f.name for f in fields(Row)]
 
 @dataclass
 class Summary:
-    """What :func:`microsam_fiji.segment_many` returns: the rows in input order, the csv path, and for Dask runs
-    how many times each worker loaded the model."""
+    """What :func:`microsam_fiji.segment_many` returns: the rows in input order, the csv path, and how many times
+    each Dask worker (or, in process, ``"local"``) loaded the model."""
 
     rows: list[Row]
     path: Path | None = None
