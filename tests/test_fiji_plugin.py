@@ -43,17 +43,28 @@ def installed(tmp_path_factory) -> Path:
     return folder
 
 
+def run_watched(cmd: list[str], timeout: int, env=None) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in its own process group; past ``timeout`` (a dialog waiting for a click?) the whole group
+    (Xvfb, ImageJ, the worker) is killed and the test fails."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"{cmd[4:6]} did not finish within {timeout} s (a dialog?):\n{out}\n{err}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def run_imagej(folder: Path, macro: str, tmp: Path, *, batch: bool = True, timeout: int = 600):
-    """Run ``macro`` in a new ImageJ on ``folder``; the watchdog (timeout) fails the test instead of hanging."""
+    """Run ``macro`` in a new ImageJ on ``folder`` under the watchdog of :func:`run_watched`."""
     path = tmp / "macro.ijm"
     path.write_text(macro)
     mode = ["-batch", str(path)] if batch else ["-macro", str(path)]
     cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "java", f"-Djava.io.tmpdir={tmp}",
            f"-Dplugins.dir={folder}", "-jar", str(IJ_JAR), "-ijpath", str(folder), *mode]
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as err:
-        pytest.fail(f"ImageJ did not finish within {timeout} s (a dialog?): {err.stdout} {err.stderr}")
+    return run_watched(cmd, timeout)
 
 
 def printed(output: str) -> dict[str, str]:
@@ -159,6 +170,10 @@ open("{b}");
 run("micro-sam APG", "replace labels=[{tmp}/b_labels.tif]");
 print("n3=" + roiManager("count")); print("encoded3=" + call("{last}", "encoded"));
 print("pid2=" + call("microsam_fiji.MicroSamAPG.workerPid"));
+doCommand("micro-sam APG");  // a second caller in another thread, while this macro calls too
+run("micro-sam APG", "");
+while (parseInt(call("microsam_fiji.MicroSamAPG.completedCalls")) < 5) wait(100);
+print("n4=" + roiManager("count"));
 """
     done = run_imagej(installed, macro, tmp)
     values = printed(done.stdout)
@@ -200,7 +215,10 @@ def test_macro_rois_equal_segment_and_earlier_rois_stay(batch_run, images, demo_
     n_second = len(np.unique(tifffile.imread(tmp / "a2_labels.tif"))) - 1
     assert int(values["n2"]) == 1 + n_objects + n_second
     # `replace` on image b: only b's objects remain
-    assert int(values["n3"]) == len(np.unique(tifffile.imread(tmp / "b_labels.tif"))) - 1
+    n_b = len(np.unique(tifffile.imread(tmp / "b_labels.tif"))) - 1
+    assert int(values["n3"]) == n_b
+    # two callers at once (doCommand's thread and the macro's): served one after the other, both complete
+    assert int(values["n4"]) == 3 * n_b
 
 
 def test_threshold_rerun_reuses_embeddings_and_killed_worker_is_replaced(batch_run):
@@ -267,10 +285,7 @@ def test_dialog_preview_overlay_and_recorder(installed, images, tmp_path):
            f"-Dplugins.dir={installed}", "-cp", f"{IJ_JAR}{os.pathsep}{harness}", "DialogHarness", str(a),
            str(shot), str(recorded)]
     env = dict(os.environ, HOME=str(tmp_path))  # fresh ImageJ preferences
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env)
-    except subprocess.TimeoutExpired as err:
-        pytest.fail(f"the dialog test did not finish (a hanging window?): {err.stdout} {err.stderr}")
+    done = run_watched(cmd, 400, env=env)
     values = printed(done.stdout)
     assert done.returncode == 0 and "roi_manager_count" in values, f"{done.stdout}\n{done.stderr}"
     assert int(values["preview_objects"]) > 0
@@ -385,7 +400,6 @@ def reference_array(image, demo_model, **params):
     return segment(image, demo_model, **params)
 
 
-@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX only")
 def test_worker_exits_when_imagej_closes_its_stdin(tmp_path):
     worker = WorkerProcess(tmp_path)
     worker.send("t", script="task.outputs['n'] = 42")

@@ -44,6 +44,13 @@ public class MicroSamAPG implements PlugIn {
 		return value == null ? "" : String.valueOf(value);
 	}
 
+	/** For macros: how many calls of this ImageJ session have completed (to wait for one started elsewhere). */
+	public static String completedCalls() {
+		return String.valueOf(completed);
+	}
+
+	private static volatile int completed;
+
 	/** For macros and tests: the process id of the running worker, or "" when none runs. */
 	public static String workerPid() {
 		Worker w = Worker.current();
@@ -84,6 +91,7 @@ public class MicroSamAPG implements PlugIn {
 			try {
 				Map<String, Object> out = call(imp, options, false, scratch, statusListener());
 				last = out;
+				completed++;
 				List<Roi> rois = Rois.read(new File(String.valueOf(out.get("rois"))));
 				Rois.add(Rois.target(), rois, imp, Boolean.TRUE.equals(out.get("replace")));
 				Object shown = out.get("show");
