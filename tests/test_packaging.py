@@ -96,8 +96,30 @@ def test_export_writes_all_weight_formats_and_micro_sam_metadata(demo_export, pa
     assert {WEIGHTS_FILE, SAM_ATTACHMENT, "test_input.npy", "test_output.npy"} <= names
     assert "# Validation" in doc and "center_distance_threshold` | `0.45`" in doc
     assert cover[:8] == b"\x89PNG\r\n\x1a\n"
+    _assert_upload_ready(rdf, names, doc, cover)
     assert re.search(r"; [1-9][0-9]* objects on the test image", printed)
     assert "sample_input.tif" in names and "sample_output.tif" in names
+
+
+def _assert_upload_ready(rdf: dict, names: set, doc: str, cover: bytes) -> None:
+    """What the Model Zoo asks beyond bioimageio test, for an export with the built-in (StarDist) test image."""
+    import io
+
+    from PIL import Image
+
+    from microsam_fiji.packaging.export import DOC_SECTIONS, TEST_IMAGE_LICENSE_FILE
+
+    assert "id" not in rdf
+    with Image.open(io.BytesIO(cover)) as image:
+        assert image.size[0] == 2 * image.size[1] and len(cover) <= 500 * 1024
+    for section in DOC_SECTIONS:
+        assert f"## {section}\n" in doc, section
+    assert TEST_IMAGE_LICENSE_FILE in names and TEST_IMAGE_LICENSE_FILE in doc
+    assert any(a["source"] == TEST_IMAGE_LICENSE_FILE and len(a["sha256"]) == 64 for a in rdf["attachments"])
+    channels = [a["channel_names"] for a in rdf["inputs"][0]["axes"] if a["type"] == "channel"][0]
+    assert channels == ["gray"] and "grayscale image (1 channel)" in rdf["inputs"][0]["description"]
+    steps = [step["id"] for step in rdf["inputs"][0]["preprocessing"]]
+    assert set(steps) <= {"ensure_dtype", "scale_range", "scale_linear"}, steps
 
 
 def test_load_from_unpacked_folder_and_rdf_yaml(package_zip, tmp_path):
