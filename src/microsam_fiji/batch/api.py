@@ -31,7 +31,9 @@ def segment_many(images: str | os.PathLike | Iterable[str | os.PathLike], out: s
     unless ``overwrite``. ``workers=N`` runs on a local Dask cluster of N processes, ``scheduler=ADDRESS`` on
     a running Dask scheduler; otherwise in this process. ``model``: a loaded :class:`Model` (in process
     only) or what :func:`microsam_fiji.load_model` accepts; ``params``: segmentation parameters by name.
-    Every option is checked, and ``out`` tested for writing, before the model is loaded or an image read."""
+    Every option is checked, and ``out`` tested for writing, before the model is loaded or an image read.
+    A script that passes ``workers`` needs the ``if __name__ == "__main__":`` guard (the worker processes are
+    spawned and import the script)."""
     from ..models import Model
 
     loaded = model if isinstance(model, Model) else None
