@@ -405,3 +405,20 @@ def test_worker_exits_when_imagej_closes_its_stdin(tmp_path):
     worker.send("t", script="task.outputs['n'] = 42")
     assert worker.until_terminal("t")[-1]["outputs"] == {"n": 42}
     assert worker.close() == 0
+
+
+def test_macro_in_imagej_with_its_main_window(installed, images, tmp_path, demo_model):
+    """``java -jar ij.jar -macro``: ImageJ's window, the ROI Manager as a window, the same labels."""
+    a, _ = images
+    macro = f"""
+open("{a}");
+run("micro-sam APG", "labels=[{tmp_path}/gui_labels.tif]");
+File.saveString("" + roiManager("count") + " " + (getTitle() == "a.tif"), "{tmp_path}/gui.txt");
+run("Quit");
+"""
+    done = run_imagej(installed, macro, tmp_path, batch=False, timeout=400)
+    assert (tmp_path / "gui.txt").is_file(), f"{done.stdout}\n{done.stderr}"
+    expected = reference(a, demo_model)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "gui_labels.tif"), expected)
+    count, same_image = (tmp_path / "gui.txt").read_text().split()
+    assert int(count) == len(np.unique(expected)) - 1 and same_image == "1"
