@@ -152,6 +152,11 @@ def batch_run(installed, images, tmp_path_factory):
     one call on image b. Earlier ROIs in the ROI Manager must stay."""
     tmp = tmp_path_factory.mktemp("batch")
     a, b = images
+    folder_in, folder_out = tmp / "in", tmp / "out"
+    folder_in.mkdir()
+    shutil.copy(a, folder_in / "a.tif")
+    shutil.copy(b, folder_in / "b.tif")
+    (folder_in / "notes.tif").write_text("not an image")
     last = "microsam_fiji.MicroSamAPG.lastResult"
     macro = f"""
 open("{a}");
@@ -174,6 +179,8 @@ doCommand("micro-sam APG");  // a second caller in another thread, while this ma
 run("micro-sam APG", "");
 while (parseInt(call("microsam_fiji.MicroSamAPG.completedCalls")) < 5) wait(100);
 print("n4=" + roiManager("count"));
+runMacro("{installed}/macros/batch_folder.ijm", "input=[{folder_in}] output=[{folder_out}]");
+print("batch_done=1");
 """
     done = run_imagej(installed, macro, tmp)
     values = printed(done.stdout)
@@ -422,3 +429,15 @@ run("Quit");
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "gui_labels.tif"), expected)
     count, same_image = (tmp_path / "gui.txt").read_text().split()
     assert int(count) == len(np.unique(expected)) - 1 and same_image == "1"
+
+
+def test_installed_batch_folder_script_runs_through_the_plugin(batch_run, images, demo_model):
+    """fiji-scripts/batch_folder.ijm, as installed into macros/, unchanged on the plugin: good images done and
+    equal to segment, the non-image file skipped, no dialog."""
+    tmp, values = batch_run
+    a, b = images
+    assert values.get("batch_done") == "1"
+    out = tmp / "out"
+    np.testing.assert_array_equal(tifffile.imread(out / "a_labels.tif"), reference(a, demo_model))
+    np.testing.assert_array_equal(tifffile.imread(out / "b_labels.tif"), reference(b, demo_model))
+    assert not (out / "notes_labels.tif").exists()
