@@ -11,7 +11,7 @@
 // writes OUTPUT/summary.csv, and this macro reports its result per image.
 //
 // From another macro or a script, pass everything as the argument and no dialog opens:
-//     runMacro("/path/to/batch_folder.ijm", "input=[/data/in] output=[/data/out] model=[/m/model.zip] center=0.4");
+//     runMacro("/path/to/batch_folder.ijm", "input=[/data/in] output=[/data/out] model=[/m/model.zip] center=0.3");
 //     runMacro("/path/to/batch_folder.ijm", "input=[/data/in] output=[/data/out] cli=[/home/me/.venv/bin/microsam-fiji]");
 
 arg = getArgument();

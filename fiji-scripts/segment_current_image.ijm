@@ -7,7 +7,7 @@
 // Without the bridge session use segment_with_cli.ijm instead.
 //
 // From another macro or a script, pass the options as the argument and no dialog opens, e.g.
-//     runMacro("/path/to/segment_current_image.ijm", "model=[/path/model.zip] center=0.4 min_size=30 replace");
+//     runMacro("/path/to/segment_current_image.ijm", "model=[/path/model.zip] center=0.3 min_size=30 replace");
 // The options are those of run("micro-sam APG", ...): model=[...] mode=apg|ais foreground= center= boundary=
 // min_size= nms= replace rois=[RoiSet.zip] labels=[labels.tif] show.
 

@@ -7,7 +7,7 @@
 // Then copy this file to Fiji.app/macros/ (or Plugins > Macros > Install...), open an image and run it: the
 // dialog asks for the program's path (remembered), the model and the parameters.
 // From another macro or a script, pass the options as the argument and no dialog opens, e.g.
-//     runMacro("/path/to/segment_with_cli.ijm", "cli=[/home/me/.venv/bin/microsam-fiji] model=[/m/model.zip] center=0.4 replace");
+//     runMacro("/path/to/segment_with_cli.ijm", "cli=[/home/me/.venv/bin/microsam-fiji] model=[/m/model.zip] center=0.3 replace");
 // Options: cli=[program] model=[...] mode=apg|ais replace, and segmentation parameters name=value
 // (foreground, center, boundary, min_size, nms, or any micro-sam parameter name). Each call loads the model
 // again and re-encodes the image; inside a bridge session (segment_current_image.ijm) both stay cached.
