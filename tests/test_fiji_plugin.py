@@ -143,6 +143,8 @@ def images(tmp_path_factory, stardist_image):
     a, b = folder / "a.tif", folder / "b.tif"
     tifffile.imwrite(a, stardist_image[:160, :160], imagej=True)
     tifffile.imwrite(b, stardist_image[352:512, 352:512], imagej=True)
+    stack = np.stack([stardist_image[160:256, :96], stardist_image[:96, 160:256]])
+    tifffile.imwrite(folder / "stack.tif", stack, imagej=True, metadata={"axes": "ZYX"})
     return a, b
 
 
@@ -179,6 +181,8 @@ doCommand("micro-sam APG");  // a second caller in another thread, while this ma
 run("micro-sam APG", "");
 while (parseInt(call("microsam_fiji.MicroSamAPG.completedCalls")) < 5) wait(100);
 print("n4=" + roiManager("count"));
+open("{a.parent}/stack.tif");
+run("micro-sam APG", "labels=[{tmp}/stack_labels.tif] rois=[{tmp}/stack_RoiSet.zip]");
 runMacro("{installed}/macros/batch_folder.ijm", "input=[{folder_in}] output=[{folder_out}]");
 print("batch_done=1");
 """
@@ -441,3 +445,14 @@ def test_installed_batch_folder_script_runs_through_the_plugin(batch_run, images
     np.testing.assert_array_equal(tifffile.imread(out / "a_labels.tif"), reference(a, demo_model))
     np.testing.assert_array_equal(tifffile.imread(out / "b_labels.tif"), reference(b, demo_model))
     assert not (out / "notes_labels.tif").exists()
+
+
+def test_stack_through_the_plugin_equals_segment(batch_run, images, demo_model):
+    from microsam_fiji.bridge.rois import rois_to_labels
+
+    tmp, _ = batch_run
+    stack = images[0].parent / "stack.tif"
+    expected = reference(stack, demo_model)
+    assert expected.shape == (2, 96, 96) and expected.max() > 0
+    np.testing.assert_array_equal(tifffile.imread(tmp / "stack_labels.tif"), expected)
+    np.testing.assert_array_equal(rois_to_labels(tmp / "stack_RoiSet.zip", expected.shape), expected)

@@ -50,7 +50,10 @@ final class Rois {
 	/** The ROI Manager a macro's roiManager(...) sees: the open one, a batch-mode macro's own, or a new one. */
 	static RoiManager target() {
 		RoiManager rm = RoiManager.getInstance();
-		return rm != null ? rm : RoiManager.getRoiManager();
+		if (rm != null)
+			return rm;
+		// headless (no window can open): a hidden manager, as ImageJ's batch mode uses
+		return java.awt.GraphicsEnvironment.isHeadless() ? new RoiManager(true) : RoiManager.getRoiManager();
 	}
 
 	/** Adds the ROIs; existing ROIs stay unless {@code replace}. */
