@@ -246,17 +246,20 @@ final class Worker {
 			execute.put("script", "from microsam_fiji.plugin.tasks import handle\nhandle(task, request)");
 			execute.put("inputs", inputs);
 			send(execute);
-			boolean cancelSent = false;
+			long cancelSent = 0; // when CANCEL went out; a worker that does not stop within a minute is ended
 			boolean launched = false;
 			while (true) {
 				Map<String, Object> response = queue.poll(100, TimeUnit.MILLISECONDS);
 				if (response == null) {
-					if (!cancelSent && listener != null && listener.cancelRequested()) {
+					if (cancelSent == 0 && listener != null && listener.cancelRequested()) {
 						Map<String, Object> cancel = new LinkedHashMap<String, Object>();
 						cancel.put("task", id);
 						cancel.put("requestType", "CANCEL");
 						send(cancel);
-						cancelSent = true;
+						cancelSent = System.currentTimeMillis();
+					} else if (cancelSent > 0 && System.currentTimeMillis() - cancelSent > 60000) {
+						stop(); // stuck between progress points: the next call starts a fresh worker
+						throw new Cancelled();
 					}
 					if (!isAlive() && queue.isEmpty() && !alive)
 						throw launched ? new PluginError(crashMessage()) : new Gone(crashMessage());
