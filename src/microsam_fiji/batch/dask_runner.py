@@ -111,13 +111,16 @@ def run_dask(todo: list[tuple[int, Job]], settings: Settings, key: dict, done: C
              workers: int | None = None, scheduler: str | None = None, timings: list | None = None
              ) -> dict[str, int]:
     """Segment ``todo`` on Dask, calling ``done(index, row)`` as images finish; return model loads per worker.
-    ``timings`` (a list) receives per image: worker, started, finished, received (and per worker its
-    model-load seconds under ``load_seconds``)."""
+    ``timings`` (a list) receives per image: worker, started, finished, received; per worker its model-load
+    seconds (``load_seconds``); and the seconds to connect or start the cluster (``startup_seconds``)."""
     if not todo:
         return {}
     from distributed import as_completed
 
+    start = time.perf_counter()
     client, cluster, threads = _client(workers, scheduler, settings)
+    if timings is not None:
+        timings.append({"startup_seconds": time.perf_counter() - start})
     plugin_name = f"microsam-fiji-model-{uuid.uuid4().hex[:8]}"  # one per batch: batches may share a cluster
     try:
         client.register_plugin(ModelPlugin(plugin_name, settings, threads), name=plugin_name)
