@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def _overlaps(reference: np.ndarray, other: np.ndarray):
-    """(id in reference, id in other, IoU) for every pair of overlapping objects."""
+def _overlaps(reference: np.ndarray, other: np.ndarray, pixels: bool = False):
+    """(id in reference, id in other, IoU) for every pair of overlapping objects; with ``pixels``, also the
+    number of pixels that belong to one of the two only."""
     ref_ids, ref_sizes = np.unique(reference[reference > 0], return_counts=True)
     oth_ids, oth_sizes = np.unique(other[other > 0], return_counts=True)
     both = (reference > 0) & (other > 0)
@@ -13,7 +14,18 @@ def _overlaps(reference: np.ndarray, other: np.ndarray):
     ref_size = dict(zip(ref_ids.tolist(), ref_sizes.tolist()))
     oth_size = dict(zip(oth_ids.tolist(), oth_sizes.tolist()))
     for (a, b), n in zip(pairs.T.tolist(), inter.tolist()):
-        yield a, b, n / (ref_size[a] + oth_size[b] - n)
+        union = ref_size[a] + oth_size[b] - n
+        yield (a, b, n / union, union - n) if pixels else (a, b, n / union)
+
+
+def worst_matches(reference: np.ndarray, other: np.ndarray) -> list[tuple[float, int]]:
+    """(IoU, differing pixels) of each object of ``reference`` with its best match in ``other`` ((0.0, its size)
+    when it has none), worst IoU first."""
+    ids, sizes = np.unique(reference[reference > 0], return_counts=True)
+    best = {int(i): (0.0, int(n)) for i, n in zip(ids, sizes)}
+    for a, _, iou, differing in _overlaps(reference, other, pixels=True):
+        best[a] = max(best[a], (iou, -differing))
+    return sorted((iou, abs(differing)) for iou, differing in best.values())
 
 
 def best_ious(reference: np.ndarray, other: np.ndarray) -> dict[int, float]:
