@@ -47,6 +47,9 @@ def test_single_channel_axis_is_dropped():
     ((0, 8), None, "the image is empty"),
     ((8, 8), "ZYX", "do not fit an image of shape"),
     ((8, 8, 2), "YXS", "RGB axis S must have 3 samples"),
+    ((70000, 1), None, "the image is 1 x 70000 pixels, a line rather than a 2D image"),
+    ((1, 1), None, "the image is 1 x 1 pixels"),
+    ((3, 1, 9), "ZYX", "the image is 9 x 1 pixels"),
 ])
 def test_bad_shapes_get_one_line_errors(shape, axes, message):
     with pytest.raises(UserError, match=message) as err:

@@ -120,7 +120,7 @@ def test_random_inputs_give_labels_or_one_user_error_line(demo_model):
     (np.zeros((0, 5)), "the image is empty"),
     (np.array(3.0), "cannot tell the axes of a 0D image"),
     (np.arange(9.0), "cannot tell the axes of a 1D image"),
-    (np.array([[1.0, np.nan]]), "NaN or infinite"),
+    (np.array([[1.0, np.nan], [2.0, 3.0]]), "NaN or infinite"),
     (np.array([["a", "b"]]), "unsupported pixel type"),
     (np.array([[1, None]], dtype=object), "unsupported pixel type object"),
 ])

@@ -95,6 +95,9 @@ def to_planes(image, axes: str | None = None) -> Planes:
     if rgb:
         arr = arr[..., :3]  # drop alpha
     data = arr.reshape((-1,) + arr.shape[len(stack_axes):])
+    if min(data.shape[1:3]) < 2:
+        raise UserError(f"the image is {data.shape[2]} x {data.shape[1]} pixels, a line rather than a 2D image: "
+                        "micro-sam segments 2D images of at least 2 pixels on each side (check the axes)")
     if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
         raise UserError(
             "the image contains NaN or infinite values: replace them first (Process > Math > Remove NaNs)"
