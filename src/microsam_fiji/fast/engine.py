@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..progress import report
 from . import nms
 from .masks import MaskSet, predict_masks
 from .prompts import derive_point_prompts
@@ -77,6 +78,7 @@ def merge(masks: MaskSet, shape, params: dict, tiled: bool) -> tuple[np.ndarray,
     """NMS and painting into labels, with per-label predicted IoU."""
     if len(masks) == 0:
         return np.zeros(shape, dtype=np.uint32), {}
+    report("merging masks", len(masks), len(masks))
     keep = nms.select(masks, int(params["min_size"]), float(params["nms_threshold"]),
                       bool(params["intersection_over_min"]), tiled=tiled)
     return nms.to_labels(masks, keep, shape, int(params["min_size"]))
