@@ -361,9 +361,10 @@ class WorkerProcess:
 def raw_request(image: np.ndarray, tmp: Path, options: str = "", name: str = "img") -> dict:
     scratch = tmp / name
     scratch.mkdir(exist_ok=True)
-    image.astype("<u2").tofile(scratch / "image.raw")
+    kind = "float32" if image.dtype == np.float32 else "uint16"
+    image.astype("<f4" if kind == "float32" else "<u2").tofile(scratch / "image.raw")
     meta = {"path": str(scratch / "image.raw"), "width": image.shape[1], "height": image.shape[0], "channels": 1,
-            "slices": 1, "frames": 1, "kind": "uint16", "hyperstack": False}
+            "slices": 1, "frames": 1, "kind": kind, "hyperstack": False}
     return {"action": "segment", "options": options, "image": meta, "scratch": str(scratch), "preview": False}
 
 
@@ -399,6 +400,11 @@ def test_worker_protocol_progress_cancel_and_stray_output(tmp_path, stardist_ima
         again = worker.until_terminal("again")
         assert again[-1]["outputs"]["encoded"] == 0
         assert "loading the model" not in [r.get("message") for r in again]
+        # what the user must know about a result comes back for ImageJ's Log (here: the image was rescaled)
+        tiny = (image.astype(np.float32) * np.float32(1e-30))[:96, :96]
+        worker.send("rescaled", request=raw_request(tiny, tmp_path, name="tiny"))
+        outputs = worker.until_terminal("rescaled")[-1]["outputs"]
+        assert len(outputs["warnings"]) == 1 and "rescaled" in outputs["warnings"][0]
     finally:
         code = worker.close()  # stdin closed: the worker exits by itself
     assert code == 0

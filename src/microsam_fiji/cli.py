@@ -51,9 +51,17 @@ def pair(text: str) -> tuple[int, int]:
     return values[0], values[1]
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our warnings (an image rescaled, ...) as one line, without Python's file and source lines."""
+    print(f"microsam-fiji: warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    warnings.showwarning = _one_line_warning
     try:
         return int(args.func(args) or 0)
     except UserError as err:

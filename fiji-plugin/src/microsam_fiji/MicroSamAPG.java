@@ -92,6 +92,9 @@ public class MicroSamAPG implements PlugIn {
 				Map<String, Object> out = call(imp, options, false, scratch, statusListener());
 				last = out;
 				completed++;
+				if (out.get("warnings") instanceof List)
+					for (Object w : (List<?>) out.get("warnings"))
+						IJ.log(COMMAND + ": " + w); // e.g. the image was rescaled: shown, not only in the worker's log
 				List<Roi> rois = Rois.read(new File(String.valueOf(out.get("rois"))));
 				Rois.add(Rois.target(), rois, imp, Boolean.TRUE.equals(out.get("replace")));
 				Object shown = out.get("show");

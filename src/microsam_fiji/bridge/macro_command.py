@@ -21,6 +21,7 @@ models stay for the next call."""
 from __future__ import annotations
 
 import logging
+import warnings
 
 from ..errors import UserError
 from .options import MacroOptions, check_outputs, for_mode, parse_options  # noqa: F401 - the one grammar
@@ -50,9 +51,13 @@ def run_command(options: str | None, session) -> int:
     resolve_params(check_mode(opts.mode or "apg"), opts.params, strict=False)
     model = session.model(opts.model)
     mode = check_mode(opts.mode or model.default_mode)
-    result, stack_axes, loaded = segment_imageplus_labels(
-        imp, model, mode, tile_shape=opts.tile_shape, halo=opts.halo, engine=opts.engine,
-        **for_mode(mode, opts.params))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        result, stack_axes, loaded = segment_imageplus_labels(
+            imp, model, mode, tile_shape=opts.tile_shape, halo=opts.halo, engine=opts.engine,
+            **for_mode(mode, opts.params))
+    for message in sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)}):
+        JClass("ij.IJ").log(f"{COMMAND}: {message}")  # e.g. the image was rescaled: where the user looks
     rois = labels_to_java_rois(result.labels, result.scores, stack_axes=stack_axes, imp=imp)
     add_to_roi_manager(target_roi_manager(), rois, imp, replace=opts.replace)
     label_axes = stack_axes + "YX"

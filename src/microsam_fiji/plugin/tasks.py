@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from ..errors import UserError
@@ -119,7 +120,8 @@ def segment(request: dict) -> dict:
     meta = dict(request.get("image") or {})
     loaded = read_raw_image(meta)
     encoded_before = model.cache.misses
-    with work.lock:
+    with work.lock, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
         result = run(loaded.data, model, mode, axes=loaded.axes, tile_shape=opts.tile_shape, halo=opts.halo,
                      engine=opts.engine, **for_mode(mode, opts.params))
     stack_axes = "".join(a for a in loaded.axes if a in "ZT")
@@ -139,7 +141,9 @@ def segment(request: dict) -> dict:
             shown = str(write_labels(scratch / "labels.tif", result.labels, loaded.calibration, axes=label_axes))
     return {"rois": str(rois), "count": _count(result.labels), "replace": opts.replace,
             "show": shown, "encoded": model.cache.misses - encoded_before, "model": model.source,
-            "seconds": round(time.perf_counter() - start, 3)}
+            "seconds": round(time.perf_counter() - start, 3),
+            # what the user should know about the result (an image rescaled, ...): the plugin logs these lines
+            "warnings": sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)})}
 
 
 def _count(labels) -> int:
