@@ -2,3 +2,4 @@
 from . import session
 from .api import MacroError, run_macro, run_macro_file, segment_imageplus, to_roi_manager
 from .imageplus import from_imageplus, to_imageplus
+from .session import run_macro_unattended

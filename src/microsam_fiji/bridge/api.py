@@ -125,8 +125,12 @@ def segment_imageplus(imp, model=None, mode: str | None = "apg", *, name_prefix:
 
 
 def run_macro(code: str, arg: str = "") -> str | None:
-    """Run ImageJ macro ``code`` in this thread and return its ``return`` value; an error raises
-    :class:`MacroError` with ImageJ's message instead of opening ImageJ's error dialog."""
+    """Run ImageJ macro ``code`` in this thread and return its ``return`` value; an error of this macro raises
+    :class:`MacroError` with ImageJ's message instead of opening ImageJ's error dialog.
+
+    Macros it nests with ``runMacro()`` get interpreters of ImageJ's own, which show their errors (and a macro's
+    ``exit("...")`` with ImageJ's window open) as dialogs that wait for a person: for runs without one, use
+    :func:`microsam_fiji.bridge.session.run_macro_unattended`, which closes every dialog and raises its text."""
     from jpype import JException
 
     Interpreter = _jclass("ij.macro.Interpreter")
