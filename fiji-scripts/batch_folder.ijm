@@ -2,11 +2,11 @@
 // per image in the output folder, progress in the Log window. The ROI Manager keeps what it held before.
 // Files that are not images ImageJ can open are skipped and listed at the end; the other images are done.
 //
-// Needs Fiji/ImageJ running inside a micro-sam-fiji bridge session, which adds the command "micro-sam APG":
-//     microsam-fiji fiji --fiji /path/to/Fiji.app        (or: microsam-fiji fiji   for plain ImageJ)
+// Needs the command "micro-sam APG": the plugin (microsam-fiji install-fiji /path/to/Fiji.app, which also copies
+// this macro into Fiji.app/macros), or a Fiji started from Python (microsam-fiji fiji --fiji /path/to/Fiji.app).
 // Install: copy this file to Fiji.app/macros/ (or Plugins > Macros > Install...), or open and Run it in the
 // macro editor; it asks for the input and output folders and the options of run("micro-sam APG", ...).
-// Without a bridge session, give cli=[/path/to/microsam-fiji] (in the dialog: the program's path): the whole
+// Without that command, give cli=[/path/to/microsam-fiji] (in the dialog: the program's path): the whole
 // folder goes to the command line program in one call (microsam-fiji segment INPUT --out OUTPUT), which also
 // writes OUTPUT/summary.csv, and this macro reports its result per image.
 //
@@ -25,7 +25,7 @@ if (arg == "") {
     Dialog.create("micro-sam APG: batch");
     Dialog.addString("Options", "min_size=25", 60);
     Dialog.addMessage("e.g. model=[/path/model.zip] mode=apg foreground=0.5 center=0.5 boundary=0.5 min_size=25 nms=0.9");
-    Dialog.addString("microsam-fiji program (empty: this bridge session)", "", 60);
+    Dialog.addString("microsam-fiji program (empty: the micro-sam APG command)", "", 60);
     Dialog.show();
     options = Dialog.getString();
     cli = Dialog.getString();

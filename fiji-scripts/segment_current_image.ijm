@@ -1,10 +1,10 @@
 // segment_current_image.ijm - segment the current image with micro-sam APG into the ROI Manager.
 //
-// Needs Fiji/ImageJ running inside a micro-sam-fiji bridge session, which adds the command "micro-sam APG":
-//     microsam-fiji fiji --fiji /path/to/Fiji.app        (or: microsam-fiji fiji   for plain ImageJ)
+// Needs the command "micro-sam APG": the plugin (microsam-fiji install-fiji /path/to/Fiji.app, which also copies
+// this macro into Fiji.app/macros), or a Fiji started from Python (microsam-fiji fiji --fiji /path/to/Fiji.app).
 // Install: copy this file to Fiji.app/macros/ (or Plugins > Macros > Install...), or open it in the macro
 // editor (File > Open) and press Run. Open an image first; a dialog asks for the model and the parameters.
-// Without the bridge session use segment_with_cli.ijm instead.
+// Without that command use segment_with_cli.ijm instead.
 //
 // From another macro or a script, pass the options as the argument and no dialog opens, e.g.
 //     runMacro("/path/to/segment_current_image.ijm", "model=[/path/model.zip] center=0.3 min_size=30 replace");

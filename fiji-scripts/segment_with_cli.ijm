@@ -1,4 +1,4 @@
-// segment_with_cli.ijm - segment the current image with micro-sam APG in a Fiji that was NOT started from Python.
+// segment_with_cli.ijm - segment the current image with micro-sam APG in a Fiji without the micro-sam APG plugin.
 // It saves the image to a temporary TIFF, runs the microsam-fiji command line program with exec() and opens the
 // RoiSet.zip it writes into the ROI Manager (existing ROIs stay unless "replace" is given).
 //
@@ -10,7 +10,7 @@
 //     runMacro("/path/to/segment_with_cli.ijm", "cli=[/home/me/.venv/bin/microsam-fiji] model=[/m/model.zip] center=0.3 replace");
 // Options: cli=[program] model=[...] mode=apg|ais replace, and segmentation parameters name=value
 // (foreground, center, boundary, min_size, nms, or any micro-sam parameter name). Each call loads the model
-// again and re-encodes the image; inside a bridge session (segment_current_image.ijm) both stay cached.
+// again and re-encodes the image; with the plugin (microsam-fiji install-fiji) both stay cached in its worker.
 
 arg = getArgument();
 if (nImages == 0)
