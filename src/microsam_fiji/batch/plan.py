@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import glob
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,20 +107,10 @@ def plan_jobs(paths: list[Path], out: Path, rois: bool) -> list[Job]:
 
 def check_writable(out: Path, jobs: list[Job]) -> None:
     """Fail now, in one line, if the outputs cannot be written: not after hours of segmentation."""
-    for parent in (out, *out.parents):
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"--out '{out}': '{parent}' is a file, not a folder: choose another output folder")
-            break
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".microsam-write-test.", dir=out)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        reason = err.strerror or type(err).__name__
-        raise UserError(f"cannot write to output folder '{out}' ({reason}): choose a writable folder "
-                        "with --out") from None
+    from ..writable import check_writable as probe
+
+    probe(out, "--out", folder=True)
+    out.mkdir(parents=True, exist_ok=True)
     for job in jobs:
         for target in (*job.outputs(), job.stamp):
             if os.path.isdir(target):
