@@ -55,9 +55,10 @@ def _model_setting(model: str | None) -> str:
     path = Path(model).expanduser()
     if path.exists():
         return str(path.resolve())
-    from ..models import DEMO_NAME, registry_names
+    from ..models import DEMO_NAME, registry_names, zoo_reference
 
-    if model != DEMO_NAME and model not in registry_names() and ("/" in model or model.endswith((".pt", ".zip"))):
+    if (model != DEMO_NAME and model not in registry_names() and zoo_reference(model) is None
+            and ("/" in model or model.endswith((".pt", ".zip")))):
         raise UserError(f"model '{model}' not found: give an existing checkpoint or package, or a micro-sam name")
     return model
 
