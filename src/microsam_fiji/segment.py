@@ -22,7 +22,7 @@ from .progress import report
 DEFAULT_TILE_THRESHOLD = 1024
 DEFAULT_TILE_SHAPE = (768, 768)  # + 2 x halo = 1024, SAM's input size: tiles are not rescaled
 DEFAULT_HALO = (128, 128)
-ENGINES = ("micro-sam", "fast")
+ENGINES = ("micro-sam", "fast")  # the engines that ship; tests may register more in _ENGINE_IMPLS
 
 
 @dataclass
@@ -108,6 +108,15 @@ def _fast_generate(model: Model, mode: str, state: ImageState, params: dict) -> 
 _ENGINE_IMPLS: dict[str, Callable] = {"micro-sam": _micro_sam_generate, "fast": _fast_generate}
 
 
+def check_engine(engine: str | None) -> str:
+    """``engine`` (None: the default) if it names an engine, else one line listing them: front ends call this
+    before loading a model or reading an image."""
+    engine = engine or default_engine()
+    if engine not in _ENGINE_IMPLS:
+        raise UserError(f"unknown engine '{engine}': use one of {', '.join(_ENGINE_IMPLS)}")
+    return engine
+
+
 def default_engine() -> str:
     # "fast" gives micro-sam's instances (tests/test_parity.py); "micro-sam" stays available as the reference
     return os.environ.get("MICROSAM_FIJI_ENGINE", "fast")
@@ -118,16 +127,14 @@ def segment_plane(model: Model, plane: np.ndarray, mode: str, params: dict, tile
     if is_constant(plane):
         return np.zeros(plane.shape[:2], dtype=np.uint32), {}
     state = image_state(model, plane, tile_shape, halo)
-    engine = engine or default_engine()
-    if engine not in _ENGINE_IMPLS:
-        raise UserError(f"unknown engine '{engine}': use one of {', '.join(_ENGINE_IMPLS)}")
-    return _ENGINE_IMPLS[engine](model, mode, state, params)
+    return _ENGINE_IMPLS[check_engine(engine)](model, mode, state, params)
 
 
 def run(image, model: Model | str | os.PathLike | None = None, mode: str | None = None, *, axes: str | None = None,
         tile_shape=None, halo=None, tile_threshold: int | None = DEFAULT_TILE_THRESHOLD, engine: str | None = None,
         progress: Callable[[int, int], None] | None = None, **params) -> Segmentation:
     """Segment ``image`` and return labels plus per-object scores; see :func:`segment`."""
+    engine = check_engine(engine)  # before the model is loaded or an image encoded
     model = load_model(model)
     mode = check_mode(mode or model.default_mode)
     resolved = resolve_params(mode, {**model.params.get(mode, {}), **params})

@@ -33,7 +33,7 @@ class Settings:
     def checked(self) -> "Settings":
         """These settings with the engine made explicit, or a UserError naming the bad option and its fix."""
         from ..params import check_mode, resolve_params
-        from ..segment import DEFAULT_TILE_THRESHOLD, ENGINES, default_engine
+        from ..segment import DEFAULT_TILE_THRESHOLD, check_engine
 
         mode = check_mode(self.mode) if self.mode else None
         if mode:
@@ -41,9 +41,7 @@ class Settings:
         else:  # the model decides the mode: each name must belong to one of them, with a valid value
             resolve_params("apg", self.params, strict=False)
             resolve_params("ais", self.params, strict=False)
-        engine = self.engine or default_engine()
-        if engine not in ENGINES:
-            raise UserError(f"unknown engine '{engine}': use one of {', '.join(ENGINES)}")
+        engine = check_engine(self.engine)
         axes = self.axes.upper() if self.axes else None
         if axes is not None:
             if set(axes) - set("XYZTCS") or len(set(axes)) != len(axes) or not {"X", "Y"} <= set(axes):

@@ -122,10 +122,9 @@ def _pair(key: str, value: str) -> tuple[int, int]:
 
 
 def _check_engine(engine: str) -> None:
-    from ..segment import ENGINES
+    from ..segment import check_engine
 
-    if engine not in ENGINES:
-        raise UserError(f"unknown engine '{engine}': use one of {', '.join(ENGINES)}")
+    check_engine(engine)
 
 
 def check_outputs(opts: MacroOptions) -> None:
