@@ -89,17 +89,16 @@ def run_imagej(folder: Path, macro: str, tmp: Path) -> dict[str, float]:
 
 IN_PROCESS = """
 import sys
+from jpype import JClass
 from microsam_fiji.bridge import run_macro, session
 session.start()
-print(run_macro(sys.argv[1]) or "", flush=True)
+run_macro(sys.argv[1])
+print(JClass("ij.IJ").getLog(), flush=True)  # the macro's print() lines
 """
 
 
 def run_in_process(macro: str) -> dict[str, float]:
-    # the macro's prints go to ImageJ's Log; collect them into the return value instead
-    collected = macro.replace('print("', 'out = out + "\\n" + ("').replace(");\nclose", ");\nclose")
-    code = 'out = "";\n' + collected + "return out;\n"
-    done = subprocess.run([sys.executable, "-c", IN_PROCESS, code], capture_output=True, text=True, timeout=3600)
+    done = subprocess.run([sys.executable, "-c", IN_PROCESS, macro], capture_output=True, text=True, timeout=3600)
     values = parse(done.stdout)
     if not values:
         raise SystemExit(f"in-process run failed:\n{done.stdout}\n{done.stderr}")
@@ -107,8 +106,8 @@ def run_in_process(macro: str) -> dict[str, float]:
 
 
 def series(values: dict[str, float], prefix: str) -> list[float]:
-    return [values[k] for k in sorted(values, key=lambda k: int(k[len(prefix):])) if k.startswith(prefix)
-            and k[len(prefix):].isdigit()]
+    keys = [k for k in values if k.startswith(prefix) and k[len(prefix):].isdigit()]
+    return [values[k] for k in sorted(keys, key=lambda k: int(k[len(prefix):]))]
 
 
 def fmt(v: list[float]) -> str:
@@ -138,6 +137,7 @@ def main(argv=None) -> int:
         script = folder / "macros" / "segment_with_cli.ijm"
         via_cli = run_imagej(folder, cli_macro(images[:args.cli_images], script, cli), tmp)
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
+    print(f"raw: plugin {plugin}\nraw: in-process {inproc}\nraw: segment_with_cli.ijm {via_cli}")
 
     p_new, i_new = series(plugin, "new"), series(inproc, "new")
     p_rerun, i_rerun = series(plugin, "rerun"), series(inproc, "rerun")
