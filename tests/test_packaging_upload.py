@@ -10,28 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from microsam_fiji import UserError, load_model, run
+from conftest import build_random_checkpoint
+
+from microsam_fiji import load_model, run
 from microsam_fiji.cli import main
 
 UPLOAD = dict(authors=["Test Author; affiliation=Test Lab; github_user=testauthor"],
               maintainers=["Test Maintainer; github_user=testmaintainer"], uploader="test@example.org; Test Uploader",
               version="0.1.0", git_repo="https://github.com/example/nuclei-model", training_data="example-dataset")
-
-
-def build_random_checkpoint(path: Path, model_type: str) -> Path:
-    """A micro-sam finetuning checkpoint of a random SAM ``model_type`` + UNETR decoder, from micro-sam's own
-    builders (as tests/conftest.py does for vit_t)."""
-    import torch
-    from micro_sam.instance_segmentation import get_unetr
-    from micro_sam.util import sam_model_registry
-
-    torch.manual_seed(0)
-    sam = sam_model_registry[model_type]()
-    unetr = get_unetr(sam.image_encoder, None, device="cpu")
-    decoder_state = {k: v for k, v in unetr.state_dict().items() if not k.startswith("encoder")}
-    torch.save({"model_state": {f"sam.{k}": v for k, v in sam.state_dict().items()},
-                "decoder_state": decoder_state}, path)
-    return path
 
 
 @pytest.fixture(scope="module")
