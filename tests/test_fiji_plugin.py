@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import DATA, require_imagej
+from conftest import require_imagej
 
 IJ_JAR = Path("/usr/share/java/ij.jar")
 CLI = [sys.executable, "-m", "microsam_fiji.cli"]
