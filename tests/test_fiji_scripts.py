@@ -1,7 +1,6 @@
 """The macros in fiji-scripts/, run by ImageJ's macro interpreter against the bridge session (and the CLI)."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -10,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import require_imagej
 
 from bridge_helpers import (bridge, image_a, macro, model, nuclei, open_image, reference, rm,  # noqa: F401
                             rois_as_labels, showing_dialogs, write_tiff)
@@ -144,8 +145,7 @@ CLI = Path(sys.executable).parent / "microsam-fiji"
 
 
 def run_unattended(tmp_path, code: str, batch: bool, timeout: int = 240) -> subprocess.CompletedProcess:
-    if not os.environ.get("DISPLAY"):
-        pytest.skip("needs a display: run under xvfb-run")
+    require_imagej(display=True)  # fails under CI=true, names xvfb-run
     driver = tmp_path / "driver.ijm"
     driver.write_text(code)
     cmd = [str(CLI), "fiji", "--macro", str(driver)] + (["--batch"] if batch else [])

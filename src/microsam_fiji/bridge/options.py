@@ -101,7 +101,9 @@ def parse_options(options: str | None) -> MacroOptions:
             else:
                 setattr(opts, lower, value)
                 if lower == "engine":
-                    _check_engine(value)
+                    from ..segment import check_engine
+
+                    check_engine(value)
         elif lower.replace("-", "_") in known_params:
             opts.params[lower] = value
         elif lower in FLAGS:
@@ -119,12 +121,6 @@ def _pair(key: str, value: str) -> tuple[int, int]:
         return pair(value)
     except argparse.ArgumentTypeError as err:
         raise UserError(f"option {key}: {err}") from None
-
-
-def _check_engine(engine: str) -> None:
-    from ..segment import check_engine
-
-    check_engine(engine)
 
 
 def check_outputs(opts: MacroOptions) -> None:

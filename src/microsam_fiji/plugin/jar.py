@@ -17,7 +17,7 @@ SOURCE = CHECKOUT / "fiji-plugin"
 
 
 def package_version() -> str:
-    from .tasks import version
+    from ..cli import package_version as version
 
     return version()
 

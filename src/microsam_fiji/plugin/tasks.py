@@ -46,12 +46,9 @@ def session():
 
 
 def version() -> str:
-    from importlib.metadata import PackageNotFoundError, version as dist_version
+    from ..cli import package_version
 
-    try:
-        return dist_version("micro-sam-fiji")
-    except PackageNotFoundError:
-        return "unknown"
+    return package_version()
 
 
 def handle(task, request: dict) -> None:
