@@ -49,7 +49,7 @@ def micro_sam_stages(model, state, params) -> tuple[np.ndarray, dict]:
     from micro_sam.inference import batched_inference, batched_tiled_inference
     from micro_sam.instance_segmentation import _derive_point_prompts
 
-    from microsam_fiji.segment import restore_generator
+    from microsam_fiji.engines.micro_sam import restore_generator
 
     gen = restore_generator(model, "apg", state)  # sets the embeddings, as after initialize()
     t = {}
@@ -76,8 +76,8 @@ def micro_sam_stages(model, state, params) -> tuple[np.ndarray, dict]:
 
 
 def fast_stages(model, state, params) -> tuple[np.ndarray, dict]:
-    from microsam_fiji.fast import decoder as fast_decoder
-    from microsam_fiji.fast import engine
+    from microsam_fiji.engines.fast import decoder as fast_decoder
+    from microsam_fiji.engines.fast import engine
 
     decoder = engine.default_decoder(model)
     fast_decoder._TERMS_CACHE.clear()  # what our decoder keeps per image is computed in every timed run
@@ -115,8 +115,8 @@ def spread(values) -> str:
 def make_cases(model, names):
     import tifffile
 
-    from microsam_fiji.fast.oracle import oracle_state
-    from microsam_fiji.segment import compute_state
+    from microsam_fiji.engines.fast.oracle import oracle_state
+    from microsam_fiji.engines.state import compute_state
 
     image = tifffile.imread(ROOT / "tests" / "data" / "img2d.tif")
     mask = tifffile.imread(ROOT / "tests" / "data" / "mask2d.tif").astype(np.uint32)
@@ -152,8 +152,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from microsam_fiji import load_model
-    from microsam_fiji.params import resolve_params
+    from microsam_fiji.models.load import load_model
+    from microsam_fiji.core.params import resolve_params
 
     model = load_model("demo")
     params = resolve_params("apg")

@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
 
-    from microsam_fiji import segment_many
+    from microsam_fiji.batch.api import segment_many
 
     cores = os.cpu_count() or 1
     print(f"{args.images} images of {args.size}x{args.size}, demo model, device {args.device}, {cores} cores")

@@ -54,8 +54,8 @@ def main(argv=None) -> int:
     from bridge_helpers import rois_as_labels
     from jpype import JClass
 
-    from microsam_fiji import run
-    from microsam_fiji.bridge import from_imageplus, run_macro, session, to_imageplus
+    from microsam_fiji.engines.segment import run
+    from microsam_fiji.imagej import from_imageplus, run_macro, session, to_imageplus
 
     if not os.environ.get("DISPLAY"):
         print("needs a display for the ROI Manager and macros: run under xvfb-run -a", file=sys.stderr)

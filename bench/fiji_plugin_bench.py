@@ -4,7 +4,7 @@
 
 Same image files for every path (256 x 256 crops of the test nuclei image, each new to the model):
 
-* in-process: ImageJ started from Python (``microsam_fiji.bridge.session``), ``run("micro-sam APG", ...)``;
+* in-process: ImageJ started from Python (``microsam_fiji.imagej.session``), ``run("micro-sam APG", ...)``;
 * plugin: ``java -jar ij.jar -batch`` on a folder prepared by ``microsam-fiji install-fiji``, the same macro;
 * segment_with_cli.ijm: the same ImageJ, the fiji-script that runs the ``microsam-fiji`` program per image.
 
@@ -90,7 +90,7 @@ def run_imagej(folder: Path, macro: str, tmp: Path) -> dict[str, float]:
 IN_PROCESS = """
 import sys
 from jpype import JClass
-from microsam_fiji.bridge import run_macro, session
+from microsam_fiji.imagej import run_macro, session
 session.start()
 run_macro(sys.argv[1])
 print(JClass("ij.IJ").getLog(), flush=True)  # the macro's print() lines

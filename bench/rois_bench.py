@@ -85,8 +85,9 @@ def main(argv=None) -> None:
                         help="also time the whole-image threshold loop up to this many objects (it is slow)")
     args = parser.parse_args(argv)
 
-    from microsam_fiji.bridge.jvm import start_imagej
-    from microsam_fiji.bridge.rois import labels_to_rois, write_rois
+    from microsam_fiji.imagej.jvm import start_imagej
+    from microsam_fiji.rois.encode import labels_to_rois
+    from microsam_fiji.rois.roiset import write_rois
 
     start_imagej(headless=True)
     from jpype import JClass

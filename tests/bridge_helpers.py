@@ -15,14 +15,14 @@ def imagej_with_display():
     a failure under CI=true, else a skip (conftest.require_imagej)."""
     from conftest import require_imagej
 
-    from microsam_fiji.bridge.jvm import start_imagej
+    from microsam_fiji.imagej.jvm import start_imagej
 
     require_imagej(display=True)
     assert not start_imagej()["headless"]
 
 
 def start_session():
-    from microsam_fiji.bridge import session
+    from microsam_fiji.imagej import session
 
     return session.start()
 
@@ -37,8 +37,8 @@ def clean_roi_manager():
 
 
 def rois_as_labels(rois, shape) -> np.ndarray:
-    from microsam_fiji.bridge.api import java_rois_to_roifile
-    from microsam_fiji.bridge.rois import rois_to_labels
+    from microsam_fiji.imagej.api import java_rois_to_roifile
+    from microsam_fiji.rois.decode import rois_to_labels
 
     return rois_to_labels(java_rois_to_roifile(rois), shape)
 
@@ -75,7 +75,7 @@ def bridge():
 
 @pytest.fixture(scope="module")
 def model(bridge):
-    return bridge.model()  # the session's default: the demo model, loaded by the session itself
+    return bridge.models.model()  # the session's default: the demo model, loaded by the session itself
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def image_a(nuclei, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(nuclei, model):
-    from microsam_fiji import run
+    from microsam_fiji.engines.segment import run
 
     return run(nuclei, model)
 
@@ -105,6 +105,6 @@ def open_image(path: str) -> str:
 
 
 def macro(code: str):
-    from microsam_fiji.bridge import run_macro
+    from microsam_fiji.imagej import run_macro
 
     return run_macro(code)

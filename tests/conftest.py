@@ -43,7 +43,7 @@ def small_image(stardist_image) -> np.ndarray:
 @pytest.fixture(scope="session")
 def demo_model():
     """The demo model shipped in the package, loaded once for the whole session (CPU)."""
-    from microsam_fiji import load_model
+    from microsam_fiji.models.load import load_model
 
     return load_model("demo", device="cpu")
 
@@ -83,8 +83,8 @@ def imagej_missing(display: bool) -> str | None:
     """What this machine lacks for the ImageJ tests, with the fix, or None."""
     if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
         return "Java (no `java` on PATH): install a JRE (Debian: apt-get install default-jre) or set JAVA_HOME"
-    from microsam_fiji.bridge.jvm import find_ij_jar
-    from microsam_fiji.errors import UserError
+    from microsam_fiji.imagej.jvm import find_ij_jar
+    from microsam_fiji.core.errors import UserError
 
     try:
         find_ij_jar()

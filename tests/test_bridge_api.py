@@ -20,7 +20,7 @@ pytestmark = pytest.mark.timeout(300)
 def test_to_roi_manager_adds_exact_rois_and_keeps_existing_ones(reference, rm, nuclei):
     from jpype import JClass
 
-    from microsam_fiji.bridge import to_roi_manager
+    from microsam_fiji.imagej import to_roi_manager
 
     rm.addRoi(JClass("ij.gui.Roi")(1, 2, 3, 4))
     scores = {i: i / 100 for i in range(1, int(reference.labels.max()) + 1)}
@@ -35,7 +35,7 @@ def test_to_roi_manager_adds_exact_rois_and_keeps_existing_ones(reference, rm, n
 
 
 def test_segment_imageplus_returns_java_rois(bridge, model, reference, nuclei):
-    from microsam_fiji.bridge import segment_imageplus, to_imageplus
+    from microsam_fiji.imagej import segment_imageplus, to_imageplus
 
     imp = to_imageplus(nuclei, title="nuclei")
     rois = segment_imageplus(imp)  # the session's default model
@@ -46,8 +46,8 @@ def test_segment_imageplus_returns_java_rois(bridge, model, reference, nuclei):
 
 
 def test_segment_imageplus_refuses_nothing_clearly():
-    from microsam_fiji import UserError
-    from microsam_fiji.bridge import segment_imageplus
+    from microsam_fiji.core.errors import UserError
+    from microsam_fiji.imagej import segment_imageplus
 
     with pytest.raises(UserError, match="no image"):
         segment_imageplus(None)
@@ -58,17 +58,17 @@ HEADLESS_SCRIPT = textwrap.dedent("""
     import numpy as np
     from jpype import JClass
     from microsam_fiji import segment
-    from microsam_fiji.bridge import segment_imageplus, session
-    from microsam_fiji.bridge.api import java_rois_to_roifile
-    from microsam_fiji.bridge.rois import rois_to_labels, write_roiset
-    from microsam_fiji.bridge.imageplus import from_imageplus
+    from microsam_fiji.imagej import segment_imageplus, session
+    from microsam_fiji.imagej.api import java_rois_to_roifile
+    from microsam_fiji.rois.roiset import rois_to_labels, write_roiset
+    from microsam_fiji.imagej.imageplus import from_imageplus
 
     session.start(headless=True)
     assert JClass("java.awt.GraphicsEnvironment").isHeadless()
     imp = JClass("ij.IJ").openImage(sys.argv[1])
     rois = segment_imageplus(imp, center=0.5)
     data = from_imageplus(imp).data
-    expected = segment(data, session.current().model())
+    expected = segment(data, session.current().models.model())
     labels = rois_to_labels(java_rois_to_roifile(rois), data.shape)
     assert np.array_equal(labels, expected), "ROIs differ from the labels"
     write_roiset(sys.argv[2], expected)
@@ -89,7 +89,7 @@ def test_python_api_works_with_headless_java(tmp_path, stardist_image):
 
 
 def test_fiji_command_with_a_missing_jar_is_one_line_error(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "microsam_fiji.bridge", "--ij", str(tmp_path / "ij.jar")],
+    done = subprocess.run([sys.executable, "-m", "microsam_fiji.imagej", "--ij", str(tmp_path / "ij.jar")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"microsam-fiji: error: ImageJ jar '{tmp_path / 'ij.jar'}' not "
@@ -105,7 +105,7 @@ FIJI_DIR = os.environ.get("MICROSAM_FIJI_DIR")
 def test_fiji_session_runs_the_macro_command(tmp_path, stardist_image):
     image = write_tiff(tmp_path / "nuclei.tif", nuclei_crop(stardist_image))
     script = textwrap.dedent(f"""
-        from microsam_fiji.bridge import run_macro, session
+        from microsam_fiji.imagej import run_macro, session
         session.start(fiji={FIJI_DIR!r}, mode="interactive")
         print(run_macro('open("{image}"); run("micro-sam APG", ""); return "" + roiManager("count");'))
     """)
@@ -117,7 +117,7 @@ def test_fiji_session_runs_the_macro_command(tmp_path, stardist_image):
 GUI_SCRIPT = textwrap.dedent("""
     import threading
     from jpype import JClass
-    from microsam_fiji.bridge import run_macro, session
+    from microsam_fiji.imagej import run_macro, session
 
     s = session.start(gui=True)                       # what `microsam-fiji fiji` does for plain ImageJ
     IJ = JClass("ij.IJ")

@@ -21,8 +21,8 @@ from bridge_helpers import bridge, macro, open_image, rm, rois_as_labels, write_
 from instance_match import assert_same_instances
 
 import microsam_fiji
-from microsam_fiji import UserError
-from microsam_fiji.models import DEMO_CHECKPOINT
+from microsam_fiji.core.errors import UserError
+from microsam_fiji.models.demo import DEMO_CHECKPOINT
 
 
 def test_two_empty_label_images_are_not_the_same_instances():
@@ -39,7 +39,7 @@ def test_two_empty_label_images_are_not_the_same_instances():
 @pytest.fixture
 def engine_calls(monkeypatch):
     """The engines that segment_plane dispatched to, in order (the real engines run)."""
-    segment = importlib.import_module("microsam_fiji.segment")  # the module; the package exports the function
+    segment = importlib.import_module("microsam_fiji.engines.segment")  # the module; the package exports the function
     calls = []
     for name, impl in list(segment._ENGINE_IMPLS.items()):
         def recorded(*args, _name=name, _impl=impl, **kwargs):
@@ -149,7 +149,7 @@ def test_macro_with_model_package_puts_the_packages_rois(bridge, rm, exported, r
     path, _, _ = exported
     image = write_tiff(tmp_path / "rgb nuclei.tif", rgb_image)
     count = macro(open_image(image) + f'run("micro-sam APG", "model=[{path}]"); return "" + roiManager("count");')
-    expected = microsam_fiji.run(rgb_image, bridge.model(str(path))).labels
+    expected = microsam_fiji.run(rgb_image, bridge.models.model(str(path))).labels
     assert int(count) == int(expected.max()) >= 3
     np.testing.assert_array_equal(rois_as_labels(rm.getRoisAsArray(), rgb_image.shape[:2]), expected)
 

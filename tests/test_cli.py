@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from microsam_fiji import segment
+from microsam_fiji.plugin.tasks import segment
 from microsam_fiji.cli import main
 
 CLI = [sys.executable, "-m", "microsam_fiji.cli"]
@@ -78,14 +78,14 @@ def test_help_lists_every_command_and_option():
 @pytest.fixture()
 def no_work(monkeypatch):
     """Fails the test if the model is loaded or an image read: bad options and outputs must be refused first."""
-    import microsam_fiji.models
-    import microsam_fiji.tiff_io
+    import microsam_fiji.models.load
+    import microsam_fiji.core.tiff_io
 
     def refuse(*args, **kwargs):
         raise AssertionError("work started before the options and --out were checked")
 
-    monkeypatch.setattr(microsam_fiji.models, "load_model", refuse)
-    monkeypatch.setattr(microsam_fiji.tiff_io, "read_image", refuse)
+    monkeypatch.setattr(microsam_fiji.models.load, "load_model", refuse)
+    monkeypatch.setattr(microsam_fiji.core.tiff_io, "read_image", refuse)
 
 
 def one_error_line(capsys) -> str:

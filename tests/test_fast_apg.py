@@ -6,13 +6,13 @@ import pytest
 import torch
 from instance_match import assert_same_instances, assert_same_scores, micro_sam_scores
 
-from microsam_fiji.fast import generate, nms
-from microsam_fiji.fast.decoder import decode_points, supported
-from microsam_fiji.fast.masks import MaskSet
-from microsam_fiji.fast.oracle import oracle_state
-from microsam_fiji.fast.prompts import derive_point_prompts
-from microsam_fiji.params import resolve_params
-from microsam_fiji.segment import restore_generator
+from microsam_fiji.engines.fast import generate, nms
+from microsam_fiji.engines.fast.decoder import decode_points, supported
+from microsam_fiji.engines.fast.mask_set import MaskSet
+from microsam_fiji.engines.fast.oracle import oracle_state
+from microsam_fiji.engines.fast.prompts import derive_point_prompts
+from microsam_fiji.core.params import resolve_params
+from microsam_fiji.engines.micro_sam import restore_generator
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,7 @@ def test_decoders_of_another_layout_go_to_sams_own(demo_model):
     """Our decoder assumes SAM's two-layer two-way transformer: a deeper one is left to SAM's own decoder."""
     import copy
 
-    from microsam_fiji.fast.engine import default_decoder
+    from microsam_fiji.engines.fast.engine import default_decoder
 
     assert default_decoder(demo_model) is decode_points
     deeper = copy.deepcopy(demo_model.predictor.model)
@@ -160,7 +160,7 @@ def test_decoder_in_the_gpu_layout_equals_the_cpu_layout(demo_model, dense_state
     one); the same code path, run here on the CPU."""
     from micro_sam import util
 
-    from microsam_fiji.fast import decoder
+    from microsam_fiji.engines.fast import decoder
 
     predictor = demo_model.predictor
     util.set_precomputed(predictor, dense_state.embeddings)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from microsam_fiji.fast.windows import Windows
+from microsam_fiji.engines.fast.windows import Windows
 
 
 def _blobs(n: int, seed: int) -> torch.Tensor:
@@ -94,7 +94,7 @@ def test_region_covers_what_reaches_the_image(demo_model):
 def test_decoder_region_matches_full_decoder(demo_model, stardist_image):
     from micro_sam import util
 
-    from microsam_fiji.fast.decoder import decode_points
+    from microsam_fiji.engines.fast.decoder import decode_points
 
     predictor = demo_model.predictor
     # 300 x 512: SAM pads the resized image's rows to 1024
@@ -114,7 +114,7 @@ def test_decoder_region_matches_full_decoder(demo_model, stardist_image):
 
 def test_auto_thresholds_equal_micro_sams_local_otsu(demo_model):
     """mask_threshold="auto": micro-sam's per-mask local Otsu threshold, then the same windowed post-processing."""
-    from microsam_fiji.fast.masks import _otsu_thresholds
+    from microsam_fiji.engines.fast.masks import _otsu_thresholds
 
     predictor = _predictor(demo_model, (1024, 1024), (512, 512))
     low_res = _blobs(4, seed=3)

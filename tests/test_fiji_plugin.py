@@ -1,7 +1,7 @@
 """The ImageJ plugin in an ImageJ started as a user starts it: ``java -jar ij.jar`` on a folder prepared by
 ``microsam-fiji install-fiji`` (never from Python), with ``-batch`` and with the main window under Xvfb.
 
-Results are compared pixel for pixel with :func:`microsam_fiji.segment` run here on the same files."""
+Results are compared pixel for pixel with :func:`microsam_fiji.engines.segment` run here on the same files."""
 from __future__ import annotations
 
 import os
@@ -113,7 +113,8 @@ def test_install_fiji_refuses_foreign_files_and_non_fiji_folders_with_one_line(t
 def test_jar_is_built_from_the_sources_it_ships_with(tmp_path):
     """The installed jar carries the digest of fiji-plugin/'s sources; a wheel contains the same build."""
     from microsam_fiji.plugin import jarbuild
-    from microsam_fiji.plugin.jar import SOURCE, ensure_jar, package_version, source_digest
+    from microsam_fiji.core.version import package_version
+    from microsam_fiji.plugin.jar import SOURCE, ensure_jar, source_digest
 
     jar = ensure_jar()  # without a JDK this fails with a line naming one: the jar must come from its source
     assert jarbuild.jar_digest(jar) == source_digest()
@@ -191,8 +192,8 @@ print("batch_done=1");
 
 
 def reference(path, demo_model, **params):
-    from microsam_fiji import segment
-    from microsam_fiji.tiff_io import read_image
+    from microsam_fiji.plugin.tasks import segment
+    from microsam_fiji.core.tiff_io import read_image
 
     return segment(read_image(path).data, demo_model, **params)
 
@@ -209,7 +210,8 @@ def test_macro_labels_equal_segment_pixel_for_pixel(batch_run, images, demo_mode
 
 
 def test_macro_rois_equal_segment_and_earlier_rois_stay(batch_run, images, demo_model):
-    from microsam_fiji.bridge.rois import read_roiset, rois_to_labels
+    from microsam_fiji.rois.decode import rois_to_labels
+    from microsam_fiji.rois.roiset import read_roiset
 
     tmp, values = batch_run
     a, _ = images
@@ -306,7 +308,7 @@ def test_dialog_preview_overlay_and_recorder(installed, images, tmp_path):
     assert line.count("center=") == 1, line
     for key in ("mode=apg", "foreground=0.5", "center=0.3", "boundary=0.5", "min_size=25", "nms=0.9"):
         assert key in line, line
-    from microsam_fiji.bridge.options import parse_options
+    from microsam_fiji.macro.options import parse_options
 
     opts = parse_options(line.split('"micro-sam APG", "', 1)[1].rsplit('"', 1)[0])
     assert opts.params["center"] == "0.3"
@@ -367,7 +369,7 @@ def raw_request(image: np.ndarray, tmp: Path, options: str = "", name: str = "im
 
 
 def test_worker_protocol_progress_cancel_and_stray_output(tmp_path, stardist_image, demo_model):
-    from microsam_fiji.plugin.tasks import version
+    from microsam_fiji.core.version import package_version as version
 
     worker = WorkerProcess(tmp_path)
     try:
@@ -386,7 +388,7 @@ def test_worker_protocol_progress_cancel_and_stray_output(tmp_path, stardist_ima
         assert "loading the model" in stages and "encoding the image" in stages
         done = responses[-1]["outputs"]
         assert done["encoded"] == 1
-        from microsam_fiji.bridge.rois import rois_to_labels
+        from microsam_fiji.rois.decode import rois_to_labels
 
         np.testing.assert_array_equal(rois_to_labels(done["rois"], image.shape),
                                       reference_array(image, demo_model))
@@ -410,7 +412,7 @@ def test_worker_protocol_progress_cancel_and_stray_output(tmp_path, stardist_ima
 
 
 def reference_array(image, demo_model, **params):
-    from microsam_fiji import segment
+    from microsam_fiji.plugin.tasks import segment
 
     return segment(image, demo_model, **params)
 
@@ -452,7 +454,7 @@ def test_installed_batch_folder_script_runs_through_the_plugin(batch_run, images
 
 
 def test_stack_through_the_plugin_equals_segment(batch_run, images, demo_model):
-    from microsam_fiji.bridge.rois import rois_to_labels
+    from microsam_fiji.rois.decode import rois_to_labels
 
     tmp, _ = batch_run
     stack = images[0].parent / "stack.tif"

@@ -65,8 +65,8 @@ def test_segment_current_image_dialog_defaults_are_micro_sams(image_a, reference
 
 
 def test_batch_folder_writes_rois_and_labels_per_image(tmp_path, nuclei, reference, rm, capfd):
-    from microsam_fiji.bridge.rois import rois_to_labels
-    from microsam_fiji.tiff_io import read_image
+    from microsam_fiji.rois.decode import rois_to_labels
+    from microsam_fiji.core.tiff_io import read_image
 
     folder, out = tmp_path / "in put", tmp_path / "out put"
     folder.mkdir()

@@ -4,14 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from microsam_fiji.tiff_io import Calibration
+from microsam_fiji.core.tiff_io import Calibration
 
 
 @pytest.fixture(scope="module")
 def ij():
     from jpype import JClass
 
-    from microsam_fiji.bridge.jvm import start_imagej
+    from microsam_fiji.imagej.jvm import start_imagej
 
     start_imagej()
     return JClass("ij.IJ")
@@ -26,7 +26,7 @@ def random_image(shape, dtype, seed=0):
 
 @pytest.mark.parametrize("dtype, bit_depth", [(np.uint8, 8), (np.uint16, 16), (np.float32, 32)])
 def test_grayscale_round_trip_and_imagej_sees_the_same_pixels(ij, dtype, bit_depth):
-    from microsam_fiji.bridge.imageplus import from_imageplus, to_imageplus
+    from microsam_fiji.imagej.imageplus import from_imageplus, to_imageplus
 
     data = random_image((37, 53), dtype)  # not square: catches x/y mix-ups
     imp = to_imageplus(data, title="t")
@@ -40,7 +40,7 @@ def test_grayscale_round_trip_and_imagej_sees_the_same_pixels(ij, dtype, bit_dep
 
 
 def test_rgb_round_trip(ij):
-    from microsam_fiji.bridge.imageplus import from_imageplus, to_imageplus
+    from microsam_fiji.imagej.imageplus import from_imageplus, to_imageplus
 
     data = random_image((20, 30, 3), np.uint8)
     imp = to_imageplus(data)
@@ -56,7 +56,7 @@ def _rgb(imp, x, y):
 
 
 def test_hyperstack_axes_and_calibration(ij):
-    from microsam_fiji.bridge.imageplus import from_imageplus, to_imageplus
+    from microsam_fiji.imagej.imageplus import from_imageplus, to_imageplus
 
     data = random_image((3, 4, 16, 24), np.uint16)  # T, Z, Y, X
     cal = Calibration(pixel_width=0.5, pixel_height=0.25, pixel_depth=2.0, unit="µm")
@@ -71,7 +71,7 @@ def test_hyperstack_axes_and_calibration(ij):
 
 
 def test_channels_and_simple_stacks(ij):
-    from microsam_fiji.bridge.imageplus import from_imageplus, to_imageplus
+    from microsam_fiji.imagej.imageplus import from_imageplus, to_imageplus
 
     data = random_image((2, 5, 10, 12), np.float32)  # C, Z, Y, X
     imp = to_imageplus(data, "CZYX")
@@ -87,7 +87,7 @@ def test_channels_and_simple_stacks(ij):
 def test_image_opened_by_imagej_matches_tifffile(ij, tmp_path, small_image):
     import tifffile
 
-    from microsam_fiji.bridge.imageplus import from_imageplus
+    from microsam_fiji.imagej.imageplus import from_imageplus
 
     stack = np.stack([small_image, small_image // 2, small_image // 3])
     path = tmp_path / "stack.tif"
@@ -102,7 +102,7 @@ def test_image_opened_by_imagej_matches_tifffile(ij, tmp_path, small_image):
 def test_indexed_color_becomes_rgb(ij):
     from jpype import JClass, JInt
 
-    from microsam_fiji.bridge.imageplus import from_imageplus, to_imageplus
+    from microsam_fiji.imagej.imageplus import from_imageplus, to_imageplus
 
     imp = to_imageplus(random_image((8, 10, 3), np.uint8))
     JClass("ij.process.ImageConverter")(imp).convertRGBtoIndexedColor(16)
@@ -116,8 +116,8 @@ def test_indexed_color_becomes_rgb(ij):
 
 
 def test_bad_input_is_one_clear_error(ij):
-    from microsam_fiji import UserError
-    from microsam_fiji.bridge.imageplus import from_imageplus, to_imageplus
+    from microsam_fiji.core.errors import UserError
+    from microsam_fiji.imagej.imageplus import from_imageplus, to_imageplus
 
     with pytest.raises(UserError, match="axes 'ZYX' do not fit"):
         to_imageplus(np.zeros((4, 4)), "ZYX")

@@ -7,8 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
-from microsam_fiji import UserError
-from microsam_fiji.images import ImageRescaledWarning, guess_axes, to_planes
+from microsam_fiji.core.errors import UserError
+from microsam_fiji.core.images import ImageRescaledWarning, guess_axes, to_planes
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, bool])
@@ -172,8 +172,8 @@ def test_ordinary_images_pass_unchanged(stardist_image):
 
 
 def test_the_fewest_object_pixels_are_apgs_default_min_size():
-    from microsam_fiji.images import _FEWEST_OBJECT_PIXELS
-    from microsam_fiji.params import default_params
+    from microsam_fiji.core.images import _FEWEST_OBJECT_PIXELS
+    from microsam_fiji.core.params import default_params
 
     assert default_params("apg")["min_size"] == _FEWEST_OBJECT_PIXELS
 

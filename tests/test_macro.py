@@ -25,7 +25,7 @@ def test_command_puts_exact_rois_into_the_roi_manager(image_a, reference, rm, nu
 
 
 def test_options_in_fiji_style_reach_the_segmentation(image_a, model, rm, nuclei):
-    from microsam_fiji import run
+    from microsam_fiji.engines.segment import run
 
     options = ("model=[demo] mode=apg foreground=0.5 center=0.5 boundary=0.5 min_size=100 nms=0.9")
     macro(open_image(image_a) + f'run("micro-sam APG", "{options}");')
@@ -50,8 +50,8 @@ def test_existing_rois_stay_unless_replace(image_a, reference, rm):
 
 
 def test_rois_labels_and_show_options(image_a, reference, rm, tmp_path, nuclei):
-    from microsam_fiji.bridge.rois import rois_to_labels
-    from microsam_fiji.tiff_io import read_image
+    from microsam_fiji.rois.decode import rois_to_labels
+    from microsam_fiji.core.tiff_io import read_image
 
     roiset, labels = tmp_path / "out dir" / "RoiSet.zip", tmp_path / "out dir" / "labels.tif"
     code = (open_image(image_a) + 'setVoxelSize(0.25, 0.25, 1, "micron");'
@@ -65,7 +65,7 @@ def test_rois_labels_and_show_options(image_a, reference, rm, tmp_path, nuclei):
 
 
 def test_stack_is_segmented_slice_by_slice_with_roi_positions(nuclei, model, rm, tmp_path):
-    from microsam_fiji import run
+    from microsam_fiji.engines.segment import run
 
     stack = np.stack([nuclei, nuclei[::-1].copy() * 0])  # second slice empty: no objects, no encoder run
     path = write_tiff(tmp_path / "stack.tif", stack, "ZYX")
@@ -79,12 +79,12 @@ def test_stack_is_segmented_slice_by_slice_with_roi_positions(nuclei, model, rm,
 
 def test_model_and_embeddings_are_reused_across_calls(bridge, model, image_a, nuclei, rm, tmp_path):
     other = write_tiff(tmp_path / "other.tif", np.ascontiguousarray(nuclei[:, ::-1]))
-    loads, misses = bridge.model_loads, model.cache.misses
+    loads, misses = bridge.models.model_loads, model.cache.misses
     for path in (image_a, image_a, other, other, image_a):
         macro(open_image(path) + 'run("micro-sam APG", "model=[demo] min_size=40");')
     # the model fixture had the session load the demo model; the macros reuse it (other tests of this process
     # may have loaded other models into the same session before)
-    assert bridge.model_loads == loads and bridge.models[bridge.model_key("demo")] is model
+    assert bridge.models.model_loads == loads and bridge.models.models[bridge.models.model_key("demo")] is model
     assert model.cache.misses == misses + 1  # one encoder run for the one new image
     assert rm.getCount() > 0
 
@@ -109,7 +109,7 @@ ERRORS = [
 def oom_engines(monkeypatch):
     import importlib
 
-    segment = importlib.import_module("microsam_fiji.segment")  # the module, not the function of that name
+    segment = importlib.import_module("microsam_fiji.engines.segment")  # the module, not the function of that name
 
     def out_of_memory(*_):
         raise MemoryError()
@@ -124,9 +124,9 @@ def oom_engines(monkeypatch):
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("code, message", ERRORS, ids=[m.split(": ")[-1][:30] for _, m in ERRORS])
 def test_errors_stop_the_macro_with_one_message(code, message, bridge, model, image_a, rm, oom_engines):
-    from microsam_fiji.bridge import MacroError
+    from microsam_fiji.imagej import MacroError
 
-    loads = bridge.model_loads
+    loads = bridge.models.model_loads
     with pytest.raises(MacroError) as err:
         macro(open_image(image_a) + code + ' print("not stopped"); return "not stopped";')
     text = str(err.value)
@@ -135,7 +135,7 @@ def test_errors_stop_the_macro_with_one_message(code, message, bridge, model, im
     assert rm.getCount() == 0
     # the JVM, the session and the loaded model are still there for the next call
     assert int(macro(open_image(image_a) + 'run("micro-sam APG", "mode=ais"); return "" + roiManager("count");')) >= 0
-    assert bridge.model_loads == loads
+    assert bridge.models.model_loads == loads
 
 
 @pytest.mark.timeout(120)
@@ -175,7 +175,7 @@ def test_menu_click_asks_in_a_dialog_and_the_recorder_records_the_macro_line(nuc
     with the Macro Recorder open, the call appears as a run("micro-sam APG", "...") line."""
     from jpype import JClass
 
-    from microsam_fiji.bridge import to_imageplus
+    from microsam_fiji.imagej import to_imageplus
 
     Recorder = JClass("ij.plugin.frame.Recorder")
     recorder = Recorder()

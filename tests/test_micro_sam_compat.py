@@ -6,7 +6,7 @@ from importlib.metadata import version
 import numpy as np
 import pytest
 
-from microsam_fiji import micro_sam_compat as compat
+from microsam_fiji.core import micro_sam_compat as compat
 
 MODULE = "src/microsam_fiji/micro_sam_compat.py"
 

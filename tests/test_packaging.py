@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from microsam_fiji import UserError, load_model, run
+from microsam_fiji.core.errors import UserError
+from microsam_fiji.engines.segment import run
+from microsam_fiji.models.load import load_model
 from microsam_fiji.cli import main
-from microsam_fiji.models import DEMO_CHECKPOINT
-from microsam_fiji.packaging.export import SAM_ATTACHMENT, TOLERANCE, WEIGHTS_FILE, export_package
-from microsam_fiji.packaging.load import load_package
-from microsam_fiji.params import default_params
+from microsam_fiji.models.demo import DEMO_CHECKPOINT
+from microsam_fiji.zoo.export import SAM_ATTACHMENT, TOLERANCE, WEIGHTS_FILE, export_package
+from microsam_fiji.models.package import load_package
+from microsam_fiji.core.params import default_params
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +109,7 @@ def _assert_upload_ready(rdf: dict, names: set, doc: str, cover: bytes) -> None:
 
     from PIL import Image
 
-    from microsam_fiji.packaging.export import DOC_SECTIONS, TEST_IMAGE_LICENSE_FILE
+    from microsam_fiji.zoo.export import DOC_SECTIONS, TEST_IMAGE_LICENSE_FILE
 
     assert "id" not in rdf
     with Image.open(io.BytesIO(cover)) as image:
@@ -131,7 +133,7 @@ def test_load_from_unpacked_folder_and_rdf_yaml(package_zip, tmp_path):
 
 
 def test_package_passes_bioimageio_test_model_for_every_weight_format(package_zip, capsys):
-    from microsam_fiji.packaging.validate import validate_package
+    from microsam_fiji.zoo.validate import validate_package
 
     result = validate_package(package_zip)
     report = result.format(max_lines=10)
@@ -170,7 +172,7 @@ def test_tensor_path_runs_in_bioimageio_core_alone_and_matches_micro_sam(package
                                                                           tmp_path):
     """What ilastik / deepImageJ users get: bioimageio.core prediction of the torchscript weights (ilastik's
     choice) in a process that imports neither microsam_fiji nor micro-sam."""
-    from microsam_fiji.segment import image_state
+    from microsam_fiji.engines.state import image_state
 
     np.save(tmp_path / "image.npy", small_image)
     script = textwrap.dedent(f"""

@@ -12,7 +12,8 @@ import pytest
 
 from conftest import build_random_checkpoint
 
-from microsam_fiji import load_model, run
+from microsam_fiji.engines.segment import run
+from microsam_fiji.models.load import load_model
 from microsam_fiji.cli import main
 
 UPLOAD = dict(authors=["Test Author; affiliation=Test Lab; github_user=testauthor"],
@@ -34,7 +35,7 @@ def vit_b_crop(stardist_image, stardist_mask) -> tuple[np.ndarray, np.ndarray]:
 def vit_b_export(vit_b_checkpoint, vit_b_crop, tmp_path_factory):
     """A random vit_b exported with every upload option and ground truth, pytorch_state_dict only (a vit_b
     forward pass costs seconds on a CPU; the other formats are tested on the demo model)."""
-    from microsam_fiji.packaging.export import export_package_report
+    from microsam_fiji.zoo.export import export_package_report
 
     image, truth = vit_b_crop
     out = tmp_path_factory.mktemp("vit_b_export") / "random-vit_b.zip"
@@ -98,7 +99,7 @@ def test_vit_b_package_loads_back_identical_and_runs_both_engines(vit_b_export, 
     package = load_model(vit_b_export.path, device="cpu")
     assert package.model_type == "vit_b"
     assert _same_weights(package, load_model(vit_b_checkpoint, device="cpu"))
-    from microsam_fiji.fast.decoder import supported
+    from microsam_fiji.engines.fast.decoder import supported
 
     assert supported(package.predictor.model)  # the fast engine's own mask decoder, not SAM's fallback
     image = vit_b_crop[0]
@@ -113,7 +114,7 @@ def test_validate_flags_oversized_cover_missing_section_id_and_user_name_author(
     import yaml
     from PIL import Image
 
-    from microsam_fiji.packaging.validate import upload_checks
+    from microsam_fiji.zoo.validate import upload_checks
 
     rdf = _rdf(vit_b_export.path)
     cover_name = rdf["covers"][0]["source"]
@@ -156,11 +157,11 @@ def test_large_models_map_onto_the_package_architecture_by_shape(model_type):
     import torch
     from micro_sam.util import sam_model_registry
 
-    from microsam_fiji.models import infer_model_type
-    from microsam_fiji.packaging.architecture import InstanceMaps
-    from microsam_fiji.packaging.export import (DECODER_PREFIX, ENCODER_PREFIX, SAM_ATTACHMENT, _package_weights,
+    from microsam_fiji.models.checkpoint import infer_model_type
+    from microsam_fiji.zoo.architecture import InstanceMaps
+    from microsam_fiji.zoo.export import (DECODER_PREFIX, ENCODER_PREFIX, SAM_ATTACHMENT, _package_weights,
                                                 micro_sam_config, uses_conv_transpose)
-    from microsam_fiji.packaging.load import PackageContents, micro_sam_checkpoint
+    from microsam_fiji.models.package import PackageContents, micro_sam_checkpoint
 
     with torch.device("meta"):
         sam = sam_model_registry[model_type]()

@@ -10,7 +10,7 @@ import pytest
 from instance_match import assert_same_instances, assert_same_scores, micro_sam_scores
 
 import microsam_fiji
-from microsam_fiji.segment import image_state
+from microsam_fiji.engines.state import image_state
 
 TILE_SHAPE, HALO = (256, 192), (32, 32)
 

@@ -1,4 +1,4 @@
-"""Fuzz-style: random shapes, pixel types and value ranges through ``microsam_fiji.segment`` (issue 13).
+"""Fuzz-style: random shapes, pixel types and value ranges through ``microsam_fiji.engines.segment`` (issue 13).
 
 Every input gives labels of the image's shape (without RGB samples) or one ``UserError`` line; no other exception
 and no numpy (or other) warning reaches the user, except the one-line ``ImageRescaledWarning`` that reports a
@@ -11,15 +11,16 @@ import warnings
 import numpy as np
 import pytest
 
-from microsam_fiji import UserError, segment
-from microsam_fiji.images import ImageRescaledWarning, is_constant, to_planes
+from microsam_fiji.core.errors import UserError
+from microsam_fiji.plugin.tasks import segment
+from microsam_fiji.core.images import ImageRescaledWarning, is_constant, to_planes
 
 MODEL_RUNS = 1  # an encoder run and APG on noise: seconds on a free CPU
 CASES = 120
 
 
 def expected_label_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The axis rules of the module doc of microsam_fiji.images, written out independently."""
+    """The axis rules of the module doc of microsam_fiji.core.images, written out independently."""
     if len(shape) == 3 and shape[-1] == 3 or len(shape) == 4 and shape[-1] == 3:
         return shape[:-1]
     return shape

@@ -8,10 +8,12 @@ import pytest
 import roifile
 import tifffile
 
-from microsam_fiji.bridge.rois import labels_to_rois, read_roiset, rois_to_labels, write_roiset
+from microsam_fiji.rois.decode import rois_to_labels
+from microsam_fiji.rois.encode import labels_to_rois
+from microsam_fiji.rois.roiset import read_roiset, write_roiset
 from microsam_fiji.cli import main
-from microsam_fiji.errors import UserError
-from microsam_fiji.tiff_io import Calibration, read_image, write_labels
+from microsam_fiji.core.errors import UserError
+from microsam_fiji.core.tiff_io import Calibration, read_image, write_labels
 
 
 def hard_shapes() -> tuple[np.ndarray, set[int]]:

@@ -16,8 +16,9 @@ import pytest
 import roifile
 from test_rois import hard_shapes, random_blobs, random_labels
 
-from microsam_fiji.bridge.jvm import start_imagej
-from microsam_fiji.bridge.rois import labels_to_rois, rois_to_labels
+from microsam_fiji.imagej.jvm import start_imagej
+from microsam_fiji.rois.decode import rois_to_labels
+from microsam_fiji.rois.encode import labels_to_rois
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +149,8 @@ def test_headless_jvm_decodes_exactly_in_subprocess(stardist_mask):
     """The same acceptance check under an explicitly headless JVM (java.awt.headless=true)."""
     script = textwrap.dedent("""
         import numpy as np, tifffile, sys
-        from microsam_fiji.bridge.jvm import start_imagej
-        from microsam_fiji.bridge.rois import labels_to_rois
+        from microsam_fiji.imagej.jvm import start_imagej
+        from microsam_fiji.rois.roiset import labels_to_rois
         assert start_imagej(headless=True)["headless"]
         from jpype import JClass
         assert JClass("java.awt.GraphicsEnvironment").isHeadless()

@@ -4,9 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from microsam_fiji import UserError, run, segment
-from microsam_fiji.params import default_params, resolve_params
-from microsam_fiji.segment import DEFAULT_HALO, DEFAULT_TILE_SHAPE, _tiling
+from microsam_fiji.core.errors import UserError
+from microsam_fiji.engines.segment import run
+from microsam_fiji.plugin.tasks import segment
+from microsam_fiji.core.params import default_params, resolve_params
+from microsam_fiji.engines.segment import DEFAULT_HALO, DEFAULT_TILE_SHAPE, _tiling
 
 
 @pytest.fixture(scope="module")

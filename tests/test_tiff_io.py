@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from microsam_fiji import UserError
-from microsam_fiji.tiff_io import Calibration, read_image, write_labels
+from microsam_fiji.core.errors import UserError
+from microsam_fiji.core.tiff_io import Calibration, read_image, write_labels
 
 
 def test_up_to_65535_ids_are_16_bit(tmp_path):

@@ -9,9 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from microsam_fiji import UserError, load_model, run
+from microsam_fiji.core.errors import UserError
+from microsam_fiji.engines.segment import run
+from microsam_fiji.models.load import load_model
 from microsam_fiji.cli import main
-from microsam_fiji.models import DEMO_CHECKPOINT, zoo_reference
+from microsam_fiji.models.demo import DEMO_CHECKPOINT
+from microsam_fiji.models.zoo_id import zoo_reference
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +30,7 @@ def micro_sam_export(tmp_path_factory, micro_sam_crop) -> Path:
 
     from PIL import Image
 
-    from microsam_fiji.micro_sam_compat import to_image
+    from microsam_fiji.core.micro_sam_compat import to_image
 
     folder = tmp_path_factory.mktemp("micro_sam_export")
     # our cover: micro-sam draws its own with matplotlib's default backend, Qt under Xvfb, which aborts here

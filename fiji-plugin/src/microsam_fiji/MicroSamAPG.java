@@ -22,7 +22,7 @@ import java.util.Map;
  *
  * <p>It segments the current image in the warm Python {@link Worker} and adds one ROI per object to the ROI
  * Manager (kept unless {@code replace}). The option string goes to the worker unparsed: Python's
- * {@code microsam_fiji.bridge.options} is the one grammar, shared with the in-process command. Run from the menu
+ * {@code microsam_fiji.macro.options} is the one grammar, shared with the in-process command. Run from the menu
  * without options it opens {@link ApgDialog}, whose values the Macro Recorder records with the same keys.
  *
  * <p>Errors are one line: inside a macro they stop it as ImageJ's own macro errors do; without ImageJ's main

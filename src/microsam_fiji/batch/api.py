@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from ..errors import UserError
-from .plan import check_writable, expand_images, plan_jobs
-from .progress import Progress
-from .settings import Settings
-from .stamp import current_stamp
-from .summary import FAILED, SKIPPED, Row, Summary, write_csv
+from microsam_fiji.core.errors import UserError
+from microsam_fiji.batch.plan import check_writable, expand_images, plan_jobs
+from microsam_fiji.batch.progress import Progress
+from microsam_fiji.batch.settings import Settings
+from microsam_fiji.batch.stamp import current_stamp
+from microsam_fiji.batch.summary import FAILED, SKIPPED, Row, Summary, write_csv
 
 SUMMARY_NAME = "summary.csv"
 
@@ -34,7 +34,7 @@ def segment_many(images: str | os.PathLike | Iterable[str | os.PathLike], out: s
     Every option is checked, and ``out`` tested for writing, before the model is loaded or an image read.
     A script that passes ``workers`` needs the ``if __name__ == "__main__":`` guard (the worker processes are
     spawned and import the script)."""
-    from ..models import Model
+    from microsam_fiji.models.model import Model
 
     loaded = model if isinstance(model, Model) else None
     source = loaded.source if loaded is not None else (None if model is None else str(model))
@@ -81,11 +81,11 @@ def run_batch(images, out, settings: Settings, *, loaded=None, overwrite=False, 
     finished = False
     try:
         if workers is not None or scheduler:  # the workers load the model themselves, from its source
-            from .dask_runner import run_dask
+            from microsam_fiji.batch.dask_runner import run_dask
 
             loads = run_dask(todo, settings, key, done, workers=workers, scheduler=scheduler, timings=timings)
         else:
-            from .local import run_local
+            from microsam_fiji.batch.local import run_local
 
             loads = run_local(todo, settings, key, done, model=loaded)
         finished = True

@@ -1,8 +1,9 @@
 """Run a batch on Dask (``dask.distributed``): a local cluster of worker processes, or a running scheduler.
 
 Images travel as paths and the workers write the outputs (a shared file system on a cluster). A worker plugin
-loads the model once per worker, on its first image, and keeps it for the rest of the batch; a lock lets one
-image at a time use it (a SAM predictor holds per-image state). When a worker dies, the scheduler re-runs its
+loads the model once per worker, on its first image (a lock: one load however many threads), and keeps it for
+the rest of the batch; the model's own lock lets one image at a time use it (a SAM predictor holds per-image
+state). When a worker dies, the scheduler re-runs its
 images on another worker; outputs are written atomically under fixed names and each image's row is taken once,
 so nothing is lost or duplicated."""
 from __future__ import annotations
@@ -17,11 +18,12 @@ from typing import Callable
 
 from distributed import WorkerPlugin
 
-from ..errors import UserError
-from .job import one_line, segment_image
-from .plan import Job
-from .settings import Settings
-from .summary import FAILED, Row
+from microsam_fiji.core.errors import UserError
+from microsam_fiji.batch.job import segment_image
+from microsam_fiji.core.errors import one_line
+from microsam_fiji.batch.plan import Job
+from microsam_fiji.batch.settings import Settings
+from microsam_fiji.batch.summary import FAILED, Row
 
 
 class ModelPlugin(WorkerPlugin):
@@ -55,7 +57,7 @@ class ModelPlugin(WorkerPlugin):
 
     def get_model(self):
         if self.model is None:
-            from ..models import load_model
+            from microsam_fiji.models.load import load_model
 
             s = self.settings
             start = time.perf_counter()
@@ -74,8 +76,8 @@ def _segment_on_worker(plugin_name: str, job: Job, settings: Settings, key: dict
     plugin = worker.plugins[plugin_name]
     with plugin.lock:
         model = plugin.get_model()
-        started = time.time()
-        row = segment_image(job, model, settings, key)
+    started = time.time()
+    row = segment_image(job, model, settings, key)
     return row, {"worker": worker.address, "started": started, "finished": time.time()}
 
 
@@ -97,7 +99,7 @@ def _client(workers: int | None, scheduler: str | None, settings: Settings):
             raise UserError(f"cannot reach the Dask scheduler at '{scheduler}' ({one_line(err)}): start one with "
                             "'dask scheduler' and pass the address it prints, e.g. tcp://host:8786") from None
     if settings.device is None or settings.device.startswith("cuda"):
-        from ..models import resolve_device
+        from microsam_fiji.models.model import resolve_device
 
         resolve_device(settings.device)  # no GPU for --device cuda: one line now, not one per worker
     threads = max(1, (os.cpu_count() or 1) // workers)

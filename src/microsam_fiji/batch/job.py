@@ -7,11 +7,11 @@ import time
 
 import numpy as np
 
-from ..errors import UserError
-from .plan import Job
-from .settings import Settings
-from .stamp import write_stamp
-from .summary import DONE, FAILED, Row
+from microsam_fiji.core.errors import UserError, one_line
+from microsam_fiji.batch.plan import Job
+from microsam_fiji.batch.settings import Settings
+from microsam_fiji.batch.stamp import write_stamp
+from microsam_fiji.batch.summary import DONE, FAILED, Row
 
 
 def image_axes(file_axes: str, shape: tuple[int, ...], given: str | None, path: str) -> str | None:
@@ -36,16 +36,9 @@ def label_axes(image_axes: str | None, ndim: int) -> str | None:
     return axes if len(axes) == ndim else None
 
 
-def one_line(err: BaseException) -> str:
-    if isinstance(err, UserError):
-        return str(err)
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
-
-
 def segment_image(job: Job, model, settings: Settings, key: dict) -> Row:
-    from ..segment import run
-    from ..tiff_io import read_image, write_labels
+    from microsam_fiji.engines.segment import run
+    from microsam_fiji.core.tiff_io import read_image, write_labels
 
     start = time.perf_counter()
     row = Row(image=job.given, engine=settings.engine or "", model=str(model.source))
@@ -57,7 +50,7 @@ def segment_image(job: Job, model, settings: Settings, key: dict) -> Row:
                      **settings.params)
         write_labels(job.labels, result.labels, loaded.calibration, axes=label_axes(axes, result.labels.ndim))
         if job.rois:
-            from ..bridge.rois import write_roiset
+            from microsam_fiji.rois.roiset import write_roiset
 
             write_roiset(job.rois, result.labels, scores=result.scores)
         row.objects = int(np.count_nonzero(np.unique(result.labels)))

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..params import resolve_params
-from .job import segment_image
-from .plan import Job
-from .settings import Settings
-from .summary import Row
+from microsam_fiji.core.params import resolve_params
+from microsam_fiji.batch.job import segment_image
+from microsam_fiji.batch.plan import Job
+from microsam_fiji.batch.settings import Settings
+from microsam_fiji.batch.summary import Row
 
 
 def run_local(todo: list[tuple[int, Job]], settings: Settings, key: dict, done: Callable[[int, Row], None],
@@ -17,7 +17,7 @@ def run_local(todo: list[tuple[int, Job]], settings: Settings, key: dict, done: 
         return {}
     loads = 0
     if model is None:
-        from ..models import load_model
+        from microsam_fiji.models.load import load_model
 
         model = load_model(settings.model, model_type=settings.model_type, device=settings.device)
         loads = 1

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
+from microsam_fiji.core.errors import UserError
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 STAMP_SUFFIX = ".microsam.json"
@@ -107,7 +107,7 @@ def plan_jobs(paths: list[Path], out: Path, rois: bool) -> list[Job]:
 
 def check_writable(out: Path, jobs: list[Job]) -> None:
     """Fail now, in one line, if the outputs cannot be written: not after hours of segmentation."""
-    from ..writable import check_writable as probe
+    from microsam_fiji.core.writable import check_writable as probe
 
     probe(out, "--out", folder=True)
     out.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .summary import FAILED, SKIPPED, Row
+from microsam_fiji.batch.summary import FAILED, SKIPPED, Row
 
 
 def _line(row: Row) -> str:

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import UserError
+from microsam_fiji.core.errors import UserError
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -32,8 +32,9 @@ class Settings:
 
     def checked(self) -> "Settings":
         """These settings with the engine made explicit, or a UserError naming the bad option and its fix."""
-        from ..params import check_mode, resolve_params
-        from ..segment import DEFAULT_TILE_THRESHOLD, check_engine
+        from microsam_fiji.core.params import check_mode, resolve_params
+        from microsam_fiji.engines.registry import check_engine
+        from microsam_fiji.engines.segment import DEFAULT_TILE_THRESHOLD
 
         mode = check_mode(self.mode) if self.mode else None
         if mode:
@@ -56,7 +57,7 @@ class Settings:
         if self.device is not None and not _DEVICE.match(self.device):
             raise UserError(f"unknown device '{self.device}': use cpu, cuda or cuda:N")
         if self.model_type is not None:
-            from ..models import MODEL_TYPES
+            from microsam_fiji.models.model import MODEL_TYPES
 
             if self.model_type not in MODEL_TYPES:
                 raise UserError(f"unknown model type '{self.model_type}': use one of {', '.join(MODEL_TYPES)}")
@@ -68,7 +69,7 @@ class Settings:
         """Everything that decides the labels: equal keys mean an existing output can be kept."""
         from importlib.metadata import version
 
-        from ..params import canonical_name
+        from microsam_fiji.core.params import canonical_name
 
         key = asdict(self)
         key.pop("device")  # the same model on another device gives the same objects: not worth a rerun

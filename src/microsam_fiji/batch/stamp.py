@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..tiff_io import atomic_write
-from .plan import Job
+from microsam_fiji.core.tiff_io import atomic_write
+from microsam_fiji.batch.plan import Job
 
 FORMAT = 1
 

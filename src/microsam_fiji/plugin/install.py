@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import UserError
+from microsam_fiji.core.errors import UserError
 
 CONFIG_NAME = "micro-sam-fiji.properties"  # read by fiji-plugin/.../Config.java
 
@@ -55,7 +55,9 @@ def _model_setting(model: str | None) -> str:
     path = Path(model).expanduser()
     if path.exists():
         return str(path.resolve())
-    from ..models import DEMO_NAME, registry_names, zoo_reference
+    from microsam_fiji.models.demo import DEMO_NAME
+    from microsam_fiji.models.registry import registry_names
+    from microsam_fiji.models.zoo_id import zoo_reference
 
     if (model != DEMO_NAME and model not in registry_names() and zoo_reference(model) is None
             and ("/" in model or model.endswith((".pt", ".zip")))):
@@ -65,9 +67,10 @@ def _model_setting(model: str | None) -> str:
 
 def install(folder: str | Path, model: str | None = None, device: str | None = None, force: bool = False,
             python: str | None = None) -> Installation:
-    from ..tiff_io import atomic_write
-    from ..writable import check_writable
-    from .jar import JAR_NAME, ensure_jar, fiji_scripts, package_version
+    from microsam_fiji.core.tiff_io import atomic_write
+    from microsam_fiji.core.writable import check_writable
+    from microsam_fiji.core.version import package_version
+    from microsam_fiji.plugin.jar import JAR_NAME, ensure_jar, fiji_scripts
 
     folder = Path(folder).expanduser().resolve()
     plugins = _plugins_folder(folder)

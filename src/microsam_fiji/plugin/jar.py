@@ -7,19 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UserError
-from . import jarbuild
+from microsam_fiji.core.errors import UserError
+from microsam_fiji.core.version import package_version
+from microsam_fiji.plugin import jarbuild
 
 JAR_NAME = "micro_sam_fiji.jar"  # ImageJ 1.x installs only jars whose name has an underscore
 BUILT = Path(__file__).with_name("_built")  # package data: the jar and the fiji-scripts of a build
 CHECKOUT = Path(__file__).resolve().parents[3]  # the repository root when running from a source checkout
 SOURCE = CHECKOUT / "fiji-plugin"
-
-
-def package_version() -> str:
-    from ..cli import package_version as version
-
-    return version()
 
 
 def source_digest() -> str:

@@ -5,50 +5,45 @@ Requests (``request["action"]``):
 
 * ``hello``: version handshake (``plugin_version``: the jar's); outputs the worker's version, pid and the dialog's
   default parameters. A jar of another version is refused with the command that reinstalls it.
-* ``segment``: ``options`` (the macro's option string, parsed by :mod:`microsam_fiji.bridge.options`, the one
-  grammar), ``image`` (the plugin's raw pixels, :mod:`microsam_fiji.bridge.raw_image`), ``scratch`` (a folder the
+* ``segment``: ``options`` (the macro's option string, parsed by :mod:`microsam_fiji.macro.options`, the one
+  grammar, run by :func:`microsam_fiji.macro.execute.execute`), ``image`` (the plugin's raw pixels,
+  :mod:`microsam_fiji.plugin.raw_image`), ``scratch`` (a folder the
   plugin removes afterwards), ``preview`` (no outputs written). Outputs: ``rois`` (a RoiSet.zip in scratch for
   ImageJ's RoiDecoder), ``count``, ``replace``, ``show`` (a label TIFF in scratch, or ""), ``encoded`` (image
   encoder runs: 0 when the embeddings were cached), ``seconds``.
 
 Progress goes out as Appose updates; a cancel request stops the task at the next progress point (the loaded
-model and cached embeddings stay). Failures are one line (:class:`~microsam_fiji.errors.UserError` text, or a
+model and cached embeddings stay). Failures are one line (:class:`~microsam_fiji.core.errors.UserError` text, or a
 summary of an unexpected error whose traceback goes to the worker's log)."""
 from __future__ import annotations
 
 import logging
 import os
 import sys
-import time
-import warnings
 from pathlib import Path
 
-from ..errors import UserError
-from ..progress import Cancelled, reporting
+from microsam_fiji.core.errors import UserError
+from microsam_fiji.core.progress import Cancelled, reporting
+from microsam_fiji.core.version import package_version
 
 _LOG = logging.getLogger(__name__)
 _config: dict = {"default_model": None, "device": None}
-_sessions: list = []
+_caches: list = []
 
 
 def configure(default_model: str | None = None, device: str | None = None) -> None:
+    """The default model and device the plugin's settings name (``plugins/micro-sam-fiji.properties``)."""
     _config.update(default_model=default_model or None, device=device or None)
-    _sessions.clear()
+    _caches.clear()
 
 
-def session():
-    """The worker's model cache (one per process, as in the in-process bridge)."""
-    if not _sessions:
-        from ..bridge.session import Session
+def models():
+    """The worker's model cache (one per process, as in the in-process session)."""
+    if not _caches:
+        from microsam_fiji.models.cache import ModelCache
 
-        _sessions.append(Session(default_model=_config["default_model"], device=_config["device"]))
-    return _sessions[0]
-
-
-def version() -> str:
-    from ..cli import package_version
-
-    return package_version()
+        _caches.append(ModelCache(default_model=_config["default_model"], device=_config["device"]))
+    return _caches[0]
 
 
 def handle(task, request: dict) -> None:
@@ -72,15 +67,15 @@ def handle(task, request: dict) -> None:
     except Exception as err:  # noqa: BLE001 - one line to ImageJ, the traceback to the log
         _LOG.exception("micro-sam APG: %s failed", action)
         print(f"micro-sam APG: {action} failed", file=sys.stderr)
-        from ..bridge.macro_command import error_message
+        from microsam_fiji.macro.execute import error_message
 
-        task.fail(error_message(err).replace("see the Python console", "see the worker log"))
+        task.fail(error_message(err, log="the worker log"))
 
 
 def hello(request: dict) -> dict:
-    from ..params import ALIASES, default_params
+    from microsam_fiji.core.params import ALIASES, default_params
 
-    ours = version()
+    ours = package_version()
     theirs = str(request.get("plugin_version", ""))
     if theirs != ours:
         folder = Path(str(request.get("plugin_folder", "<Fiji.app>/plugins")))
@@ -93,60 +88,28 @@ def hello(request: dict) -> dict:
 
 
 def segment(request: dict) -> dict:
-    from ..bridge.api import stack_positions
-    from ..bridge.options import check_outputs, for_mode, parse_options
-    from ..bridge.raw_image import read_raw_image
-    from ..bridge.rois import write_roiset
-    from ..params import check_mode, resolve_params
-    from ..progress import report
-    from ..segment import run
-    from ..tiff_io import write_labels
+    """The command on the plugin's image (:func:`~microsam_fiji.macro.execute.execute`); the ROIs go back as a
+    RoiSet.zip in the plugin's scratch folder, for ImageJ's RoiDecoder."""
+    from microsam_fiji.core.tiff_io import write_labels
+    from microsam_fiji.macro.execute import execute
+    from microsam_fiji.plugin.raw_image import read_raw_image
+    from microsam_fiji.rois.roiset import write_rois
 
-    start = time.perf_counter()
-    opts = parse_options(request.get("options"))
-    preview = bool(request.get("preview"))
-    if not preview:
-        check_outputs(opts)
-    # bad values fail before a model is loaded
-    resolve_params(check_mode(opts.mode or "apg"), opts.params, strict=False)
-    work = session()
-    if work.model_key(opts.model or work.default_model) not in work.models:
-        report("loading the model")
-    model = work.model(opts.model)
-    mode = check_mode(opts.mode or model.default_mode)
-    meta = dict(request.get("image") or {})
-    loaded = read_raw_image(meta)
-    encoded_before = model.cache.misses
-    with work.lock, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UserWarning)
-        result = run(loaded.data, model, mode, axes=loaded.axes, tile_shape=opts.tile_shape, halo=opts.halo,
-                     engine=opts.engine, **for_mode(mode, opts.params))
-    stack_axes = "".join(a for a in loaded.axes if a in "ZT")
-    planes, positions = stack_positions(result.labels, stack_axes, hyperstack=bool(meta.get("hyperstack")))
     scratch = Path(str(request.get("scratch") or ""))
     if not scratch.is_dir():
         raise UserError(f"the plugin's scratch folder '{scratch}' is missing: run again")
-    rois = write_roiset(scratch / "rois.zip", planes, scores=result.scores, positions=positions)
+    meta = dict(request.get("image") or {})
+    preview = bool(request.get("preview"))
+    result = execute(request.get("options"), lambda: read_raw_image(meta), models(), preview=preview,
+                     hyperstack=bool(meta.get("hyperstack")))
+    rois = write_rois(scratch / "rois.zip", result.rois)
     shown = ""
-    if not preview:
-        label_axes = stack_axes + "YX"
-        if opts.rois:
-            write_roiset(opts.rois, planes, scores=result.scores, positions=positions)
-        if opts.labels:
-            write_labels(opts.labels, result.labels, loaded.calibration, axes=label_axes)
-        if opts.show:
-            shown = str(write_labels(scratch / "labels.tif", result.labels, loaded.calibration, axes=label_axes))
-    return {"rois": str(rois), "count": _count(result.labels), "replace": opts.replace,
-            "show": shown, "encoded": model.cache.misses - encoded_before, "model": model.source,
-            "seconds": round(time.perf_counter() - start, 3),
+    if result.options.show and not preview:
+        shown = str(write_labels(scratch / "labels.tif", result.labels, result.calibration, axes=result.label_axes))
+    return {"rois": str(rois), "count": result.count, "replace": result.options.replace, "show": shown,
+            "encoded": result.encoded, "model": result.model.source, "seconds": result.seconds,
             # what the user should know about the result (an image rescaled, ...): the plugin logs these lines
-            "warnings": sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)})}
-
-
-def _count(labels) -> int:
-    import numpy as np
-
-    return int(np.count_nonzero(np.unique(labels)))
+            "warnings": result.warnings}
 
 
 _ACTIONS = {"hello": hello, "segment": segment}

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import numpy  # noqa: F401 - Appose's advice: import numpy on the main thread before tasks run
 
-    from . import tasks
+    from microsam_fiji.plugin import tasks
 
     tasks.configure(default_model=args.model, device=args.device)
     import appose.python_worker as appose_worker

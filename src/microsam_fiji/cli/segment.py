@@ -1,0 +1,69 @@
+"""``microsam-fiji segment``: APG/AIS on image files, writing ImageJ label TIFFs and ROI sets (see batch/)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    from microsam_fiji.cli.arguments import pair
+    from microsam_fiji.core.params import ALIASES
+    from microsam_fiji.engines.segment import DEFAULT_TILE_THRESHOLD
+
+    p = sub.add_parser(
+        "segment", help="segment images with APG (default) or AIS",
+        description="Segment each IMAGE (files, folders of images, or glob patterns such as 'plate/*.tif') and "
+                    "write <name>_labels.tif (16-bit, or 32-bit float beyond 65,535 objects), <name>_RoiSet.zip "
+                    "and a stamp <name>.microsam.json into --out, plus --out/summary.csv (a row per image). "
+                    "Calibration is copied from the input TIFF; z/t stacks are segmented slice by slice. An "
+                    "unreadable image is reported and skipped (exit status 1 at the end); images whose stamp "
+                    "shows the same model and settings are skipped (rerun them with --overwrite).")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (TIFF, PNG, ...), folders or globs")
+    p.add_argument("--model", default=None,
+                   help="checkpoint (.pt), Model Zoo package (.zip) or micro-sam model name (needs network); "
+                        "default: the bundled demo model (a pipeline demo, not a good segmenter)")
+    p.add_argument("--model-type", choices=("vit_t", "vit_b", "vit_l", "vit_h"),
+                   help="override the model type inferred from the checkpoint")
+    p.add_argument("--mode", choices=("apg", "ais"), default=None, help="default: apg (or the package's mode)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="segmentation parameter, repeatable, e.g. --param center=0.4 --param min_size=30 "
+                        f"(short names: {', '.join(f'{k}={v}' for k, v in ALIASES.items())})")
+    p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
+    p.add_argument("--axes", help="axes of the images where the file does not say, ImageJ letters, e.g. TZYX")
+    p.add_argument("--tile-shape", type=pair, help="tile size Y,X for large images (default 768,768)")
+    p.add_argument("--halo", type=pair, help="tile overlap Y,X (default 128,128)")
+    p.add_argument("--tile-threshold", type=int, default=DEFAULT_TILE_THRESHOLD,
+                   help=f"tile images larger than this many pixels on a side (default {DEFAULT_TILE_THRESHOLD})")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--engine", default=None, help="segmentation engine: fast (default) or micro-sam")
+    p.add_argument("--no-rois", action="store_true", help="write only the label TIFF, not the RoiSet.zip")
+    p.add_argument("--overwrite", action="store_true",
+                   help="segment every image again, even where its outputs are up to date")
+    dask = p.add_mutually_exclusive_group()
+    dask.add_argument("--workers", type=int, metavar="N",
+                      help="run on a local Dask cluster of N worker processes (each loads the model once)")
+    dask.add_argument("--scheduler", metavar="ADDRESS",
+                      help="run on a running Dask scheduler (tcp://host:8786 or a scheduler file); the workers "
+                           "must see the images, the model and --out at the same paths")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-image lines")
+    p.set_defaults(func=run_segment)
+
+
+def run_segment(args: argparse.Namespace) -> int:
+    from microsam_fiji.batch.api import run_batch
+    from microsam_fiji.batch.settings import Settings
+    from microsam_fiji.core.params import parse_assignments
+
+    settings = Settings(model=args.model, model_type=args.model_type, mode=args.mode,
+                        params=parse_assignments(args.param), axes=args.axes, tile_shape=args.tile_shape,
+                        halo=args.halo, tile_threshold=args.tile_threshold, device=args.device, engine=args.engine,
+                        rois=not args.no_rois)
+    summary = run_batch(args.images, args.out, settings, overwrite=args.overwrite, workers=args.workers,
+                        scheduler=args.scheduler, progress=not args.quiet)
+    failed = summary.failed
+    if failed:
+        print(f"microsam-fiji: {len(failed)} of {len(summary.rows)} images failed ({failed[0].image}: "
+              f"{failed[0].error}); all listed in {summary.path}", file=sys.stderr)
+        return 1
+    return 0

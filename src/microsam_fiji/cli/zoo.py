@@ -1,0 +1,136 @@
+"""CLI commands for models and Model Zoo packages: ``models`` (what ``--model`` accepts), ``export``
+(checkpoint -> package zip) and ``validate``."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    from microsam_fiji.core.params import ALIASES
+    from microsam_fiji.zoo.export import DEFAULT_TAGS, WEIGHT_FORMATS
+
+    p = sub.add_parser(
+        "export", help="export a micro-sam checkpoint as a BioImage Model Zoo package with APG settings",
+        description="Write a BioImage Model Zoo package (spec 0.5 zip) of a micro-sam finetuning checkpoint with "
+                    "an instance decoder. Any Model Zoo tool (bioimageio.core, ilastik, deepImageJ) can run its "
+                    "tensor path (image -> foreground / center / boundary distance maps); micro-sam-fiji and "
+                    "micro-sam run full APG/AIS from it with the parameters stored in it.")
+    p.add_argument("--checkpoint", required=True, type=Path, help="micro-sam finetuning checkpoint (.pt)")
+    p.add_argument("--model-type", choices=("vit_t", "vit_b", "vit_l", "vit_h"),
+                   help="SAM encoder type (default: inferred from the weights)")
+    p.add_argument("--name", required=True, help="package name (letters, digits, spaces, _+-())")
+    p.add_argument("--out", required=True, type=Path, help="output package, e.g. my-model.zip")
+    p.add_argument("--test-image", type=Path,
+                   help="2D grayscale or RGB image for the test tensors and cover (default: a built-in nuclei "
+                        "crop); use one typical for the model")
+    p.add_argument("--mode", choices=("apg", "ais"), default="apg", help="default mode stored in the package")
+    p.add_argument("--apg-param", action="append", default=[], metavar="NAME=VALUE",
+                   help="APG default to store, repeatable, e.g. --apg-param center=0.4 (short names: "
+                        f"{', '.join(ALIASES)})")
+    p.add_argument("--ais-param", action="append", default=[], metavar="NAME=VALUE",
+                   help="AIS default to store, repeatable")
+    p.add_argument("--test-labels", type=Path,
+                   help="ground-truth instance labels of the test image: mSA and object counts go into the "
+                        "documentation's Validation section")
+    p.add_argument("--author", action="append", default=[], metavar="'NAME; github_user=USER; ...'",
+                   help="author, repeatable: the name, then optional affiliation=, github_user=, orcid=, email= "
+                        "separated by ';' (default: your user name, which validate flags)")
+    p.add_argument("--maintainer", action="append", default=[], metavar="'NAME; github_user=USER'",
+                   help="maintainer, repeatable, as --author (the Model Zoo asks for one with github_user)")
+    p.add_argument("--uploader", metavar="'EMAIL; NAME'", help="who uploads the package to the Model Zoo")
+    p.add_argument("--version", dest="model_version", metavar="VERSION", help="version of the model, e.g. 1.0.0")
+    p.add_argument("--git-repo", metavar="URL", help="repository of the model's training code")
+    p.add_argument("--training-data", metavar="DATASET_ID",
+                   help="Model Zoo id of the training data set (e.g. 'amazing-dataset' or 'amazing-dataset/1')")
+    p.add_argument("--license", default="CC-BY-4.0", help="SPDX license id (default CC-BY-4.0)")
+    p.add_argument("--tag", action="append", default=[], help=f"extra tag, repeatable (always: "
+                                                               f"{', '.join(DEFAULT_TAGS)})")
+    p.add_argument("--description", help="one-line description (at most 128 characters)")
+    p.add_argument("--weight-format", action="append", choices=WEIGHT_FORMATS, dest="weight_formats",
+                   help="weight formats to include, repeatable (default: all; pytorch_state_dict always)")
+    p.set_defaults(func=run_export)
+
+    v = sub.add_parser(
+        "validate", help="validate a Model Zoo package (bioimageio.spec + bioimageio.core test_model, offline)",
+        description="Check a package: bioimageio.spec format validation, bioimageio.core's test_model for every "
+                    "weight format (reproduces the test outputs, tries several input sizes), and the micro-sam "
+                    "parts (config.micro_sam, hash-checked weights and attachment). Exit status 0 = passed, "
+                    "1 = failed.")
+    v.add_argument("package", type=Path, help="package zip, unpacked folder or its rdf.yaml")
+    v.add_argument("--weight-format", choices=WEIGHT_FORMATS, help="test only this weight format")
+    v.set_defaults(func=run_validate)
+
+    m = sub.add_parser(
+        "models", help="list the models --model accepts by name (micro-sam registry, Model Zoo ids, cache, demo)",
+        description="The names --model accepts: the bundled demo, micro-sam's registry names (with their Model "
+                    "Zoo ids, whether they have the instance decoder APG and AIS need, and whether micro-sam's "
+                    "cache already holds them, else they are downloaded once), and other files in that cache. "
+                    "--model also takes a checkpoint (.pt), a package (.zip, folder, rdf.yaml), any Model Zoo "
+                    "id or a URL.")
+    m.set_defaults(func=run_models)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from microsam_fiji.core.params import parse_assignments
+    from microsam_fiji.zoo.export import WEIGHT_FORMATS, export_package_report
+
+    formats = tuple(dict.fromkeys(["pytorch_state_dict", *(args.weight_formats or WEIGHT_FORMATS)]))
+    report = export_package_report(
+        args.checkpoint, args.out, name=args.name, model_type=args.model_type, test_image=args.test_image,
+        apg_params=parse_assignments(args.apg_param), ais_params=parse_assignments(args.ais_param),
+        mode=args.mode, authors=args.author, license=args.license, tags=args.tag, description=args.description,
+        weight_formats=formats, progress=lambda msg: print(f"export: {msg}", file=sys.stderr),
+        maintainers=args.maintainer, uploader=args.uploader, version=args.model_version, git_repo=args.git_repo,
+        training_data=args.training_data, test_labels=args.test_labels)
+    print(f"{report.path}: weights {', '.join(report.weight_formats)}; {report.n_objects} objects on the test "
+          f"image; largest difference to micro-sam "
+          + ", ".join(f"{wf} {d:.1e}" for wf, d in report.max_abs_diff.items()))
+    for wf, why in report.skipped.items():
+        print(f"  {wf} left out: {why}")
+    print(f"next: microsam-fiji validate {report.path}")
+    return 0
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    from microsam_fiji.zoo.validate import validate_package
+
+    result = validate_package(args.package, weight_format=args.weight_format)
+    print(result.format())
+    return 0 if result.passed else 1
+
+
+def models_table() -> str:
+    from microsam_fiji.models.demo import DEMO_CHECKPOINT, DEMO_NAME
+    from microsam_fiji.models.registry import registry_models
+
+    rows = [(DEMO_NAME, "-", "yes", f"bundled ({DEMO_CHECKPOINT.name}; a pipeline demo only)")]
+    known: set[Path] = set()
+    for m in registry_models():
+        if m.cached is not None:
+            known.add(m.cached)
+            known.add(m.cached.with_name(m.cached.name + "_decoder"))
+        rows.append((m.name, m.zoo_id or "-", "yes" if m.has_decoder else "no (prompts only)",
+                     str(m.cached.parent) if m.cached else "download on first use (needs network)"))
+    cache = _micro_sam_model_cache()
+    extra = sorted(p for p in cache.glob("*") if p.is_file() and p not in known) if cache.is_dir() else []
+    rows += [(p.name, "-", "?", f"in micro-sam's cache (pass --model {p})") for p in extra]
+    header = ("NAME", "MODEL ZOO ID", "APG / AIS", "WHERE")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3] for row in [header, *rows]]
+    lines += ["", "Also accepted: a micro-sam checkpoint (.pt), a Model Zoo package (.zip, unpacked folder, rdf.yaml) "
+                  "from microsam-fiji or micro-sam, any Model Zoo id or URL (downloaded by bioimageio.spec).",
+              f"micro-sam's cache: {cache}"]
+    return "\n".join(lines)
+
+
+def _micro_sam_model_cache() -> Path:
+    from micro_sam.util import models
+
+    return Path(models().abspath)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    print(models_table())
+    return 0

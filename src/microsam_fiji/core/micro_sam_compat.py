@@ -1,0 +1,104 @@
+"""Every use of micro-sam's private names, in one place.
+
+micro-sam has no public API for some of what we need: the decoder maps its instance-segmentation generators
+compute in ``initialize`` (so that one embedding serves APG and AIS and the embedding cache can restore a
+generator without running the networks), its model-type detection and checkpoint reader, its uint8 image view
+and its local Otsu threshold. A micro-sam release may rename any of them; ``tests/test_micro_sam_compat.py``
+then fails naming this module, and only this module needs changing.
+
+``TESTED_MICRO_SAM`` is the range the test suite passed with (see README, "Models").
+
+Not here because it cannot import microsam_fiji: ``zoo/architecture.py`` (copied into Model Zoo packages)
+calls torch_em's ``UNETR._encode_image``; the compat test checks that name as well.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+TESTED_MICRO_SAM = ">=1.8.14,<1.9"
+
+# What ``initialize`` leaves on a generator (instance segmentation with decoder, tiled or not, and APG).
+GENERATOR_MAP_ATTRIBUTES = ("_foreground", "_center_distances", "_boundary_distances")
+GENERATOR_STATE_ATTRIBUTES = GENERATOR_MAP_ATTRIBUTES + ("_i", "_is_initialized", "_image_embeddings")
+# module -> private functions we call
+PRIVATE_FUNCTIONS = {
+    "micro_sam.models.build_sam": ("_validate_model_type",),
+    "micro_sam.util": ("_load_checkpoint", "_to_image"),
+    "micro_sam.inference": ("_local_otsu_threshold",),
+}
+# used by zoo/architecture.py, which cannot import this module
+TORCH_EM_PRIVATE = {"torch_em.model.unetr.UNETR": ("_encode_image",)}
+
+
+def validate_model_type(model_state: dict) -> str:
+    """vit_t / vit_b / vit_l / vit_h from the weights (micro-sam's own decision); KeyError when unknown."""
+    from micro_sam.models.build_sam import _validate_model_type
+
+    return _validate_model_type(model_state)
+
+
+def load_checkpoint(path: str) -> tuple[dict, dict]:
+    """micro-sam's checkpoint reader: (full state, SAM model state with micro-sam's key prefixes removed)."""
+    from micro_sam.util import _load_checkpoint
+
+    return _load_checkpoint(path)
+
+
+def to_image(plane: np.ndarray) -> np.ndarray:
+    """The uint8 RGB view micro-sam segments (per-channel min-max to 0..255)."""
+    from micro_sam.util import _to_image
+
+    return _to_image(plane)
+
+
+def local_otsu_threshold(low_res_masks):
+    """micro-sam's ``mask_threshold="auto"``: a local Otsu threshold per mask."""
+    from micro_sam.inference import _local_otsu_threshold
+
+    return _local_otsu_threshold(low_res_masks)
+
+
+def decoder_maps(generator: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Foreground, center and boundary distance maps of an initialized generator."""
+    return tuple(getattr(generator, name) for name in GENERATOR_MAP_ATTRIBUTES)
+
+
+def restore_generator_state(generator: Any, foreground, center_distances, boundary_distances,
+                            tiled_embeddings=None) -> Any:
+    """Put ``generator`` in the state ``initialize`` leaves it in, from maps computed before.
+
+    A tiled generator keeps the embeddings itself (``tiled_embeddings``); an untiled one reads them from the
+    predictor, which the caller sets with ``micro_sam.util.set_precomputed``."""
+    if tiled_embeddings is not None:
+        generator._image_embeddings = tiled_embeddings
+    generator._foreground = foreground
+    generator._center_distances = center_distances
+    generator._boundary_distances = boundary_distances
+    generator._i = None
+    generator._is_initialized = True
+    return generator
+
+
+def missing_names() -> list[str]:
+    """The private names above that the installed micro-sam / torch_em no longer have (static check)."""
+    import importlib
+    import inspect
+    import re
+
+    missing = []
+    for module_name, names in PRIVATE_FUNCTIONS.items():
+        module = importlib.import_module(module_name)
+        missing += [f"{module_name}.{n}" for n in names if not callable(getattr(module, n, None))]
+    for path, names in TORCH_EM_PRIVATE.items():
+        module_name, cls_name = path.rsplit(".", 1)
+        cls = getattr(importlib.import_module(module_name), cls_name)
+        missing += [f"{path}.{n}" for n in names if not callable(getattr(cls, n, None))]
+    from micro_sam import instance_segmentation as ins
+
+    # the generators read and write these in initialize / generate: renamed, our restored state is ignored
+    source = inspect.getsource(ins)
+    missing += [f"micro_sam.instance_segmentation generator attribute self.{n}"
+                for n in GENERATOR_STATE_ATTRIBUTES if not re.search(rf"self\.{n}\b", source)]
+    return missing

@@ -1,0 +1,157 @@
+"""APG / AIS parameters: defaults taken from micro-sam's own ``generate`` signatures, user overrides parsed
+from ``key=value`` text (CLI ``--param``, Fiji macro options, package metadata) and validated in one place."""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Iterable, Mapping
+
+from microsam_fiji.core.errors import UserError
+
+MODES = ("apg", "ais")
+
+# Short names used in Fiji macro options and on the CLI; the long names are micro-sam's.
+ALIASES = {
+    "foreground": "foreground_threshold",
+    "center": "center_distance_threshold",
+    "boundary": "boundary_distance_threshold",
+    "nms": "nms_threshold",
+    "minsize": "min_size",
+}
+
+# generate() arguments that are plumbing, not segmentation parameters.
+_NOT_PARAMS = {"self", "output_mode", "prompt_function", "segmentation", "tile_shape", "halo", "n_threads",
+               "optimize_memory"}
+
+_UNIT_INTERVAL = {"foreground_threshold", "center_distance_threshold", "boundary_distance_threshold",
+                  "nms_threshold"}
+_NON_NEGATIVE = {"min_size", "foreground_smoothing", "distance_smoothing"}
+_POSITIVE_INT = {"batch_size"}
+
+
+def _signature_defaults(func) -> dict[str, Any]:
+    return {
+        name: p.default
+        for name, p in inspect.signature(func).parameters.items()
+        if name not in _NOT_PARAMS and p.default is not inspect.Parameter.empty
+    }
+
+
+def default_params(mode: str) -> dict[str, Any]:
+    """micro-sam's defaults for ``mode`` (read from its ``generate`` signature, so they never drift)."""
+    from micro_sam.instance_segmentation import AutomaticPromptGenerator, InstanceSegmentationWithDecoder
+
+    mode = check_mode(mode)
+    func = AutomaticPromptGenerator.generate if mode == "apg" else InstanceSegmentationWithDecoder.generate
+    return _signature_defaults(func)
+
+
+def check_mode(mode: str) -> str:
+    m = str(mode).lower()
+    if m not in MODES:
+        raise UserError(f"unknown mode '{mode}': use one of {', '.join(MODES)}")
+    return m
+
+
+def _parse_value(name: str, text: Any, default: Any) -> Any:
+    if not isinstance(text, str):
+        value = text
+    else:
+        t = text.strip()
+        if isinstance(default, bool):
+            low = t.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise UserError(f"parameter {name}={text!r} is not a boolean: use true or false")
+        if default is None:  # mask_threshold: a number, or micro-sam's keyword "auto" (local Otsu per mask)
+            if t.lower() in ("none", ""):
+                return None
+            if t.lower() == "auto":
+                return "auto"
+            try:
+                return float(t)
+            except ValueError:
+                raise UserError(f"parameter {name}={text!r} is not a number: use a number, auto or none") from None
+        try:
+            value = float(t)
+        except ValueError:
+            raise UserError(f"parameter {name}={text!r} is not a number") from None
+    if isinstance(default, int) and not isinstance(default, bool):
+        if float(value) != int(value):
+            raise UserError(f"parameter {name}={text!r} must be a whole number")
+        value = int(value)
+    elif isinstance(default, float):
+        value = float(value)
+    return value
+
+
+def _check_range(name: str, value: Any) -> None:
+    if name in _UNIT_INTERVAL and not 0.0 <= value <= 1.0:
+        raise UserError(f"parameter {name}={value} is out of range: use a value between 0 and 1")
+    if name in _NON_NEGATIVE and value < 0:
+        raise UserError(f"parameter {name}={value} must not be negative")
+    if name in _POSITIVE_INT and value < 1:
+        raise UserError(f"parameter {name}={value} must be at least 1")
+
+
+def canonical_name(name: str) -> str:
+    key = name.strip().lower().replace("-", "_")
+    return ALIASES.get(key, key)
+
+
+def resolve_params(mode: str, overrides: Mapping[str, Any] | None = None, *, strict: bool = True) -> dict[str, Any]:
+    """Defaults for ``mode`` updated with ``overrides`` (names may be aliases, values text or numbers).
+
+    With ``strict`` an unknown name is an error; otherwise names that belong to the other mode are ignored
+    (so one option string can carry parameters for both modes)."""
+    mode = check_mode(mode)
+    params = default_params(mode)
+    other = set(default_params("ais" if mode == "apg" else "apg"))
+    for raw_name, raw_value in (overrides or {}).items():
+        name = canonical_name(raw_name)
+        if name not in params:
+            if not strict and name in other:
+                continue
+            valid = ", ".join(sorted(params))
+            raise UserError(f"unknown {mode} parameter '{raw_name}': valid names are {valid}")
+        value = _parse_value(name, raw_value, params[name])
+        _check_range(name, value)
+        params[name] = value
+    return params
+
+
+def parse_assignments(items: Iterable[str]) -> dict[str, str]:
+    """``["center=0.4", "min_size=30"]`` -> ``{"center": "0.4", "min_size": "30"}``."""
+    out: dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"parameter '{item}' is not of the form name=value (e.g. center=0.4)")
+        name, value = item.split("=", 1)
+        if not name.strip():
+            raise UserError(f"parameter '{item}' has no name (write name=value)")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def parse_pair(text: str) -> tuple[int, int]:
+    """``768,768``, ``768x768`` or ``768`` -> (768, 768): tile shapes and halos on the CLI and in macros.
+
+    Args:
+        text: one or two whole numbers, not negative.
+
+    Returns:
+        The pair (Y, X).
+
+    Raises:
+        UserError: naming the form to write."""
+    parts = [p for p in str(text).replace("x", ",").split(",") if p.strip()]
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise UserError(f"'{text}' is not a pair of whole numbers like 768,768") from None
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2 or min(values) < 0:
+        raise UserError(f"'{text}' is not a pair of whole numbers like 768,768")
+    return values[0], values[1]

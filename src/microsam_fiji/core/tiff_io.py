@@ -1,0 +1,130 @@
+"""Images in, label images out, as ImageJ reads and writes them (tifffile, ``imagej=True``).
+
+ImageJ 1.x has no 32-bit integer pixel type: labels go out as 16-bit while ids fit (<= 65,535), otherwise as
+32-bit float, which holds every integer exactly up to 2**24 (16,777,216 objects)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from microsam_fiji.core.errors import UserError
+
+MAX_FLOAT_EXACT = 2**24
+_TIFF_SUFFIXES = (".tif", ".tiff")
+# tifffile axis letters for "one more image" that ImageJ calls slices
+_STACK_LETTERS = {"I": "Z", "Q": "Z"}
+
+
+@dataclass
+class Calibration:
+    pixel_width: float = 1.0
+    pixel_height: float = 1.0
+    pixel_depth: float | None = None
+    unit: str = "pixel"
+
+
+@dataclass
+class LoadedImage:
+    data: np.ndarray
+    axes: str  # ImageJ letters (X, Y, Z, T, C, S)
+    calibration: Calibration
+
+
+_MICRON_SPELLINGS = ("micron", "microns", "um", "\\u00B5m", "\u00b5m", "\u03bcm")
+
+
+def _calibration(tif) -> Calibration:
+    """Pixel size from the X/YResolution tags, unit and z spacing from ImageJ's description."""
+    page = tif.pages.first
+    meta = tif.imagej_metadata or {}
+    unit = str(meta.get("unit", "pixel"))
+    cal = Calibration(unit="µm" if unit in _MICRON_SPELLINGS else unit)
+    if "XResolution" in page.tags and "YResolution" in page.tags:
+        for attr, tag in (("pixel_width", "XResolution"), ("pixel_height", "YResolution")):
+            num, den = page.tags[tag].value
+            if num:
+                setattr(cal, attr, den / num)
+    if "spacing" in meta:
+        cal.pixel_depth = float(meta["spacing"])
+    return cal
+
+
+def read_image(path: str | os.PathLike) -> LoadedImage:
+    """Pixels, ImageJ-style axes and calibration of an image file (TIFF via tifffile, others via scikit-image)."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"image '{path}' not found: check the path")
+    if path.suffix.lower() in _TIFF_SUFFIXES:
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path) as tif:
+                series = tif.series[0]
+                data = series.asarray()
+                axes = "".join(_STACK_LETTERS.get(a, a) for a in series.axes)
+                return LoadedImage(data=data, axes=axes, calibration=_calibration(tif))
+        except (tifffile.TiffFileError, ValueError) as err:
+            raise UserError(f"'{path}' is not a readable TIFF ({err})") from None
+    from skimage.io import imread
+
+    try:
+        data = imread(path)
+    except Exception as err:
+        raise UserError(f"cannot read image '{path}' ({type(err).__name__}): save it as TIFF") from None
+    return LoadedImage(data=data, axes="", calibration=Calibration())
+
+
+def labels_for_imagej(labels: np.ndarray) -> np.ndarray:
+    """uint16 where every id fits, else float32 (exact to 2**24); larger id counts are refused."""
+    top = int(labels.max()) if labels.size else 0
+    if top <= np.iinfo(np.uint16).max:
+        return labels.astype(np.uint16)
+    if top > MAX_FLOAT_EXACT:
+        raise UserError(f"{top} label ids cannot be stored exactly for ImageJ (32-bit float holds ids up to "
+                        f"{MAX_FLOAT_EXACT}): split the image")
+    return labels.astype(np.float32)
+
+
+def atomic_write(path: str | os.PathLike, write) -> Path:
+    """Call ``write(tmp_path)`` and move the result into place, so readers never see a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        # mkstemp creates 0600; give the file the permissions a plain open() would
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_labels(path: str | os.PathLike, labels: np.ndarray, calibration: Calibration | None = None,
+                 axes: str | None = None) -> Path:
+    """Write ``labels`` as an ImageJ TIFF (see module doc for the pixel type), atomically."""
+    import tifffile
+
+    labels = np.asarray(labels)
+    data = labels_for_imagej(labels)
+    cal = calibration or Calibration()
+    axes = axes or {2: "YX", 3: "ZYX", 4: "TZYX"}[labels.ndim]
+    # the ImageJ description is ASCII; ImageJ itself writes micrometres as "micron"
+    metadata = {"axes": axes, "unit": "micron" if cal.unit in ("µm", *_MICRON_SPELLINGS) else cal.unit}
+    if cal.pixel_depth is not None:
+        metadata["spacing"] = cal.pixel_depth
+
+    def write(tmp):
+        tifffile.imwrite(tmp, data, imagej=True, resolution=(1.0 / cal.pixel_width, 1.0 / cal.pixel_height),
+                         metadata=metadata)
+
+    return atomic_write(path, write)

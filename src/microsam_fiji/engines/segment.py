@@ -1,0 +1,119 @@
+"""Run APG (automatic prompt generation) or AIS (decoder-based instance segmentation) on an image.
+
+The algorithm is micro-sam's (``AutomaticPromptGenerator``, ``InstanceSegmentationWithDecoder`` and their tiled
+variants); this module adds what users need around it: ImageJ image kinds and stacks, tiling of large images,
+parameter handling and the per-image embedding cache."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from microsam_fiji.core.errors import UserError
+from microsam_fiji.core.images import is_constant, to_planes
+from microsam_fiji.engines.registry import ENGINE_IMPLS, check_engine
+from microsam_fiji.engines.state import image_state
+from microsam_fiji.models.load import load_model
+from microsam_fiji.models.model import Model
+from microsam_fiji.core.params import check_mode, resolve_params
+from microsam_fiji.core.progress import report
+
+DEFAULT_TILE_THRESHOLD = 1024
+DEFAULT_TILE_SHAPE = (768, 768)  # + 2 x halo = 1024, SAM's input size: tiles are not rescaled
+DEFAULT_HALO = (128, 128)
+
+
+@dataclass
+class Segmentation:
+    """``labels``: uint32 instance labels (0 = background), shaped like the input without RGB/channel axes.
+    ``scores``: per label id, the predicted mask quality where the engine reports one (APG), else empty."""
+
+    labels: np.ndarray
+    scores: dict[int, float] = field(default_factory=dict)
+    mode: str = "apg"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _tiling(shape: tuple[int, int], tile_shape, halo, tile_threshold: int | None):
+    if tile_shape is None and tile_threshold is not None and max(shape) > tile_threshold:
+        tile_shape = DEFAULT_TILE_SHAPE
+    if tile_shape is None:
+        return None, None
+    tile_shape = tuple(int(t) for t in tile_shape)
+    halo = DEFAULT_HALO if halo is None else tuple(int(h) for h in halo)
+    if len(tile_shape) != 2 or len(halo) != 2 or min(tile_shape) < 1 or min(halo) < 0:
+        raise UserError(f"tile shape {tile_shape} / halo {halo} must be two positive numbers each (e.g. 768,768)")
+    return tile_shape, halo
+
+
+def segment_plane(model: Model, plane: np.ndarray, mode: str, params: dict, tile_shape=None, halo=None,
+                  engine: str | None = None) -> tuple[np.ndarray, dict]:
+    if is_constant(plane):
+        return np.zeros(plane.shape[:2], dtype=np.uint32), {}
+    with model.lock:  # the predictor holds this plane's embeddings until the engine is done with them
+        state = image_state(model, plane, tile_shape, halo)
+        return ENGINE_IMPLS[check_engine(engine)](model, mode, state, params)
+
+
+def run(image, model: Model | str | os.PathLike | None = None, mode: str | None = None, *, axes: str | None = None,
+        tile_shape=None, halo=None, tile_threshold: int | None = DEFAULT_TILE_THRESHOLD, engine: str | None = None,
+        progress: Callable[[int, int], None] | None = None, **params) -> Segmentation:
+    """Segment ``image`` and return labels plus per-object scores.
+
+    Args:
+        image: as for :func:`segment`.
+        model: a :class:`Model` or a source for :func:`microsam_fiji.load_model` (None: the demo model).
+        mode: ``"apg"`` or ``"ais"`` (None: the model's default, APG unless a package says otherwise).
+        axes: ImageJ letters of ``image``'s axes where its shape is ambiguous (``"TZYX"``).
+        tile_shape, halo: tiling (Y, X) of large planes; tile_threshold: tile planes larger than this.
+        engine: ``"fast"`` (default, micro-sam's instances) or ``"micro-sam"``.
+        progress: called with (planes done, planes) after each plane.
+        **params: micro-sam's APG / AIS parameters (short names too: ``center=0.3``).
+
+    Returns:
+        :class:`Segmentation`: uint32 labels unique across a stack, per-label scores, the mode and parameters."""
+    engine = check_engine(engine)  # before the model is loaded or an image encoded
+    model = load_model(model)
+    mode = check_mode(mode or model.default_mode)
+    resolved = resolve_params(mode, {**model.params.get(mode, {}), **params})
+    planes = to_planes(image, axes)
+    tile_shape, halo = _tiling(planes.data.shape[1:3], tile_shape, halo, tile_threshold)
+    out = np.zeros((len(planes.data),) + planes.data.shape[1:3], dtype=np.uint32)
+    scores: dict[int, float] = {}
+    offset = 0
+    for i, plane in enumerate(planes.data):
+        if len(planes.data) > 1:
+            report("segmenting planes", i, len(planes.data))
+        labels, plane_scores = segment_plane(model, plane, mode, resolved, tile_shape, halo, engine)
+        n = int(labels.max())
+        out[i] = np.where(labels > 0, labels + np.uint32(offset), 0)
+        scores.update({k + offset: v for k, v in plane_scores.items()})
+        offset += n
+        if progress is not None:
+            progress(i + 1, len(planes.data))
+    return Segmentation(labels=out.reshape(planes.label_shape), scores=scores, mode=mode, params=resolved)
+
+
+def segment(image, model: Model | str | os.PathLike | None = None, mode: str | None = None, **kwargs) -> np.ndarray:
+    """Instance labels (uint32, 0 = background) for ``image`` with micro-sam APG (default) or AIS.
+
+    ``image``: 2D grayscale (8/16/32-bit), RGB (Y, X, 3), or a z/t stack (segmented slice by slice, label ids
+    unique across the stack); ``axes`` names the axes where the shape is ambiguous (ImageJ letters XYZTCS).
+    ``model``: a :class:`Model` or anything :func:`microsam_fiji.load_model` accepts (default: the demo model).
+    Parameters (``foreground_threshold``, ``center_distance_threshold``, ``boundary_distance_threshold``,
+    ``min_size``, ``nms_threshold``, ...; short names ``foreground``, ``center``, ``boundary``, ``nms`` too)
+    default to micro-sam's. Images larger than ``tile_threshold`` pixels on a side are segmented in tiles
+    (``tile_shape``, ``halo``). A constant image has no objects and gives all-zero labels.
+
+    Args:
+        image: the image (NumPy array, or anything array-like).
+        model: a :class:`Model` or a source for :func:`microsam_fiji.load_model`.
+        mode: ``"apg"`` (default) or ``"ais"``.
+        **kwargs: as for :func:`run`.
+
+    Returns:
+        The uint32 label image.
+    """
+    return run(image, model, mode, **kwargs).labels

@@ -1,0 +1,52 @@
+"""``load_model``: one dispatcher over the model sources, one module each (bioimageio.core's ``backends/`` shape):
+:mod:`.demo`, :mod:`.checkpoint`, :mod:`.package` (local or a Model Zoo id / URL), :mod:`.registry`."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from microsam_fiji.core.errors import UserError
+from microsam_fiji.models.checkpoint import load_checkpoint
+from microsam_fiji.models.demo import DEMO_CHECKPOINT, DEMO_NAME
+from microsam_fiji.models.model import MODEL_TYPES, Model, resolve_device
+from microsam_fiji.models.package import load_package, looks_like_package
+from microsam_fiji.models.registry import load_registry_model, registry_names
+from microsam_fiji.models.zoo_id import zoo_reference
+
+
+def load_model(source: str | os.PathLike | Model | None = None, model_type: str | None = None,
+               device: str | None = None) -> Model:
+    """Return a segmenter from ``source``:
+
+    * ``None`` or ``"demo"``: the small demo model shipped inside this package (a pipeline demo only);
+    * a Model Zoo package (``.zip``, or a folder / ``rdf.yaml`` of an unpacked one) exported by this project
+      or by micro-sam (``micro_sam.bioimageio.export_sam_model``, with an instance decoder);
+    * a micro-sam finetuning checkpoint (``{"model_state", "decoder_state"}``); ``model_type`` is inferred
+      from the weights unless given;
+    * a micro-sam registry name such as ``vit_b_lm``, downloaded by micro-sam (needs network);
+    * a Model Zoo id (``diplomatic-bug``) or URL (bioimage.io page, ``https://.../rdf.yaml``), downloaded by
+      bioimageio.spec (needs network the first time).
+    """
+    if isinstance(source, Model):
+        return source
+    if model_type is not None and model_type not in MODEL_TYPES:
+        raise UserError(f"unknown model type '{model_type}': use one of {', '.join(MODEL_TYPES)}")
+    device = resolve_device(device)
+    if source is None or str(source) == DEMO_NAME:
+        return load_checkpoint(DEMO_CHECKPOINT, model_type, device, source_name=DEMO_NAME)
+    path = Path(source).expanduser()
+    if path.exists():
+        if looks_like_package(path):
+            return load_package(path, device=device)
+        if path.is_dir():
+            raise UserError(f"'{path}' is a folder but not a Model Zoo package (no rdf.yaml): pass a checkpoint "
+                            "file or a package")
+        return load_checkpoint(path, model_type, device)
+    text = str(source)
+    if text not in registry_names() and zoo_reference(text) is not None:
+        return load_package(text, device=device)
+    if os.sep in text or "/" in text or Path(text).suffix:
+        raise UserError(f"model file '{text}' not found: check the path")
+    return load_registry_model(text, device)
+
+

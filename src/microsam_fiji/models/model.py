@@ -1,0 +1,46 @@
+"""The loaded segmenter: a SAM predictor, its instance decoder, the cache of its images' embeddings and the lock
+that keeps one image at a time on the predictor (a SAM predictor holds per-image state)."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from microsam_fiji.core.embedding_cache import EmbeddingCache
+from microsam_fiji.core.errors import UserError
+
+MODEL_TYPES = ("vit_t", "vit_b", "vit_l", "vit_h")
+
+
+
+@dataclass(eq=False)
+class Model:
+    """A SAM predictor plus its instance decoder, with the embeddings of recently segmented images.
+
+    ``params``: default APG/AIS parameters that came with the model (a Model Zoo package's
+    ``config.micro_sam``); call-time parameters override them."""
+
+    predictor: Any
+    decoder: Any
+    model_type: str
+    source: str
+    device: str
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    default_mode: str = "apg"
+    cache: EmbeddingCache = field(default_factory=EmbeddingCache)
+    # one image at a time on the predictor: it holds the current image's embeddings (every engine call takes it)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    def __repr__(self) -> str:
+        return f"Model(model_type={self.model_type!r}, source={self.source!r}, device={self.device!r})"
+
+
+
+def resolve_device(device: str | None) -> str:
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device '{device}' asked for, but no CUDA GPU is available: use --device cpu")
+    return device

@@ -1,0 +1,74 @@
+"""micro-sam's model registry (``vit_b_lm``, ...): names, what each holds, and loading one (downloads: needs network)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from microsam_fiji.core.errors import UserError
+from microsam_fiji.models.model import Model, resolve_device
+from microsam_fiji.models.network import is_network_error
+from microsam_fiji.models.zoo_id import zoo_id_of_url
+
+def registry_names() -> list[str]:
+    from micro_sam.util import get_model_names
+
+    return sorted(get_model_names())
+
+
+
+@dataclass
+class RegistryModel:
+    """A model micro-sam's registry can download: its Model Zoo id (where it is published there), whether it
+    has an instance decoder (APG / AIS) and where micro-sam's cache holds it, if it does."""
+
+    name: str
+    zoo_id: str | None
+    has_decoder: bool
+    cached: Path | None
+
+
+
+def registry_models() -> list[RegistryModel]:
+    from micro_sam.util import models
+
+    registry = models()
+    rows = []
+    for name in registry_names():
+        if name.endswith("_decoder"):  # the decoder half of another entry, not a model by itself
+            continue
+        decoder = f"{name}_decoder"
+        files = [Path(registry.abspath) / n for n in (name, decoder) if n in registry.registry]
+        cached = files[0] if files and all(f.exists() for f in files) else None
+        rows.append(RegistryModel(name=name, zoo_id=zoo_id_of_url(registry.urls.get(name, "")),
+                                  has_decoder=decoder in registry.registry, cached=cached))
+    return rows
+
+
+
+def models_with_decoder() -> str:
+    """micro-sam registry names with an instance decoder, with their Model Zoo ids: for error messages."""
+    return ", ".join(f"{m.name} ({m.zoo_id})" if m.zoo_id else m.name for m in registry_models() if m.has_decoder)
+
+
+
+def load_registry_model(name: str, device: str | None = None) -> Model:
+    from micro_sam.instance_segmentation import get_predictor_and_decoder
+
+    names = registry_names()
+    if name not in names:
+        raise UserError(f"unknown model '{name}': pass a checkpoint file, a Model Zoo package (.zip) or id, or a "
+                        f"micro-sam model name ({models_with_decoder()})")
+    device = resolve_device(device)
+    try:
+        predictor, decoder = get_predictor_and_decoder(model_type=name, device=device)
+    except ValueError as err:
+        if "decoder" in str(err):
+            raise UserError(f"micro-sam model '{name}' has no instance decoder: APG and AIS need one, e.g. "
+                            f"'{name[:5]}_lm'") from None
+        raise
+    except Exception as err:
+        if is_network_error(err):
+            raise UserError(f"no network: cannot download micro-sam model '{name}'; pass a local checkpoint or "
+                            "package (--model PATH)") from None
+        raise
+    return Model(predictor=predictor, decoder=decoder, model_type=name[:5], source=name, device=str(device))

@@ -1,0 +1,51 @@
+"""RoiSet.zip files: written atomically from labels or ROIs, read from a RoiSet.zip, a .roi file or a TIFF overlay."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from roifile import ImagejRoi, roiread, roiwrite
+
+from microsam_fiji.core.errors import UserError
+from microsam_fiji.core.tiff_io import atomic_write
+from microsam_fiji.rois.encode import labels_to_rois
+
+
+def write_roiset(path: str | os.PathLike, labels: np.ndarray, scores: dict[int, float] | None = None,
+                 name_prefix: str = "cell", positions=None) -> Path:
+    """Write the objects of ``labels`` as an ImageJ RoiSet.zip (replacing any file there, atomically).
+
+    Labels without objects give a valid zip with no entries (Python readers get no ROIs); ImageJ's ROI Manager
+    refuses such a zip with 'This ZIP archive does not contain ".roi" files', so check the object count before
+    opening it there."""
+    path = Path(path)
+    if path.suffix.lower() != ".zip":
+        raise UserError(f"'{path}': a ROI set is a .zip file: give a path ending in .zip")
+    rois = labels_to_rois(labels, scores=scores, name_prefix=name_prefix, positions=positions)
+    return write_rois(path, rois)
+
+
+def write_rois(path: str | os.PathLike, rois: Iterable[ImagejRoi]) -> Path:
+    """Write ROIs into a new RoiSet.zip at ``path`` (atomically; an existing file is replaced, not appended to)."""
+    rois = list(rois)
+    return atomic_write(path, lambda tmp: roiwrite(tmp, rois, mode="w"))
+
+
+def read_roiset(path: str | os.PathLike) -> list[ImagejRoi]:
+    """The ROIs of a RoiSet.zip, a single .roi file, or the overlay of an ImageJ TIFF."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"ROI file '{path}' not found: check the path")
+    try:
+        rois = roiread(path)
+    except Exception as err:  # zipfile.BadZipFile, struct errors, ValueError from roifile
+        raise UserError(f"'{path}' is not an ImageJ ROI file or RoiSet.zip ({err})") from None
+    if isinstance(rois, list):
+        if not rois and path.suffix.lower() in (".tif", ".tiff"):
+            raise UserError(f"'{path}' holds no ImageJ ROIs (overlay): give a RoiSet.zip or .roi file")
+        return rois
+    return [rois]
+
+

@@ -1,0 +1,259 @@
+"""``microsam-fiji validate``: bioimageio.spec validation, bioimageio.core ``test_model`` for every weight format
+(offline), the micro-sam parts (metadata, hash-checked attachment) and what the Model Zoo asks of an upload
+beyond ``bioimageio test`` (covers, documentation sections, no ``id``, people, built-in processing, licence
+notes), summed up on one screen: each point ok, a warning or failed."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from microsam_fiji.core.errors import UserError
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    warning: bool = False  # an upload point not met: shown as [warning], does not fail the package
+
+    @property
+    def status(self) -> str:
+        return "FAILED" if not self.passed else "warning" if self.warning else "ok"
+
+
+@dataclass
+class ValidationResult:
+    path: Path
+    checks: list[Check]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    def format(self, max_lines: int = 3) -> str:
+        lines = [f"{self.path.name}: {'PASSED' if self.passed else 'FAILED'}"]
+        for check in self.checks:
+            lines.append(f"  [{check.status}] {check.name}")
+            lines += [f"      error: {e}" for e in check.errors[:max_lines]]
+            if len(check.errors) > max_lines:
+                lines.append(f"      ... {len(check.errors) - max_lines} more errors")
+            lines += [f"      warning: {w}" for w in check.warnings[:max_lines]]
+            if len(check.warnings) > max_lines:
+                lines.append(f"      ... {len(check.warnings) - max_lines} more warnings")
+        return "\n".join(lines)
+
+
+def _short(text: str, width: int = 160) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def _micro_sam_check(path: Path) -> Check:
+    from microsam_fiji.models.package import is_micro_sam_export, micro_sam_export_checkpoint, package_params, read_description, read_package
+
+    try:
+        descr = read_description(path)
+        if is_micro_sam_export(descr):
+            _, model_type = micro_sam_export_checkpoint(descr, path.name)
+            return Check(f"micro-sam's own export ({model_type}, instance decoder present; APG/AIS with micro-sam's "
+                         "defaults)", True)
+        contents = read_package(path, descr)
+        package_params(contents.config, path.name)
+    except UserError as err:
+        return Check("micro-sam metadata and hash-checked weights/attachment", False, [str(err)])
+    cfg = contents.config
+    return Check(f"micro-sam metadata ({cfg['model_type']}, default {str(cfg.get('default_mode')).upper()}) "
+                 "and hash-checked weights/attachment", True)
+
+
+def _failed_for_network_only(summary) -> bool:
+    from microsam_fiji.models.network import NETWORK_ERROR_TEXTS
+
+    errors = [e.msg for d in summary.details for e in d.errors]
+    format_errors = [e.msg for d in summary.details if "format validation" in d.name for e in d.errors]
+    return (summary.status == "failed" and bool(format_errors)
+            and all(any(t in msg for t in NETWORK_ERROR_TEXTS) for msg in format_errors)
+            and len(errors) <= len(format_errors) + 1)  # + "Has expected resource type", which follows from it
+
+
+def _without_github_users(descr):
+    """The description without the GitHub user names only GitHub's API can check (maintainers need one)."""
+    authors = [a.model_copy(update={"github_user": None}) for a in descr.authors]
+    return descr.model_copy(update={"authors": authors, "maintainers": []})
+
+
+def validate_package(path: str | os.PathLike, weight_format: str | None = None) -> ValidationResult:
+    """Run every check on the package at ``path``; ``weight_format`` restricts ``test_model`` to one format."""
+    # offline: check the files inside the package, do not ping the URLs it cites (set before bioimageio loads
+    # its settings)
+    os.environ.setdefault("BIOIMAGEIO_PERFORM_IO_CHECKS", "false")
+    from bioimageio.core import test_model
+    from bioimageio.spec.summary import WARNING
+
+    from microsam_fiji.models.package import located
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UserError(f"package '{path}' not found: check the path")
+    checks = [_micro_sam_check(path)]
+    if not checks[0].passed and "not a valid zip" in checks[0].errors[0]:
+        return ValidationResult(path, checks)
+    checks += upload_checks(path)
+    summary = test_model(path, weight_format=weight_format, devices=["cpu"])
+    stripped = _failed_for_network_only(summary)
+    if stripped:
+        # bioimageio.spec checks github_user names against GitHub's API when testing, and without network that
+        # fails the format validation before any test runs: test everything else, and say what was not checked
+        from microsam_fiji.models.package import read_description
+
+        summary = test_model(_without_github_users(read_description(path)), weight_format=weight_format,
+                             devices=["cpu"])
+        checks.append(Check("GitHub users not verified: no network (the Model Zoo checks them on upload)", True,
+                            warning=True))
+    for detail in summary.details:
+        errors = [_short(located(e)) for e in detail.errors]
+        warnings = [_short(located(w)) for w in detail.warnings
+                    if w.severity >= WARNING  # leave out bioimageio's info-level notes
+                    and not (stripped and "github_user" in w.msg)]  # we took them out, see above
+        checks.append(Check(_short(detail.name, 100), detail.status != "failed", errors, warnings))
+    if summary.status == "failed" and all(c.passed for c in checks):
+        checks.append(Check("bioimageio.core test_model", False, ["failed (see bioimageio.core's summary)"]))
+    return ValidationResult(path, checks)
+
+
+# pre- and postprocessing that deepImageJ / JDLL run themselves (anything else is refused there)
+JDLL_PROCESSING = ("binarize", "clip", "ensure_dtype", "fixed_zero_mean_unit_variance", "scale_linear",
+                   "scale_mean_variance", "scale_range", "sigmoid", "zero_mean_unit_variance")
+
+
+def _file_bytes(file_descr) -> bytes | None:
+    try:
+        return file_descr.get_reader().read()
+    except Exception:  # a missing file is bioimageio.spec's error to report, not this check's
+        return None
+
+
+def _cover_check(descr) -> Check:
+    import io
+
+    from PIL import Image
+
+    from microsam_fiji.zoo.export import COVER_MAX_BYTES
+
+    if not descr.covers:
+        return Check("covers: none (the Model Zoo shows a cover image for each model)", True, warning=True)
+    problems, sizes = [], []
+    for cover in descr.covers:
+        name = Path(str(cover.source)).name
+        data = _file_bytes(cover)
+        if data is None:
+            problems.append(f"{name}: cannot be read")
+            continue
+        with Image.open(io.BytesIO(data)) as image:
+            w, h = image.size
+        sizes.append(f"{name} {w}x{h} px, {len(data) // 1024} KB")
+        if len(data) > COVER_MAX_BYTES:
+            problems.append(f"{name}: {len(data) // 1024} KB, over the Model Zoo's {COVER_MAX_BYTES // 1024} KB")
+        if w * 1 != h * 2 and w != h:
+            problems.append(f"{name}: {w}x{h} px, not 2:1 or 1:1")
+    if problems:
+        return Check("covers: " + "; ".join(problems), True, warning=True)
+    return Check(f"covers at most 500 KB, 2:1 or 1:1 ({'; '.join(sizes)})", True)
+
+
+def _documentation_check(descr) -> Check:
+    import re
+
+    from microsam_fiji.zoo.export import DOC_SECTIONS
+
+    doc = descr.documentation
+    text = (_file_bytes(doc) or b"").decode("utf-8", "replace") if doc is not None else ""
+    headings = {m.strip().lower() for m in re.findall(r"^#{1,6}\s+(.+?)\s*#*\s*$", text, flags=re.M)}
+    missing = [s for s in DOC_SECTIONS if s.lower() not in headings]
+    if missing:
+        return Check(f"documentation lacks the section(s) {', '.join(missing)} (the Model Zoo asks for "
+                     f"{', '.join(DOC_SECTIONS)})", True, warning=True)
+    return Check(f"documentation has {', '.join(DOC_SECTIONS)}", True)
+
+
+def _people_check(descr) -> Check:
+    import getpass
+
+    authors = [a.name for a in descr.authors]
+    has_github = any(getattr(p, "github_user", None) for p in [*descr.authors, *descr.maintainers])
+    problems = []
+    if authors == [getpass.getuser()] or authors in (["root"], ["user"]):
+        problems.append(f"the only author is '{authors[0]}' (a user name): pass --author 'NAME; github_user=USER'")
+    if not descr.maintainers:
+        problems.append("no maintainers: pass --maintainer 'NAME; github_user=USER'")
+    elif not has_github:
+        problems.append("no github_user among authors / maintainers")
+    if descr.uploader is None:
+        problems.append("no uploader: pass --uploader EMAIL")
+    if problems:
+        return Check("people: " + "; ".join(problems), True, warning=True)
+    return Check(f"authors ({', '.join(authors)}), maintainers with github_user, uploader", True)
+
+
+def _processing_check(descr) -> Check:
+    steps = [str(p.id) for t in [*descr.inputs, *descr.outputs]
+             for p in [*getattr(t, "preprocessing", []), *getattr(t, "postprocessing", [])]]
+    other = sorted(set(steps) - set(JDLL_PROCESSING))
+    if other:
+        return Check(f"processing steps deepImageJ/JDLL do not run: {', '.join(other)}", True, warning=True)
+    return Check(f"only built-in pre/postprocessing ({', '.join(dict.fromkeys(steps)) or 'none'})", True)
+
+
+def _licence_note_check(descr) -> Check:
+    from microsam_fiji.zoo.export import TEST_IMAGE_LICENSE_FILE
+
+    config = (descr.config.model_extra or {}).get("micro_sam") or {}
+    names = {Path(str(a.source)).name for a in descr.attachments}
+    doc = descr.documentation
+    text = (_file_bytes(doc) or b"").decode("utf-8", "replace") if doc is not None else ""
+    built_in = "StarDist" in text or "stardist" in text
+    if built_in and TEST_IMAGE_LICENSE_FILE not in names:
+        return Check(f"the built-in test image (StarDist crop, BSD-3) is used but its licence note "
+                     f"'{TEST_IMAGE_LICENSE_FILE}' is not attached: re-export", True, warning=True)
+    if built_in:
+        return Check(f"test image licence note attached ({TEST_IMAGE_LICENSE_FILE})", True)
+    return Check("test image: the exporter's own" + (" (micro-sam-fiji export)" if config else ""), True)
+
+
+def _input_declaration_check(descr) -> Check:
+    problems = []
+    for tensor in descr.inputs:
+        channels = next((len(a.channel_names) for a in tensor.axes if getattr(a, "type", "") == "channel"), None)
+        text = (tensor.description or "").lower()
+        says_both = "grayscale or rgb" in text or "gray or rgb" in text
+        if channels is not None and says_both:
+            problems.append(f"input '{tensor.id}' declares {channels} channel(s) but its description says "
+                            "grayscale or RGB")
+    if problems:
+        return Check("; ".join(problems), True, warning=True)
+    return Check("input declarations match their descriptions", True)
+
+
+def upload_checks(path: Path) -> list[Check]:
+    """What the Model Zoo asks of an upload beyond ``bioimageio test``, each point ok or a warning."""
+    from microsam_fiji.models.package import read_description
+
+    try:
+        descr = read_description(path)
+    except UserError:
+        return []  # the micro-sam check has reported why
+    checks = [_cover_check(descr), _documentation_check(descr)]
+    checks.append(Check("no id (the Model Zoo assigns one on upload)", True) if descr.id is None else
+                  Check(f"id '{descr.id}' is set: leave it out, the Model Zoo assigns one on upload", True,
+                        warning=True))
+    checks += [_people_check(descr)]
+    missing = [f for f in ("version", "git_repo") if getattr(descr, f, None) is None]
+    if descr.training_data is None:
+        missing.append("training_data")
+    checks.append(Check(f"not given: {', '.join(missing)} (export options --{', --'.join(m.replace('_', '-') for m in missing)})",
+                        True, warning=True) if missing else Check("version, git_repo and training_data given", True))
+    checks += [_processing_check(descr), _licence_note_check(descr), _input_declaration_check(descr)]
+    return [Check(f"upload: {c.name}", c.passed, c.errors, c.warnings, c.warning) for c in checks]
