@@ -76,11 +76,10 @@ def micro_sam_stages(model, state, params) -> tuple[np.ndarray, dict]:
 
 
 def fast_stages(model, state, params) -> tuple[np.ndarray, dict]:
-    from microsam_fiji.engines.fast import decoder as fast_decoder
-    from microsam_fiji.engines.fast import engine
+    from microsam_fiji.engines.fast import decoder_terms, engine
 
     decoder = engine.default_decoder(model)
-    fast_decoder._TERMS_CACHE.clear()  # what our decoder keeps per image is computed in every timed run
+    decoder_terms._TERMS_CACHE.clear()  # what our decoder keeps per image is computed in every timed run
     t = {}
     points, t["prompts"] = timed(lambda: engine.prompts(state, params))
     (masks, shape), t["masks"] = timed(lambda: engine.apg_masks(model.predictor, state, params, points, decoder))
