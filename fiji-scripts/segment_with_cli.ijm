@@ -8,9 +8,11 @@
 // dialog asks for the program's path (remembered), the model and the parameters.
 // From another macro or a script, pass the options as the argument and no dialog opens, e.g.
 //     runMacro("/path/to/segment_with_cli.ijm", "cli=[/home/me/.venv/bin/microsam-fiji] model=[/m/model.zip] center=0.3 replace");
-// Options: cli=[program] model=[...] mode=apg|ais replace, and segmentation parameters name=value
-// (foreground, center, boundary, min_size, nms, or any micro-sam parameter name). Each call loads the model
-// again and re-encodes the image; with the plugin (microsam-fiji install-fiji) both stay cached in its worker.
+// Options: cli=[program], then every option of run("micro-sam APG", "..."): model=[...] mode=apg|ais replace
+// show rois=[...] labels=[...] tile=[...] halo=[...] engine=... and segmentation parameters name=value
+// (foreground, center, boundary, min_size, nms, or any micro-sam parameter name). The whole option string goes
+// to the program (microsam-fiji macro), which runs the same command code as the plugin: one dialect. Each call
+// loads the model again and re-encodes the image; with the plugin (microsam-fiji install-fiji) both stay cached.
 
 arg = getArgument();
 if (nImages == 0)
@@ -32,28 +34,10 @@ if (arg == "") {
     if (Dialog.getCheckbox())
         arg = arg + " replace";
 } else {
-    cli = valueOf(arg, "cli");
+    // ImageJ's own reading of key=[value] (nested brackets too), as the plugin reads its options
+    cli = call("ij.Macro.getValue", arg + " ", "cli", "");
     if (cli == "")
         cli = call("ij.Prefs.get", "microsam.cli", "microsam-fiji");
-}
-
-// the command line: microsam-fiji segment IMAGE --out DIR --quiet [--model M] [--mode apg] [--param k=v ...]
-args = newArray("segment");
-model = valueOf(arg, "model");
-if (model != "")
-    args = Array.concat(args, newArray("--model", model));
-mode = valueOf(arg, "mode");
-if (mode != "")
-    args = Array.concat(args, newArray("--mode", mode));
-words = split(removeBracketed(arg), " ");
-for (i = 0; i < words.length; i++) {
-    key = words[i];
-    if (indexOf(key, "=") > 0) {
-        key = substring(key, 0, indexOf(key, "="));
-        if (key != "cli" && key != "model" && key != "mode")
-            args = Array.concat(args, newArray("--param", key + "=" + valueOf(arg, key)));
-    } else if (key != "replace" && key != "")
-        exit("micro-sam APG: unknown option '" + key + "': use cli=[...] model=[...] mode=apg|ais name=value replace");
 }
 
 title = getTitle();
@@ -69,34 +53,55 @@ close();
 setBatchMode(wasBatch);
 selectImage(id);
 
-args = Array.concat(args, newArray(input, "--out", tmp, "--quiet"));
-output = runCli(cli, args);
-roiset = tmp + "image_RoiSet.zip";
-// the program's summary.csv says how many objects, or why it failed (older versions: only the files)
-row = summaryRow(tmp + "summary.csv");
-if (row.length > 0 && row[1] == "error") {
-    cleanUp(tmp);
-    exit("micro-sam APG: " + row[2]);
-}
-if (!File.exists(roiset)) {
+// the program parses the options itself (all of them, the plugin's grammar) and writes rois.zip, labels.tif
+// (with show) and result.txt (count, replace, show, warnings, or one error line) into the folder
+output = runCli(cli, newArray("macro", input, "--options", arg, "--ignore", "cli", "--out", tmp));
+result = tmp + "result.txt";
+if (!File.exists(result)) {
     cleanUp(tmp);
     exit("micro-sam APG: the command line program failed:\n" + output);
 }
-found = 0;
-if (row.length > 0)
-    found = parseInt(row[0]);
-else if (File.length(roiset) > 22)  // 22 bytes: a zip without entries
-    found = -1;
-if (indexOf(" " + arg + " ", " replace ") >= 0)
+error = resultValue(result, "error");
+if (error != "") {
+    cleanUp(tmp);
+    exit("micro-sam APG: " + error);
+}
+warnings = resultValues(result, "warning");
+for (i = 0; i < warnings.length; i++)
+    print("micro-sam APG: " + warnings[i]);
+found = parseInt(resultValue(result, "count"));
+if (resultValue(result, "replace") == "true")
     roiManager("reset");
 before = roiManager("count");
 // the ROI Manager refuses a zip without ROIs with a dialog: with 0 objects there is nothing to open
-if (found != 0)
-    roiManager("open", roiset);
+if (found > 0)
+    roiManager("open", tmp + "rois.zip");
+shown = resultValue(result, "show");
+if (shown != "") {
+    open(shown);
+    rename(title + "-labels");
+}
 cleanUp(tmp);
 if (!is("Batch Mode") && roiManager("count") > 0)
     roiManager("Show All");
 print("micro-sam APG: " + (roiManager("count") - before) + " objects in " + title);
+
+function resultValues(path, key) {
+    // the values of a key in result.txt (key<TAB>value lines)
+    lines = split(replace(File.openAsString(path), "\r", ""), "\n");
+    out = newArray(0);
+    for (i = 0; i < lines.length; i++)
+        if (startsWith(lines[i], key + "\t"))
+            out = Array.concat(out, newArray(substring(lines[i], lengthOf(key) + 1)));
+    return out;
+}
+
+function resultValue(path, key) {
+    values = resultValues(path, key);
+    if (values.length == 0)
+        return "";
+    return values[0];
+}
 
 function newTempFolder() {
     // one new folder per run (two Fiji instances, or a run after a failed one, never share one), removed after
@@ -111,47 +116,7 @@ function newTempFolder() {
     return dir;
 }
 
-function summaryRow(path) {
-    // the first row of summary.csv as (objects, status, error); none if there is no summary
-    if (!File.exists(path))
-        return newArray(0);
-    lines = split(replace(File.openAsString(path), "\r", ""), "\n");
-    if (lines.length < 2)
-        return newArray(0);
-    header = csvFields(lines[0]);
-    fields = csvFields(lines[1]);
-    out = newArray(3);
-    names = newArray("objects", "status", "error");
-    for (k = 0; k < 3; k++) {
-        out[k] = "";
-        for (j = 0; j < header.length && j < fields.length; j++)
-            if (header[j] == names[k])
-                out[k] = fields[j];
-    }
-    return out;
-}
 
-function csvFields(line) {
-    // one line of a CSV file (quoted fields, "" inside quotes) -> its fields
-    fields = newArray(0);
-    field = "";
-    quoted = false;
-    line = line + " ";  // a look-ahead character (the macro language evaluates all of a && b)
-    for (i = 0; i < lengthOf(line) - 1; i++) {
-        c = substring(line, i, i + 1);
-        if (quoted && c == "\"" && substring(line, i + 1, i + 2) == "\"") {
-            field = field + c;
-            i++;
-        } else if (c == "\"")
-            quoted = !quoted;
-        else if (c == "," && !quoted) {
-            fields = Array.concat(fields, newArray(field));
-            field = "";
-        } else
-            field = field + c;
-    }
-    return Array.concat(fields, newArray(field));
-}
 
 function runCli(program, arguments) {
     // exec() hands a fixed argument list to the system without a shell and returns only standard output,
@@ -182,34 +147,4 @@ function cleanUp(dir) {
     ok = File.delete(dir);
 }
 
-function removeBracketed(text) {
-    // key=[a value with spaces] -> key=[]
-    out = "";
-    inside = false;
-    for (i = 0; i < lengthOf(text); i++) {
-        c = substring(text, i, i + 1);
-        if (c == "[")
-            inside = true;
-        if (!inside)
-            out = out + c;
-        if (c == "]") {
-            inside = false;
-            out = out + "[]";
-        }
-    }
-    return out;
-}
 
-function valueOf(text, key) {
-    // key=[value with spaces] or key=value
-    i = indexOf(" " + text, " " + key + "=");
-    if (i < 0)
-        return "";
-    rest = substring(text, i + lengthOf(key) + 1);
-    if (startsWith(rest, "["))
-        return substring(rest, 1, indexOf(rest, "]"));
-    end = indexOf(rest, " ");
-    if (end < 0)
-        return rest;
-    return substring(rest, 0, end);
-}

@@ -11,7 +11,7 @@ import pytest
 import tifffile
 
 from microsam_fiji.batch.api import segment_many
-from microsam_fiji.plugin.tasks import segment
+from microsam_fiji import segment
 from microsam_fiji.batch.plan import output_names
 from microsam_fiji.cli import main
 

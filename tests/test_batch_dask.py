@@ -17,7 +17,7 @@ import pytest
 import tifffile
 
 from microsam_fiji.batch.api import segment_many
-from microsam_fiji.plugin.tasks import segment
+from microsam_fiji import segment
 from microsam_fiji.cli import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]

@@ -6,7 +6,6 @@ One package is exported for the whole session (the slow step, ~1.5 min of CPU): 
 ``--test-image``, ONNX asked for where it cannot be made, so pytorch_state_dict only."""
 from __future__ import annotations
 
-import importlib
 import io
 import re
 import subprocess
@@ -39,13 +38,13 @@ def test_two_empty_label_images_are_not_the_same_instances():
 @pytest.fixture
 def engine_calls(monkeypatch):
     """The engines that segment_plane dispatched to, in order (the real engines run)."""
-    segment = importlib.import_module("microsam_fiji.engines.segment")  # the module; the package exports the function
+    from microsam_fiji.engines import registry
     calls = []
-    for name, impl in list(segment._ENGINE_IMPLS.items()):
+    for name, impl in list(registry.ENGINE_IMPLS.items()):
         def recorded(*args, _name=name, _impl=impl, **kwargs):
             calls.append(_name)
             return _impl(*args, **kwargs)
-        monkeypatch.setitem(segment._ENGINE_IMPLS, name, recorded)
+        monkeypatch.setitem(registry.ENGINE_IMPLS, name, recorded)
     return calls
 
 

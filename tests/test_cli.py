@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from microsam_fiji.plugin.tasks import segment
+from microsam_fiji import segment
 from microsam_fiji.cli import main
 
 CLI = [sys.executable, "-m", "microsam_fiji.cli"]

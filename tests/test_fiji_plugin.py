@@ -19,7 +19,9 @@ import tifffile
 from conftest import require_imagej
 
 IJ_JAR = Path("/usr/share/java/ij.jar")
-CLI = [sys.executable, "-m", "microsam_fiji.cli"]
+# what the `microsam-fiji` console script runs (`-m microsam_fiji.cli` needs a cli/__main__.py)
+CLI_MAIN = "import sys; from microsam_fiji.cli import main; sys.exit(main())"
+CLI = [sys.executable, "-c", CLI_MAIN]
 
 
 def run_cli(*args, check=True):
@@ -57,14 +59,14 @@ def run_watched(cmd: list[str], timeout: int, env=None) -> subprocess.CompletedP
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
-def run_imagej(folder: Path, macro: str, tmp: Path, *, batch: bool = True, timeout: int = 600):
+def run_imagej(folder: Path, macro: str, tmp: Path, *, batch: bool = True, timeout: int = 600, env=None):
     """Run ``macro`` in a new ImageJ on ``folder`` under the watchdog of :func:`run_watched`."""
     path = tmp / "macro.ijm"
     path.write_text(macro)
     mode = ["-batch", str(path)] if batch else ["-macro", str(path)]
     cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "java", f"-Djava.io.tmpdir={tmp}",
            f"-Dplugins.dir={folder}", "-jar", str(IJ_JAR), "-ijpath", str(folder), *mode]
-    return run_watched(cmd, timeout)
+    return run_watched(cmd, timeout, env=env)
 
 
 def printed(output: str) -> dict[str, str]:
@@ -192,7 +194,7 @@ print("batch_done=1");
 
 
 def reference(path, demo_model, **params):
-    from microsam_fiji.plugin.tasks import segment
+    from microsam_fiji import segment
     from microsam_fiji.core.tiff_io import read_image
 
     return segment(read_image(path).data, demo_model, **params)
@@ -261,6 +263,28 @@ def test_bad_option_missing_model_and_missing_setup_give_one_line_each(installed
     done = run_imagej(bare, f'open("{a}");\nrun("micro-sam APG", "");\n', tmp_path)
     lines = [line for line in done.stderr.splitlines() if line.startswith("micro-sam APG")]
     assert len(lines) == 1 and "install-fiji" in lines[0]
+
+
+def test_python_under_a_non_ascii_path_starts_the_worker(images, tmp_path, demo_model):
+    """A Python under /home/José/...: install-fiji writes its path as UTF-8 and the plugin must read it so (read as
+    Properties.load(InputStream) does, ISO-8859-1, the path does not exist and the plugin says it cannot be run)."""
+    require_imagej(display=True)
+    a, _ = images
+    home = tmp_path / "José-ü"
+    home.mkdir()
+    (home / "venv").symlink_to(sys.prefix, target_is_directory=True)  # this environment, reached through home
+    python = home / "venv" / "bin" / Path(sys.executable).name
+    folder = fresh_imagej_folder(tmp_path)
+    done = subprocess.run([str(python), "-c", CLI_MAIN, "install-fiji", str(folder)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    config = (folder / "plugins" / "micro-sam-fiji.properties").read_text(encoding="utf-8")
+    assert f"python={python}\n" in config  # recorded as reached, not resolved past the non-ASCII folder
+    macro = f'open("{a}");\nrun("micro-sam APG", "");\nprint("n=" + roiManager("count"));\n'
+    # a UTF-8 locale, as a user with such a home has: Java on Linux maps file names through it
+    done = run_imagej(folder, macro, tmp_path, env=dict(os.environ, LC_ALL="C.UTF-8"))
+    assert "n" in printed(done.stdout), f"{done.stdout}\n{done.stderr}\n{worker_log(tmp_path)}"
+    assert int(printed(done.stdout)["n"]) == len(np.unique(reference(a, demo_model))) - 1
 
 
 def test_worker_of_another_version_is_refused_naming_the_command(installed, images, tmp_path):
@@ -412,7 +436,7 @@ def test_worker_protocol_progress_cancel_and_stray_output(tmp_path, stardist_ima
 
 
 def reference_array(image, demo_model, **params):
-    from microsam_fiji.plugin.tasks import segment
+    from microsam_fiji import segment
 
     return segment(image, demo_model, **params)
 

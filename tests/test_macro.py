@@ -107,9 +107,7 @@ ERRORS = [
 
 @pytest.fixture
 def oom_engines(monkeypatch):
-    import importlib
-
-    segment = importlib.import_module("microsam_fiji.engines.segment")  # the module, not the function of that name
+    from microsam_fiji.engines import registry
 
     def out_of_memory(*_):
         raise MemoryError()
@@ -117,8 +115,8 @@ def oom_engines(monkeypatch):
     def cuda_out_of_memory(*_):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setitem(segment._ENGINE_IMPLS, "test-oom", out_of_memory)
-    monkeypatch.setitem(segment._ENGINE_IMPLS, "test-cuda-oom", cuda_out_of_memory)
+    monkeypatch.setitem(registry.ENGINE_IMPLS, "test-oom", out_of_memory)
+    monkeypatch.setitem(registry.ENGINE_IMPLS, "test-cuda-oom", cuda_out_of_memory)
 
 
 @pytest.mark.timeout(120)

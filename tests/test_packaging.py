@@ -16,7 +16,9 @@ from microsam_fiji.engines.segment import run
 from microsam_fiji.models.load import load_model
 from microsam_fiji.cli import main
 from microsam_fiji.models.demo import DEMO_CHECKPOINT
-from microsam_fiji.zoo.export import SAM_ATTACHMENT, TOLERANCE, WEIGHTS_FILE, export_package
+from microsam_fiji.models.package_config import SAM_ATTACHMENT, WEIGHTS_FILE
+from microsam_fiji.zoo.export import export_package
+from microsam_fiji.zoo.reproduction import TOLERANCE
 from microsam_fiji.models.package import load_package
 from microsam_fiji.core.params import default_params
 
@@ -109,7 +111,8 @@ def _assert_upload_ready(rdf: dict, names: set, doc: str, cover: bytes) -> None:
 
     from PIL import Image
 
-    from microsam_fiji.zoo.export import DOC_SECTIONS, TEST_IMAGE_LICENSE_FILE
+    from microsam_fiji.zoo.documentation import DOC_SECTIONS
+    from microsam_fiji.zoo.test_data import TEST_IMAGE_LICENSE_FILE
 
     assert "id" not in rdf
     with Image.open(io.BytesIO(cover)) as image:

@@ -159,8 +159,10 @@ def test_large_models_map_onto_the_package_architecture_by_shape(model_type):
 
     from microsam_fiji.models.checkpoint import infer_model_type
     from microsam_fiji.zoo.architecture import InstanceMaps
-    from microsam_fiji.zoo.export import (DECODER_PREFIX, ENCODER_PREFIX, SAM_ATTACHMENT, _package_weights,
-                                                micro_sam_config, uses_conv_transpose)
+    from microsam_fiji.models.package_config import DECODER_PREFIX, ENCODER_PREFIX, SAM_ATTACHMENT
+    from microsam_fiji.zoo.description import micro_sam_config
+    from microsam_fiji.zoo.source import uses_conv_transpose
+    from microsam_fiji.zoo.weights import package_weights as _package_weights
     from microsam_fiji.models.package import PackageContents, micro_sam_checkpoint
 
     with torch.device("meta"):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from microsam_fiji.core.errors import UserError
-from microsam_fiji.plugin.tasks import segment
+from microsam_fiji import segment
 from microsam_fiji.core.images import ImageRescaledWarning, is_constant, to_planes
 
 MODEL_RUNS = 1  # an encoder run and APG on noise: seconds on a free CPU

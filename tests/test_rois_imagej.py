@@ -150,7 +150,7 @@ def test_headless_jvm_decodes_exactly_in_subprocess(stardist_mask):
     script = textwrap.dedent("""
         import numpy as np, tifffile, sys
         from microsam_fiji.imagej.jvm import start_imagej
-        from microsam_fiji.rois.roiset import labels_to_rois
+        from microsam_fiji.rois.encode import labels_to_rois
         assert start_imagej(headless=True)["headless"]
         from jpype import JClass
         assert JClass("java.awt.GraphicsEnvironment").isHeadless()

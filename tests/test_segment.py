@@ -6,7 +6,7 @@ import pytest
 
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.engines.segment import run
-from microsam_fiji.plugin.tasks import segment
+from microsam_fiji import segment
 from microsam_fiji.core.params import default_params, resolve_params
 from microsam_fiji.engines.segment import DEFAULT_HALO, DEFAULT_TILE_SHAPE, _tiling
 

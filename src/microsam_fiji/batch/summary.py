@@ -32,7 +32,7 @@ COLUMNS = [f.name for f in fields(Row)]
 
 @dataclass
 class Summary:
-    """What :func:`microsam_fiji.engines.segment_many` returns: the rows in input order, the csv path, and how many times
+    """What :func:`microsam_fiji.segment_many` returns: the rows in input order, the csv path, and how many times
     each Dask worker (or, in process, ``"local"``) loaded the model."""
 
     rows: list[Row]

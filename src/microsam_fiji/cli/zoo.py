@@ -9,7 +9,8 @@ from pathlib import Path
 
 def register(sub) -> None:
     from microsam_fiji.core.params import ALIASES
-    from microsam_fiji.zoo.export import DEFAULT_TAGS, WEIGHT_FORMATS
+    from microsam_fiji.zoo.description import DEFAULT_TAGS
+    from microsam_fiji.zoo.weights import WEIGHT_FORMATS
 
     p = sub.add_parser(
         "export", help="export a micro-sam checkpoint as a BioImage Model Zoo package with APG settings",
@@ -74,7 +75,8 @@ def register(sub) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     from microsam_fiji.core.params import parse_assignments
-    from microsam_fiji.zoo.export import WEIGHT_FORMATS, export_package_report
+    from microsam_fiji.zoo.export import export_package_report
+    from microsam_fiji.zoo.weights import WEIGHT_FORMATS
 
     formats = tuple(dict.fromkeys(["pytorch_state_dict", *(args.weight_formats or WEIGHT_FORMATS)]))
     report = export_package_report(

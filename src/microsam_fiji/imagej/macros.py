@@ -167,7 +167,7 @@ def run_macro(code: str, arg: str = "") -> str | None:
 
     Macros it nests with ``runMacro()`` get interpreters of ImageJ's own, which show their errors (and a macro's
     ``exit("...")`` with ImageJ's window open) as dialogs that wait for a person: for runs without one, use
-    :func:`microsam_fiji.imagej.session.run_macro_unattended`, which closes every dialog and raises its text."""
+    :func:`microsam_fiji.imagej.macros.run_macro_unattended`, which closes every dialog and raises its text."""
     from jpype import JException
 
     Interpreter = _jclass("ij.macro.Interpreter")

@@ -68,6 +68,29 @@ def macro_value(options: str, key: str, default: str | None = None) -> str | Non
     return default if end < 0 else rest[:end]
 
 
+def without_keys(options: str | None, keys) -> str:
+    """``options`` without the ``key=value`` entries of ``keys`` (values read as :func:`macro_value` reads them):
+    a macro's own keys (``cli=[...]``) before the rest is parsed as the command's.
+
+    Args:
+        options: a macro option string.
+        keys: the keys to drop.
+
+    Returns:
+        The remaining option string."""
+    text = str(options or "")
+    for key in keys:
+        value = macro_value(text, key, None)
+        if value is None:
+            continue
+        for written in (f"{key}=[{value}]", f"{key}='{value}'", f"{key}={value}"):
+            at = text.find(written)
+            if at >= 0 and (at == 0 or not text[at - 1].isalpha()):
+                text = (text[:at] + text[at + len(written):]).strip()
+                break
+    return text
+
+
 def _without_brackets(text: str) -> str:
     """``text`` with each outermost ``[...]`` emptied to ``[]``, nested brackets counted as ``Macro.getValue``
     counts them (``model=[/data/[old] set/m.zip]`` is one value); an unclosed ``[`` empties the rest."""

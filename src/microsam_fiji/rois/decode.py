@@ -7,7 +7,7 @@ import re
 from typing import Sequence
 
 import numpy as np
-from roifile import ROI_TYPE, ImagejRoi
+from roifile import ROI_OPTIONS, ROI_TYPE, ImagejRoi
 
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.rois.raster import PixelSpans
