@@ -13,6 +13,7 @@ import os
 import threading
 import time
 import uuid
+from typing import cast
 from pathlib import Path
 from typing import Callable
 
@@ -73,7 +74,7 @@ def _segment_on_worker(plugin_name: str, job: Job, settings: Settings, key: dict
     from distributed import get_worker
 
     worker = get_worker()
-    plugin = worker.plugins[plugin_name]
+    plugin = cast(ModelPlugin, worker.plugins[plugin_name])
     with plugin.lock:
         model = plugin.get_model()
     started = time.time()
@@ -102,6 +103,7 @@ def _client(workers: int | None, scheduler: str | None, settings: Settings):
         from microsam_fiji.models.model import resolve_device
 
         resolve_device(settings.device)  # no GPU for --device cuda: one line now, not one per worker
+    workers = workers or 1
     threads = max(1, (os.cpu_count() or 1) // workers)
     # one task slot per worker (the model is used by one image at a time); torch gets the worker's cores
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from microsam_fiji.batch.summary import FAILED, SKIPPED, Row
 
@@ -28,7 +28,7 @@ def _eta(seconds: float) -> str:
 class Progress:
     """Call with each finished row. ``show``: False (silent), True (bar or lines), or a callable taking the row."""
 
-    def __init__(self, total: int, show: bool | Callable[[Row], None], skipped: list[Row] = ()):
+    def __init__(self, total: int, show: bool | Callable[[Row], None], skipped: Sequence[Row] = ()):
         self.total, self.done, self.processed = total, 0, 0
         self.callback = show if callable(show) else None
         self.show = bool(show) and self.callback is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import NoReturn
 from pathlib import Path
 
 from microsam_fiji.core.errors import UserError
@@ -88,7 +89,7 @@ def _closed_dialog(message: str) -> None:
     print(f"microsam-fiji: closed a dialog (nobody to answer it): {message}", file=sys.stderr, flush=True)
 
 
-def _exit(status: int) -> None:
+def _exit(status: int) -> NoReturn:
     """End the process now: ImageJ's AWT threads would keep the JVM, and so Python, from ever shutting down."""
     from jpype import JClass
 

@@ -119,7 +119,7 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, calibration: Calib
     cal = calibration or Calibration()
     axes = axes or {2: "YX", 3: "ZYX", 4: "TZYX"}[labels.ndim]
     # the ImageJ description is ASCII; ImageJ itself writes micrometres as "micron"
-    metadata = {"axes": axes, "unit": "micron" if cal.unit in ("µm", *_MICRON_SPELLINGS) else cal.unit}
+    metadata: dict[str, object] = {"axes": axes, "unit": "micron" if cal.unit in ("µm", *_MICRON_SPELLINGS) else cal.unit}
     if cal.pixel_depth is not None:
         metadata["spacing"] = cal.pixel_depth
 

@@ -1,6 +1,8 @@
 """Whether a failed load was a failed download (no network here is the usual cause)."""
 from __future__ import annotations
 
+from typing import Any
+
 
 # bioimageio.spec reports a failed id lookup as a ValueError whose text holds the resolver's error
 NETWORK_ERROR_TEXTS = ("Name or service not known", "Temporary failure in name resolution", "Network is unreachable",
@@ -15,23 +17,24 @@ def is_network_error(err: BaseException) -> bool:
     import socket
     import urllib.error
 
-    kinds: tuple[type[BaseException], ...] = (OSError, socket.error, urllib.error.URLError)
+    kinds: tuple[type, ...] = (OSError, socket.error, urllib.error.URLError)
     for module, name in (("requests", "exceptions.RequestException"), ("httpx", "TransportError")):
         try:
             import importlib
 
-            found = importlib.import_module(module)
+            found: Any = importlib.import_module(module)
             for part in name.split("."):
                 found = getattr(found, part)
             kinds += (found,)
         except (ImportError, AttributeError):  # pooch normally brings requests, bioimageio.spec httpx
             pass
     seen: set[int] = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        if isinstance(err, kinds) and not isinstance(err, (FileNotFoundError, PermissionError)):
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, kinds) and not isinstance(current, (FileNotFoundError, PermissionError)):
             return True
-        if any(text in str(err) for text in NETWORK_ERROR_TEXTS):
+        if any(text in str(current) for text in NETWORK_ERROR_TEXTS):
             return True
-        err = err.__cause__ or err.__context__
+        current = current.__cause__ or current.__context__
     return False

@@ -22,8 +22,9 @@ _NAME = re.compile(r"^(?P<prefix>.*)-(?P<id>\d+)(?:-z\d+)?$")
 def _ids_from_names(rois: Sequence[ImagejRoi], slices: list[tuple[int, ...]]) -> list[int]:
     """Ids parsed from names like ``cell-0042`` when every ROI has one (same prefix, no id twice on a slice);
     otherwise 1, 2, 3, ... in order."""
-    matches = [_NAME.match(r.name or "") for r in rois]
-    if matches and all(matches) and len({m["prefix"] for m in matches}) == 1:
+    found = [_NAME.match(r.name or "") for r in rois]
+    matches = [m for m in found if m is not None]
+    if matches and len(matches) == len(found) and len({m["prefix"] for m in matches}) == 1:
         ids = [int(m["id"]) for m in matches]
         seen = [(i, z) for i, zs in zip(ids, slices) for z in zs]
         if 0 not in ids and len(seen) == len(set(seen)):
@@ -58,6 +59,8 @@ def _roi_slices(roi: ImagejRoi, lead: tuple[int, ...], axes: str) -> tuple[int, 
 def _add_roi(spans: PixelSpans, index: int, roi: ImagejRoi) -> None:
     name = roi.name or f"#{index + 1}"
     if roi.composite:
+        if roi.multi_coordinates is None:
+            raise UserError(f"ROI '{name}' is a composite ROI without its path: save it again in ImageJ")
         try:
             rings = ImagejRoi.path2coords(roi.multi_coordinates)
         except (NotImplementedError, RuntimeError):
@@ -72,11 +75,11 @@ def _add_roi(spans: PixelSpans, index: int, roi: ImagejRoi) -> None:
         # ellipses and rotated rectangles are filled from their stored polygon; ImageJ recomputes a rotated
         # rectangle's polygon from its corners, which can move a pixel whose centre lies exactly on an edge
         if roi.subpixel_coordinates is not None:
-            c = roi.subpixel_coordinates.astype(np.float64)
-            spans.add_polygon(index, c[:, 0], c[:, 1], integer=False)
+            xy = roi.subpixel_coordinates.astype(np.float64)
+            spans.add_polygon(index, xy[:, 0], xy[:, 1], integer=False)
         elif roi.integer_coordinates is not None:
-            c = roi.integer_coordinates.astype(np.int64) + (roi.left, roi.top)
-            spans.add_polygon(index, c[:, 0], c[:, 1], integer=True)
+            ij = roi.integer_coordinates.astype(np.int64) + (roi.left, roi.top)
+            spans.add_polygon(index, ij[:, 0], ij[:, 1], integer=True)
     elif roi.roitype == ROI_TYPE.RECT:
         if roi.rounded_rect_arc_size:
             raise UserError(f"ROI '{name}' is a rounded rectangle, which cannot be converted exactly: "

@@ -1,10 +1,9 @@
-"""Label images <-> ImageJ ROIs (RoiSet.zip), exact in both directions and fast (numpy, roifile).
+"""Label images -> ImageJ ROIs, exact and fast (numpy, roifile); the way back is :mod:`.decode`.
 
 ``labels_to_rois`` outlines every object along pixel edges (see :mod:`.tracing`), so ImageJ's own
 ``Roi.getMask()`` gives back exactly the object's pixels: an object in one piece without holes becomes a traced
 polygon ROI (pixels touching only at a corner count as connected); one with holes or in several pieces becomes
-a composite (shape) ROI whose sub-paths are its outer outlines and hole outlines. The way back:
-:mod:`.decode`.
+a composite (shape) ROI whose sub-paths are its outer outlines and hole outlines.
 
 ROI names are ``<prefix>-<id>`` with the id zero-padded (at least 4 digits) so that they sort like the ids;
 stacks set the ROI's stack position (1-based) and add ``-z<slice>`` to the name only where one id occurs on
@@ -85,7 +84,7 @@ def _signed_areas(outlines: Outlines) -> np.ndarray:
 
 def _properties(label: int, area: int, scores) -> dict:
     """The ROI's ImageJ properties (roifile writes them as ImageJ's ``key: value`` lines)."""
-    properties = {"id": label, "area": area}
+    properties: dict[str, int | float] = {"id": label, "area": area}
     if scores is not None and label in scores:
         properties["score"] = float(f"{float(scores[label]):.6g}")  # 6 digits: what a ROI Manager user reads
     return properties

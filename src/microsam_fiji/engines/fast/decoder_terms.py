@@ -112,6 +112,7 @@ class ThroughFirstNorm:
         """``q . (A (X1_n + pe_n) + b)`` (B, hT, n) for ``queries`` (from ``queries``) and a block of image
         tokens (``tokens``) with the first layer's ``probs`` (B, n, hT), ``mean`` and ``rstd`` (B, n, 1)."""
         q, q_corrections, q_gamma, q_offset = queries
+        assert self.pe is not None  # set for the first layer, the only one that scores through its norm
         b, h, t, _ = q.shape
         n = probs.shape[1]
         scores = (q @ self.cached[:, :, tokens].transpose(2, 3)).view(b, h * t, n)

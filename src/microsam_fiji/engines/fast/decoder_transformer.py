@@ -96,6 +96,7 @@ def decode_chunk(md, tokens, terms: ImageTerms, multimasking: bool, rows: int, c
         if r0 < rows:
             mixes = [(region_part(x, side, r0, r1, rows, cols), v, region_part(r, side, r0, r1, rows, cols))
                      for x, v, r in ((probs, values_m[0], rstd), (probs2, values_m[1], rstd2))]
+            assert upscaling.first is not None  # image_terms sets it before any prompt is decoded
             image_part = region_part(upscaling.first[:, tokens_in], side, r0, r1, rows, cols)
             first_blocks.append((r0, first_conv(upscaling, image_part, mixes)))
     attn_out = token_output(final, pooling.result()[0], len(used))

@@ -33,7 +33,8 @@ class Upscaling:
     def for_model(cls, md) -> "Upscaling":
         c1 = md.output_upscaling[0]
         g = c1.weight.permute(0, 2, 3, 1).reshape(c1.in_channels, 4 * c1.out_channels)  # columns (i, j, out)
-        weights, offsets = [], []
+        weights: list[torch.Tensor] = []
+        offsets: list[torch.Tensor] = []
         for layer in reversed(md.transformer.layers):
             norm = layer.norm4
             offsets.insert(0, (norm.bias @ g + (c1.bias.repeat(4) if not offsets else 0)).view(1, 1, -1))
@@ -64,6 +65,7 @@ def first_conv(upscaling: Upscaling, image_part: torch.Tensor, mixes: list) -> t
         torch.mul(probs.transpose(1, 2), scale.transpose(1, 2), out=factors[:, row + 1:row + 1 + probs.shape[2]])
         mixed.append(values_m)
         row += 1 + probs.shape[2]
+    assert scale is not None  # set by the first layer: SAM's decoder has at least one
     return torch.mul(image_part, scale).baddbmm_(factors.transpose(1, 2), torch.cat(mixed, dim=1))
 
 
