@@ -295,7 +295,7 @@ def test_worker_of_another_version_is_refused_naming_the_command(installed, imag
     # a worker that reports another version: the plugin must refuse it with the reinstall command
     fake = tmp_path / "python-other-version"
     fake.write_text(f"#!/bin/sh\nexec {sys.executable} -c \"import sys, microsam_fiji.plugin.tasks as t; "
-                    f"t.version = lambda: '0.0.1'; sys.argv[0] = 'worker'; "
+                    f"t.package_version = lambda: '0.0.1'; sys.argv[0] = 'worker'; "
                     f"import microsam_fiji.plugin.worker as w; w.main(sys.argv[3:])\" \"$@\"\n")
     fake.chmod(0o755)
     config.write_text(config.read_text().replace(f"python={sys.executable}", f"python={fake}"))

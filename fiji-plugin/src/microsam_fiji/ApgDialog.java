@@ -211,9 +211,9 @@ final class ApgDialog implements DialogListener {
 				pending = null;
 				restart = false;
 			}
-			File scratch = MicroSamAPG.scratchFolder();
+			File scratch = ApgCall.scratchFolder();
 			try {
-				Map<String, Object> out = MicroSamAPG.call(imp, options, true, scratch, new Worker.Listener() {
+				Map<String, Object> out = new ApgCall(imp, options).send(true, scratch, new Worker.Listener() {
 					public void update(String message, long current, long maximum) {
 						IJ.showStatus(MicroSamAPG.COMMAND + " preview: " + message
 							+ (maximum > 0 ? " " + current + "/" + maximum : ""));
@@ -235,7 +235,7 @@ final class ApgDialog implements DialogListener {
 			} catch (Exception e) {
 				IJ.showStatus(MicroSamAPG.COMMAND + " preview failed: " + e);
 			} finally {
-				MicroSamAPG.deleteAll(scratch);
+				ApgCall.deleteAll(scratch);
 			}
 		}
 	}

@@ -3,7 +3,9 @@ package microsam_fiji;
 import java.io.File;
 import java.io.FileInputStream;
 import java.io.IOException;
-import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.io.Reader;
+import java.nio.charset.StandardCharsets;
 import java.util.Properties;
 
 /**
@@ -45,9 +47,11 @@ final class Config {
 		if (!file.isFile())
 			throw new PluginError("micro-sam APG is not set up (no " + file + "): " + SETUP);
 		Properties p = new Properties();
-		InputStream in = null;
+		Reader in = null;
 		try {
-			in = new FileInputStream(file);
+			// install.py writes UTF-8; Properties.load(InputStream) would decode ISO-8859-1 and turn a Python under
+			// a non-ASCII path (a home folder with an accent) into one that does not exist
+			in = new InputStreamReader(new FileInputStream(file), StandardCharsets.UTF_8);
 			p.load(in);
 		} catch (IOException e) {
 			throw new PluginError("cannot read " + file + " (" + e.getMessage() + "): " + SETUP);

@@ -7,13 +7,21 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The JSON subset the worker protocol uses (objects, arrays, strings, numbers, booleans, null), written by hand
- * because the plugin may depend on nothing but ImageJ's ij.jar: Fiji's bundled JSON libraries differ between
- * releases and plain ImageJ has none.
+ * JSON (RFC 8259: objects, arrays, strings, numbers, booleans, null; and Python's NaN and Infinity) for the worker
+ * protocol, written by hand because the plugin may depend on nothing but ImageJ's ij.jar: Fiji's bundled JSON
+ * libraries differ between releases and plain ImageJ has none. Parsing is strict (what Python's json.loads
+ * rejects is rejected here too), so a garbled line fails with an {@link IllegalArgumentException} instead of
+ * becoming a wrong value.
  */
 final class Json {
+	/** Deeper nesting is refused: the recursive parser must fail with an exception, not a StackOverflowError. */
+	static final int MAX_DEPTH = 512;
+
+	private static final String HEX = "0123456789abcdef";
+
 	private final String text;
 	private int pos;
+	private int depth;
 
 	private Json(String text) {
 		this.text = text;
@@ -41,8 +49,9 @@ final class Json {
 		return new IllegalArgumentException("bad JSON (" + what + ") at " + pos + ": " + text);
 	}
 
+	/** JSON's four whitespace characters only (Character.isWhitespace would also pass e.g. \u001c). */
 	private void skipSpace() {
-		while (pos < text.length() && Character.isWhitespace(text.charAt(pos)))
+		while (pos < text.length() && " \t\n\r".indexOf(text.charAt(pos)) >= 0)
 			pos++;
 	}
 
@@ -51,12 +60,27 @@ final class Json {
 			throw error("unexpected end");
 		char c = text.charAt(pos);
 		switch (c) {
-		case '{': return object();
-		case '[': return array();
+		case '{':
+		case '[':
+			if (++depth > MAX_DEPTH)
+				throw error("nested deeper than " + MAX_DEPTH);
+			try {
+				return c == '{' ? object() : array();
+			} finally {
+				depth--;
+			}
 		case '"': return string();
 		case 't': return literal("true", Boolean.TRUE);
 		case 'f': return literal("false", Boolean.FALSE);
 		case 'n': return literal("null", null);
+		// Python's json.dumps writes these for float('nan') and the infinities (allow_nan=True by default): a
+		// worker output holding one must not make its whole line unreadable
+		case 'N': return literal("NaN", Double.NaN);
+		case 'I': return literal("Infinity", Double.POSITIVE_INFINITY);
+		case '-':
+			if (text.startsWith("-Infinity", pos))
+				return literal("-Infinity", Double.NEGATIVE_INFINITY);
+			return number();
 		default: return number();
 		}
 	}
@@ -134,6 +158,10 @@ final class Json {
 			pos++;
 			if (c == '"')
 				return sb.toString();
+			if (c < 0x20) {
+				pos--;
+				throw error("control character in a string");
+			}
 			if (c != '\\') {
 				sb.append(c);
 				continue;
@@ -149,25 +177,52 @@ final class Json {
 			case 'n': sb.append('\n'); break;
 			case 'r': sb.append('\r'); break;
 			case 't': sb.append('\t'); break;
-			case 'u':
-				if (pos + 4 > text.length())
-					throw error("short \\u escape");
-				sb.append((char) Integer.parseInt(text.substring(pos, pos + 4), 16));
-				pos += 4;
+			case 'u': // four ASCII hex digits (Integer.parseInt would take "+1ab", Character.digit other scripts'
+				// digits); a surrogate pair is two escapes, two chars, as Java strings hold it
+				int code = 0;
+				for (int i = 0; i < 4; i++) {
+					int digit = hexDigit(peek());
+					if (digit < 0)
+						throw error("bad \\u escape");
+					code = code * 16 + digit;
+					pos++;
+				}
+				sb.append((char) code);
 				break;
 			default: throw error("bad escape");
 			}
 		}
 	}
 
+	/**
+	 * JSON's number grammar, {@code -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?}, checked here: Long.valueOf and
+	 * Double.valueOf alone would also take "+1", "01", "1.", ".5". Integers become Long (Double beyond its range).
+	 */
 	private Number number() {
 		int start = pos;
-		while (pos < text.length() && "+-0123456789.eE".indexOf(text.charAt(pos)) >= 0)
+		boolean integer = true;
+		if (pos < text.length() && text.charAt(pos) == '-')
 			pos++;
+		if (pos < text.length() && text.charAt(pos) == '0')
+			pos++;
+		else if (digits() == 0)
+			throw error(pos == start ? "unexpected character" : "bad number");
+		if (pos < text.length() && text.charAt(pos) == '.') {
+			pos++;
+			integer = false;
+			if (digits() == 0)
+				throw error("bad number");
+		}
+		if (pos < text.length() && (text.charAt(pos) == 'e' || text.charAt(pos) == 'E')) {
+			pos++;
+			integer = false;
+			if (pos < text.length() && (text.charAt(pos) == '+' || text.charAt(pos) == '-'))
+				pos++;
+			if (digits() == 0)
+				throw error("bad number");
+		}
 		String s = text.substring(start, pos);
-		if (s.isEmpty())
-			throw error("unexpected character");
-		if (s.indexOf('.') < 0 && s.indexOf('e') < 0 && s.indexOf('E') < 0) {
+		if (integer) {
 			try {
 				return Long.valueOf(s);
 			} catch (NumberFormatException ignored) {
@@ -175,6 +230,23 @@ final class Json {
 			}
 		}
 		return Double.valueOf(s);
+	}
+
+	private static int hexDigit(char c) {
+		if (c >= '0' && c <= '9')
+			return c - '0';
+		if (c >= 'a' && c <= 'f')
+			return c - 'a' + 10;
+		if (c >= 'A' && c <= 'F')
+			return c - 'A' + 10;
+		return -1;
+	}
+
+	private int digits() {
+		int start = pos;
+		while (pos < text.length() && text.charAt(pos) >= '0' && text.charAt(pos) <= '9')
+			pos++;
+		return pos - start;
 	}
 
 	static String write(Object value) {
@@ -188,7 +260,8 @@ final class Json {
 			sb.append("null");
 		} else if (value instanceof String) {
 			quote((String) value, sb);
-		} else if (value instanceof Boolean || value instanceof Integer || value instanceof Long) {
+		} else if (value instanceof Boolean || value instanceof Integer || value instanceof Long
+			|| value instanceof Short || value instanceof Byte) {
 			sb.append(value);
 		} else if (value instanceof Number) {
 			double d = ((Number) value).doubleValue();
@@ -230,12 +303,27 @@ final class Json {
 			case '\r': sb.append("\\r"); break;
 			case '\t': sb.append("\\t"); break;
 			default:
-				if (c < 0x20)
-					sb.append(String.format("\\u%04x", (int) c));
+				if (c < 0x20 || isLoneSurrogate(s, i))
+					escape(c, sb); // a lone surrogate would leave the UTF-8 writer as '?'; escaped it survives
 				else
 					sb.append(c);
 			}
 		}
 		sb.append('"');
+	}
+
+	private static boolean isLoneSurrogate(String s, int i) {
+		char c = s.charAt(i);
+		if (Character.isHighSurrogate(c))
+			return i + 1 >= s.length() || !Character.isLowSurrogate(s.charAt(i + 1));
+		if (Character.isLowSurrogate(c))
+			return i == 0 || !Character.isHighSurrogate(s.charAt(i - 1));
+		return false;
+	}
+
+	private static void escape(char c, StringBuilder sb) {
+		sb.append("\\u");
+		for (int shift = 12; shift >= 0; shift -= 4)
+			sb.append(HEX.charAt((c >> shift) & 0xf));
 	}
 }

@@ -1,30 +1,20 @@
 package microsam_fiji;
 
-import java.io.BufferedReader;
 import java.io.File;
 import java.io.IOException;
-import java.io.InputStreamReader;
-import java.io.OutputStreamWriter;
-import java.io.Writer;
-import java.nio.charset.Charset;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.UUID;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.TimeUnit;
 
 /**
- * The warm Python worker: one process per ImageJ session, started on first use with the interpreter from
+ * The warm Python worker process: one per ImageJ session, started on first use with the interpreter from
  * {@link Config}, kept while ImageJ runs (the model stays loaded, per-image embeddings stay cached), ended when
  * ImageJ exits (its stdin closes).
  *
- * <p>Messages are JSON lines in Appose's worker protocol (github.com/apposed/appose: requests EXECUTE and CANCEL
- * on stdin; responses LAUNCH, UPDATE, COMPLETION, CANCELATION, FAILURE, CRASH on stdout, each with the task's id),
- * served by Appose's own Python worker ({@code appose.python_worker}), so the Python side is Appose's and an
- * appose-java service could replace this class. No network socket. The worker's stderr goes to a log file.
+ * <p>It speaks Appose's worker protocol through a {@link Channel} on its stdin and stdout, served by Appose's own
+ * Python worker ({@code appose.python_worker}); no network socket. The worker's stderr goes to a log file. This
+ * class owns the process: starting it, the handshake, stopping it, and what to do when it is stuck or gone.
  *
  * <p>Faults: a worker that is missing, dies mid-task or was killed between calls gives one {@link PluginError};
  * the next call starts a fresh worker.
@@ -54,15 +44,17 @@ final class Worker {
 		}
 	}
 
+	/** What each EXECUTE runs in the worker: the request goes to the plugin's Python side, one entry point. */
+	private static final String SCRIPT = "from microsam_fiji.plugin.tasks import handle\nhandle(task, request)";
+	/** A worker that does not confirm a CANCEL within this time is stuck between progress points: ended. */
+	private static final long CANCEL_TIMEOUT_MS = 60000;
+
 	private static Worker instance;
 
-	private final Config config;
 	private final Process process;
-	private final Writer stdin;
+	private final Channel channel;
 	private final File log;
-	private final Map<String, LinkedBlockingQueue<Map<String, Object>>> tasks =
-		new ConcurrentHashMap<String, LinkedBlockingQueue<Map<String, Object>>>();
-	private volatile boolean alive = true;
+	private volatile boolean stopped;
 	final Map<String, Object> hello;
 
 	/** The running worker, or a new one when there is none or the last one died. */
@@ -82,7 +74,6 @@ final class Worker {
 	}
 
 	private Worker(Config config) {
-		this.config = config;
 		this.log = logFile();
 		List<String> command = new ArrayList<String>();
 		command.add(config.python);
@@ -106,16 +97,7 @@ final class Worker {
 			throw new PluginError("cannot start the Python worker '" + config.python + "' (" + e.getMessage()
 				+ "): " + Config.SETUP);
 		}
-		Charset utf8 = Charset.forName("UTF-8");
-		stdin = new OutputStreamWriter(process.getOutputStream(), utf8);
-		final BufferedReader stdout = new BufferedReader(new InputStreamReader(process.getInputStream(), utf8));
-		Thread reader = new Thread(new Runnable() {
-			public void run() {
-				readResponses(stdout);
-			}
-		}, "micro-sam worker responses");
-		reader.setDaemon(true);
-		reader.start();
+		channel = new Channel(process.getInputStream(), process.getOutputStream());
 		Runtime.getRuntime().addShutdownHook(new Thread(new Runnable() {
 			public void run() {
 				stop();
@@ -143,8 +125,9 @@ final class Worker {
 		return log;
 	}
 
+	/** Not stopped, its stdout still open, and the process running. */
 	boolean isAlive() {
-		if (!alive)
+		if (stopped || !channel.isOpen())
 			return false;
 		try {
 			process.exitValue();
@@ -165,9 +148,9 @@ final class Worker {
 	}
 
 	void stop() {
-		alive = false;
+		stopped = true;
 		try {
-			stdin.close(); // the worker exits when its stdin closes
+			channel.close(); // the worker exits when its stdin closes
 		} catch (IOException ignored) {
 			// already gone
 		}
@@ -193,30 +176,6 @@ final class Worker {
 		return false;
 	}
 
-	private void readResponses(BufferedReader stdout) {
-		try {
-			String line;
-			while ((line = stdout.readLine()) != null) {
-				Map<String, Object> response;
-				try {
-					response = Json.parseObject(line.trim());
-				} catch (IllegalArgumentException notJson) {
-					continue; // the Python side routes stray output to stderr; ignore anything that slips past
-				}
-				LinkedBlockingQueue<Map<String, Object>> queue = tasks.get(String.valueOf(response.get("task")));
-				if (queue != null)
-					queue.add(response);
-			}
-		} catch (IOException ignored) {
-			// the pipe broke: handled below like an end of stream
-		}
-		alive = false;
-		Map<String, Object> crash = new LinkedHashMap<String, Object>();
-		crash.put("responseType", "CRASH");
-		for (LinkedBlockingQueue<Map<String, Object>> queue : tasks.values())
-			queue.add(crash);
-	}
-
 	private String crashMessage() {
 		String code = "";
 		try {
@@ -232,53 +191,44 @@ final class Worker {
 	 * Runs one request and returns its outputs. Throws {@link PluginError} with the worker's one-line message on
 	 * failure, {@link Cancelled} when the listener asked to cancel and the worker confirmed.
 	 */
-	@SuppressWarnings("unchecked")
 	Map<String, Object> call(Map<String, Object> request, Listener listener) {
-		String id = UUID.randomUUID().toString();
-		LinkedBlockingQueue<Map<String, Object>> queue = new LinkedBlockingQueue<Map<String, Object>>();
-		tasks.put(id, queue);
+		Map<String, Object> inputs = new LinkedHashMap<String, Object>();
+		inputs.put("request", request);
+		Channel.Task task;
 		try {
-			Map<String, Object> inputs = new LinkedHashMap<String, Object>();
-			inputs.put("request", request);
-			Map<String, Object> execute = new LinkedHashMap<String, Object>();
-			execute.put("task", id);
-			execute.put("requestType", "EXECUTE");
-			execute.put("script", "from microsam_fiji.plugin.tasks import handle\nhandle(task, request)");
-			execute.put("inputs", inputs);
-			send(execute);
-			long cancelSent = 0; // when CANCEL went out; a worker that does not stop within a minute is ended
+			task = channel.execute(SCRIPT, inputs);
+		} catch (IOException e) {
+			throw new Gone(crashMessage());
+		}
+		try {
+			long cancelSent = 0; // when CANCEL went out
 			boolean launched = false;
 			while (true) {
-				Map<String, Object> response = queue.poll(100, TimeUnit.MILLISECONDS);
+				Channel.Response response = task.poll(100);
 				if (response == null) {
 					if (cancelSent == 0 && listener != null && listener.cancelRequested()) {
-						Map<String, Object> cancel = new LinkedHashMap<String, Object>();
-						cancel.put("task", id);
-						cancel.put("requestType", "CANCEL");
-						send(cancel);
+						cancel(task);
 						cancelSent = System.currentTimeMillis();
-					} else if (cancelSent > 0 && System.currentTimeMillis() - cancelSent > 60000) {
-						stop(); // stuck between progress points: the next call starts a fresh worker
+					} else if (cancelSent > 0 && System.currentTimeMillis() - cancelSent > CANCEL_TIMEOUT_MS) {
+						stop(); // the next call starts a fresh worker
 						throw new Cancelled();
 					}
-					if (!isAlive() && queue.isEmpty() && !alive)
+					if ((stopped || !channel.isOpen()) && task.drained())
 						throw launched ? new PluginError(crashMessage()) : new Gone(crashMessage());
 					continue;
 				}
-				String type = String.valueOf(response.get("responseType"));
+				String type = response.type;
 				if ("LAUNCH".equals(type)) {
 					launched = true;
 				} else if ("UPDATE".equals(type)) {
 					if (listener != null)
-						listener.update(str(response.get("message")), num(response.get("current")),
-							num(response.get("maximum")));
+						listener.update(response.message(), response.current(), response.maximum());
 				} else if ("COMPLETION".equals(type)) {
-					Object outputs = response.get("outputs");
-					return outputs instanceof Map ? (Map<String, Object>) outputs : new LinkedHashMap<String, Object>();
+					return response.outputs();
 				} else if ("CANCELATION".equals(type)) {
 					throw new Cancelled();
 				} else if ("FAILURE".equals(type)) {
-					throw new PluginError(lastLine(str(response.get("error"))));
+					throw new PluginError(lastLine(response.error()));
 				} else if ("CRASH".equals(type)) {
 					throw launched ? new PluginError(crashMessage()) : new Gone(crashMessage());
 				}
@@ -287,18 +237,15 @@ final class Worker {
 			Thread.currentThread().interrupt();
 			throw new Cancelled();
 		} finally {
-			tasks.remove(id);
+			task.close();
 		}
 	}
 
-	private synchronized void send(Map<String, Object> message) {
+	private void cancel(Channel.Task task) {
 		try {
-			stdin.write(Json.write(message));
-			stdin.write("\n");
-			stdin.flush();
+			task.cancel();
 		} catch (IOException e) {
-			alive = false;
-			throw new Gone(crashMessage());
+			throw new Gone(crashMessage()); // the pipe broke: as any request that cannot be written
 		}
 	}
 
@@ -306,13 +253,5 @@ final class Worker {
 	static String lastLine(String text) {
 		String[] lines = text.trim().split("\n");
 		return lines.length == 0 ? "the Python worker failed" : lines[lines.length - 1].trim();
-	}
-
-	private static String str(Object o) {
-		return o == null ? "" : String.valueOf(o);
-	}
-
-	private static long num(Object o) {
-		return o instanceof Number ? ((Number) o).longValue() : -1;
 	}
 }

@@ -94,6 +94,7 @@ def install(folder: str | Path, model: str | None = None, device: str | None = N
              f"device={device or ''}",
              f"version={package_version()}",
              f"files={','.join(str(f) for f in files)}"]
+    # UTF-8, which Config.java reads with a UTF-8 Reader (Properties' own InputStream default is ISO-8859-1)
     atomic_write(config_path, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n", encoding="utf-8"))
     return Installation(folder=folder, files=files, config=config_path)
 
