@@ -19,11 +19,12 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from microsam_fiji.core.errors import UserError, first_line
 from microsam_fiji.models.model import Model, resolve_device
 from microsam_fiji.models.network import is_network_error
+from microsam_fiji.models.package_config import MicroSamConfig
 from microsam_fiji.models.zoo_id import zoo_reference
 
 PACKAGE_SUFFIXES = (".zip",)
@@ -40,9 +41,18 @@ class PackageContents:
     """What a package holds for micro-sam: its description, ``config.micro_sam`` and the checked state dicts."""
 
     descr: Any
-    config: dict
+    """The package's bioimage.io model description (None where only the state dicts matter)."""
+    config: MicroSamConfig
+    """Its ``config.micro_sam``; a mapping given here is read with :meth:`MicroSamConfig.from_dict`."""
     weights: dict
+    """The ``pytorch_state_dict`` weights: SAM image encoder + UNETR decoder, under the config's prefixes."""
     sam_parts: dict
+    """The SAM attachment's state: prompt encoder and mask decoder, with micro-sam's key names."""
+
+    def __post_init__(self):
+        # a config.micro_sam straight from an rdf.yaml (or from the exporter) is accepted as it is written
+        if isinstance(self.config, Mapping):
+            self.config = MicroSamConfig.from_dict(self.config)
 
 
 def _description_source(path: Path) -> Path:
@@ -128,13 +138,10 @@ def read_description(path: str | os.PathLike):
     return descr
 
 
-def micro_sam_config(descr, name: str = "package") -> dict:
+def micro_sam_config(descr, name: str = "package") -> MicroSamConfig:
+    """The package's ``config.micro_sam``, or a UserError when it has none (see :meth:`MicroSamConfig.from_dict`)."""
     extra = descr.config.model_extra or {}
-    config = extra.get("micro_sam")
-    if not isinstance(config, dict) or "model_type" not in config:
-        raise UserError(f"'{name}' is a Model Zoo model without micro-sam APG metadata (config.micro_sam): use a "
-                        "package made by 'microsam-fiji export', or run this model with bioimageio.core")
-    return config
+    return MicroSamConfig.from_dict(extra.get("micro_sam"), name)
 
 
 def _checked_bytes(file_descr, label: str, name: str, require_hash: bool = True) -> bytes:
@@ -179,34 +186,23 @@ def read_package(path: str | os.PathLike, descr=None) -> PackageContents:
     if weights_descr is None:
         raise UserError(f"'{name}' has no pytorch_state_dict weights, which APG needs: re-export the package")
     attachment = next((a for a in descr.attachments
-                       if Path(str(a.source)).name == config.get("sam_attachment")), None)
+                       if Path(str(a.source)).name == config.sam_attachment), None)
     if attachment is None:
-        raise UserError(f"'{name}' lacks the attachment '{config.get('sam_attachment')}' (SAM prompt encoder and "
+        raise UserError(f"'{name}' lacks the attachment '{config.sam_attachment}' (SAM prompt encoder and "
                         "mask decoder) that APG needs: re-export the package")
     weights = _torch_state(_checked_bytes(weights_descr, "weights", name), "weights", name)
-    sam_parts = _torch_state(_checked_bytes(attachment, "attachment", name), config["sam_attachment"], name)
+    sam_parts = _torch_state(_checked_bytes(attachment, "attachment", name), config.sam_attachment, name)
     return PackageContents(descr=descr, config=config, weights=weights, sam_parts=sam_parts)
 
 
 def micro_sam_checkpoint(contents: PackageContents) -> dict:
     """The package's weights in micro-sam's finetuning-checkpoint layout."""
-    enc, dec = contents.config["encoder_prefix"], contents.config["decoder_prefix"]
+    enc, dec = contents.config.encoder_prefix, contents.config.decoder_prefix
     model_state = {"image_encoder." + k[len(enc):]: v for k, v in contents.weights.items() if k.startswith(enc)}
     model_state.update(contents.sam_parts)
     decoder_state = {k[len(dec):]: v for k, v in contents.weights.items()
                      if k.startswith(dec) and not k.startswith(enc)}
     return {"model_state": model_state, "decoder_state": decoder_state}
-
-
-def package_params(config: dict, name: str = "package") -> tuple[dict[str, dict], str]:
-    from microsam_fiji.core.params import check_mode, resolve_params
-
-    try:
-        params = {mode: resolve_params(mode, config.get(mode) or {}) for mode in ("apg", "ais")}
-        mode = check_mode(config.get("default_mode", "apg"))
-    except UserError as err:
-        raise UserError(f"'{name}' has unusable micro-sam parameters: {err}") from None
-    return params, mode
 
 
 def is_micro_sam_export(descr) -> bool:
@@ -266,10 +262,9 @@ def load_package(path: str | os.PathLike, device: str | None = None) -> Model:
         checkpoint, model_type = micro_sam_export_checkpoint(descr, name)
         return _model_from_checkpoint(checkpoint, model_type, device, source)
     contents = read_package(path, descr)
-    params, mode = package_params(contents.config, name)
-    model = _model_from_checkpoint(micro_sam_checkpoint(contents), contents.config["model_type"], device, source)
-    model.params = params
-    model.default_mode = mode
+    model = _model_from_checkpoint(micro_sam_checkpoint(contents), contents.config.model_type, device, source)
+    model.params = contents.config.params
+    model.default_mode = contents.config.default_mode
     return model
 
 

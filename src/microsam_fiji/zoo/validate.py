@@ -52,7 +52,8 @@ def _short(text: str, width: int = 160) -> str:
 
 
 def _micro_sam_check(path: Path) -> Check:
-    from microsam_fiji.models.package import is_micro_sam_export, micro_sam_export_checkpoint, package_params, read_description, read_package
+    from microsam_fiji.models.package import (is_micro_sam_export, micro_sam_export_checkpoint, read_description,
+                                              read_package)
 
     try:
         descr = read_description(path)
@@ -60,12 +61,11 @@ def _micro_sam_check(path: Path) -> Check:
             _, model_type = micro_sam_export_checkpoint(descr, path.name)
             return Check(f"micro-sam's own export ({model_type}, instance decoder present; APG/AIS with micro-sam's "
                          "defaults)", True)
-        contents = read_package(path, descr)
-        package_params(contents.config, path.name)
+        contents = read_package(path, descr)  # reads config.micro_sam, its parameters included
     except UserError as err:
         return Check("micro-sam metadata and hash-checked weights/attachment", False, [str(err)])
     cfg = contents.config
-    return Check(f"micro-sam metadata ({cfg['model_type']}, default {str(cfg.get('default_mode')).upper()}) "
+    return Check(f"micro-sam metadata ({cfg.model_type}, default {cfg.default_mode.upper()}) "
                  "and hash-checked weights/attachment", True)
 
 
@@ -141,7 +141,7 @@ def _cover_check(descr) -> Check:
 
     from PIL import Image
 
-    from microsam_fiji.zoo.export import COVER_MAX_BYTES
+    from microsam_fiji.zoo.cover import COVER_MAX_BYTES
 
     if not descr.covers:
         return Check("covers: none (the Model Zoo shows a cover image for each model)", True, warning=True)
@@ -167,7 +167,7 @@ def _cover_check(descr) -> Check:
 def _documentation_check(descr) -> Check:
     import re
 
-    from microsam_fiji.zoo.export import DOC_SECTIONS
+    from microsam_fiji.zoo.documentation import DOC_SECTIONS
 
     doc = descr.documentation
     text = (_file_bytes(doc) or b"").decode("utf-8", "replace") if doc is not None else ""
@@ -208,7 +208,7 @@ def _processing_check(descr) -> Check:
 
 
 def _licence_note_check(descr) -> Check:
-    from microsam_fiji.zoo.export import TEST_IMAGE_LICENSE_FILE
+    from microsam_fiji.zoo.test_data import TEST_IMAGE_LICENSE_FILE
 
     config = (descr.config.model_extra or {}).get("micro_sam") or {}
     names = {Path(str(a.source)).name for a in descr.attachments}

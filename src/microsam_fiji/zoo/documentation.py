@@ -1,0 +1,143 @@
+"""The package's documentation.md: how to run it, its parameters, how it was validated, with the sections the
+Model Zoo asks for (``DOC_SECTIONS``)."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from microsam_fiji.models.package_config import (DECODER_PREFIX, ENCODER_PREFIX, INPUT_ID, OUTPUT_ID,
+                                                 SAM_ATTACHMENT, WEIGHTS_FILE)
+from microsam_fiji.zoo.description import MICRO_SAM_DOC, MICRO_SAM_DOI
+from microsam_fiji.zoo.reproduction import TOLERANCE
+from microsam_fiji.zoo.tensors import MIN_SIZE
+from microsam_fiji.zoo.test_data import TEST_IMAGE_LICENSE_FILE
+
+DOC_SECTIONS = ("Description", "Intended use", "Validation", "Citation")
+
+
+def _param_table(params: Mapping[str, Any]) -> str:
+    return "\n".join(f"| `{k}` | `{v}` |" for k, v in params.items())
+
+
+def documentation(*, name, model_type, mode, apg, ais, origin, shape, n_objects, diffs, skipped, channels=1,
+                  scores=None, built_in_image=False, training_data=None) -> str:
+    """The package's documentation.md, with the sections the Model Zoo asks for (DOC_SECTIONS).
+
+    Args:
+        name: The package name (the title).
+        model_type: The SAM encoder type.
+        mode: The package's default mode.
+        apg: The APG parameters stored in the package.
+        ais: The AIS parameters stored in the package.
+        origin: Where the test image came from, in words.
+        shape: The test image's shape.
+        n_objects: Objects the default mode found in the test image.
+        diffs: Weight format -> largest difference to micro-sam's maps.
+        skipped: Weight format -> why it was left out.
+        channels: The input's channels as declared (1 or 3).
+        scores: Accuracy against ground truth (see :func:`microsam_fiji.zoo.evaluation.scores`), or None.
+        built_in_image: Whether the test image is the built-in crop (its licence is then cited).
+        training_data: The Model Zoo dataset id of the training data, or None.
+
+    Returns:
+        The Markdown text.
+    """
+    from importlib.metadata import version
+
+    checks = "\n".join(f"- `{wf}`: largest difference to micro-sam's maps {d:.2e}" for wf, d in diffs.items())
+    missing = "\n".join(f"- `{wf}` not included: {why}" for wf, why in skipped.items()) or "- none"
+    tol = TOLERANCE
+    channel_text = ("grayscale, 1 channel as declared (the network takes RGB too: export with an RGB test image "
+                    "to declare RGB)" if channels == 1 else
+                    "RGB, 3 channels as declared (the network takes grayscale too: export with a gray test image "
+                    "to declare gray)")
+    if scores is not None:
+        accuracy = (f"Against the ground-truth labels given for the test image ({scores['n_true']} objects), "
+                    f"{mode.upper()} with this package's defaults found {scores['n_predicted']} objects: mean "
+                    f"segmentation accuracy (mSA, micro-sam's metric over IoU thresholds 0.5..0.95) "
+                    f"**{scores['msa']:.3f}**, SA50 {scores['sa50']:.3f}, SA75 {scores['sa75']:.3f}. One image is no "
+                    "benchmark: measure on your own annotated images.")
+    else:
+        accuracy = (f"{mode.upper()} with this package's defaults found {n_objects} objects in the test image "
+                    "(cover image, right). No ground truth was given at export (`--test-labels`), so no accuracy "
+                    "is reported here: measure it on your own annotated images.")
+    if built_in_image:
+        test_image = (f"The test and cover image is a crop of StarDist's `img2d.tif` (BSD-3-Clause, (c) 2018-2025 "
+                      f"Uwe Schmidt, Martin Weigert); its licence is attached as `{TEST_IMAGE_LICENSE_FILE}`.")
+    else:
+        test_image = f"The test and cover image ({origin}) was provided by the exporter."
+    trained_on = (f"Training data: Model Zoo dataset `{training_data}`." if training_data else
+                  "Training data: not stated by the exporter (ask the authors).")
+    return f"""# {name}
+
+## Description
+A [micro-sam](https://github.com/computational-cell-analytics/micro-sam) (Segment Anything for Microscopy)
+`{model_type}` model with its instance-segmentation decoder, packaged by micro-sam-fiji for automatic prompt
+generation (APG). Default mode: **{mode.upper()}**. {trained_on}
+
+## Intended use
+Instance segmentation of 2D microscopy images like the ones it was trained on (cells, nuclei, ...): micro-sam's
+APG or AIS in micro-sam, micro-sam-fiji (Fiji macros) or napari; the tensor path (foreground and distance maps)
+in any Model Zoo consumer. Not for 3D volumes as such (segment slice by slice), and not a diagnostic tool.
+
+## How to run
+- **Any Model Zoo consumer** (bioimageio.core, ilastik, deepImageJ): input `{INPUT_ID}` (batch 1, {channel_text},
+  any size of at least {MIN_SIZE}x{MIN_SIZE}) -> output `{OUTPUT_ID}` of the same size with 3
+  channels: `foreground` probability, `center_distances`, `boundary_distances` (0..1). Threshold the foreground
+  for a semantic mask; the distances separate touching objects (seeded watershed).
+- **Full APG / AIS** needs micro-sam: the SAM prompt encoder and mask decoder are attached
+  (`{SAM_ATTACHMENT}`), the parameters are in `config.micro_sam`.
+  With micro-sam-fiji: `microsam-fiji segment IMAGE --model this.zip --out DIR`, or in Python
+  `microsam_fiji.segment(image, model="this.zip")`.
+  With micro-sam alone: the SAM checkpoint is the image encoder (keys `{ENCODER_PREFIX}*` of
+  `{WEIGHTS_FILE}`, prefix replaced by `image_encoder.`) plus the attachment's keys; the decoder state is the
+  remaining keys of `{WEIGHTS_FILE}` without the prefix `{DECODER_PREFIX}`. Save
+  `{{"model_state": sam_state, "decoder_state": decoder_state}}` with `torch.save` and pass it to
+  `micro_sam.instance_segmentation.get_predictor_and_decoder(model_type="{model_type[:5]}", checkpoint_path=...)`.
+
+The network resizes the image to 1024 pixels on its longest side internally (as SAM does), so any tile size
+gives the same compute; segment whole images rather than small tiles.
+
+## Preprocessing
+Per image and channel: `(x - min) / (max - min + 1e-7) * 255` (`scale_range` 0..100 percentiles, then
+`scale_linear` gain 255), exactly micro-sam's `_to_image`. The network then truncates to integers, repeats
+a grayscale channel to RGB and resizes like micro-sam's SAM predictor (PIL bilinear on uint8).
+
+The network also keeps two behaviours of micro-sam {version("micro_sam")} at inference, so that its output is
+micro-sam's: the decoder's BatchNorm layers normalise with each image's own statistics (micro-sam leaves the
+decoder in training mode), and a vit_t (MobileSAM) encoder uses the attention biases of a freshly built model
+(micro-sam caches them before it loads the weights).
+
+## APG parameters (defaults of this package)
+| parameter | value |
+|---|---|
+{_param_table(apg)}
+
+## AIS parameters
+| parameter | value |
+|---|---|
+{_param_table(ais)}
+
+## Validation
+Exported with micro-sam {version("micro_sam")} and micro-sam-fiji on a {shape[0]}x{shape[1]} test image
+({origin}). The test output tensor is micro-sam's own decoder output
+(`InstanceSegmentationWithDecoder.initialize`) for the test input, not this package's, so reproducing it checks
+that the package computes what micro-sam computes. Each weight format was run through bioimageio.core:
+{checks}
+
+Declared tolerance (`config.bioimageio.reproducibility_tolerance`): absolute {tol['absolute_tolerance']},
+relative {tol['relative_tolerance']}, at most {tol['mismatched_elements_per_million']} mismatched values per
+million. Weight formats left out:
+{missing}
+
+{accuracy}
+Run `microsam-fiji validate this.zip` to repeat bioimageio.core's full test (`test_model`, every weight format,
+several input sizes) and the Model Zoo upload checks.
+
+## Limitations
+The model is only as good as its training data; check the results on your images. APG is micro-sam's
+algorithm: see its documentation ({MICRO_SAM_DOC}). {test_image}
+
+## Citation
+Archit, A., Freckmann, L., Nair, S. et al. Segment Anything for Microscopy. Nature Methods 22, 579-591 (2025).
+https://doi.org/{MICRO_SAM_DOI}. Please also cite the authors of this model (see its `authors` and `cite`).
+"""

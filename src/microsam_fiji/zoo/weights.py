@@ -1,0 +1,188 @@
+"""The package's weights: the ``pytorch_state_dict`` ones (the architecture's state dict, the SAM attachment,
+the architecture file and its environment) and the TorchScript / ONNX ones converted from them."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from microsam_fiji.core.errors import one_line
+from microsam_fiji.models.package_config import DECODER_PREFIX, ENCODER_PREFIX, SAM_ATTACHMENT, WEIGHTS_FILE
+from microsam_fiji.zoo.hashes import sha256
+
+WEIGHT_FORMATS = ("pytorch_state_dict", "torchscript", "onnx")
+TORCHSCRIPT_FILE = "weights_torchscript.pt"
+ONNX_FILE = "weights.onnx"
+ONNX_OPSET = 18
+ARCHITECTURE_FILE = "microsam_apg_architecture.py"  # zoo/architecture.py as the package carries it
+ARCHITECTURE_CALLABLE = "InstanceMaps"
+
+
+def package_weights(model_state: Mapping, decoder_state: Mapping) -> dict:
+    """The architecture's state dict: SAM image encoder + UNETR decoder, float32.
+
+    Args:
+        model_state: micro-sam's SAM state (keys ``image_encoder.*``, ``prompt_encoder.*``, ``mask_decoder.*``).
+        decoder_state: micro-sam's UNETR decoder state.
+
+    Returns:
+        The encoder's tensors under ``ENCODER_PREFIX`` and the decoder's under ``DECODER_PREFIX``.
+    """
+    weights = {ENCODER_PREFIX + k[len("image_encoder."):]: v.float() for k, v in model_state.items()
+               if k.startswith("image_encoder.")}
+    weights.update({DECODER_PREFIX + k: v.float() for k, v in decoder_state.items()})
+    return weights
+
+
+def sam_parts(model_state: Mapping) -> dict:
+    """What APG needs of SAM beyond the tensor path (prompt encoder, mask decoder), float32: the attachment."""
+    return {k: v.float() for k, v in model_state.items() if not k.startswith("image_encoder.")}
+
+
+def write_environment(path: Path, model_type: str) -> Path:
+    """The conda environment the ``pytorch_state_dict`` weights declare: micro-sam (this version or newer)."""
+    from importlib.metadata import version
+
+    lines = ["name: micro-sam-apg", "channels:", "  - conda-forge", "dependencies:", "  - python>=3.10",
+             f"  - micro_sam>={version('micro_sam')}", "  - pytorch", "  - torchvision"]
+    if model_type.startswith("vit_t"):  # micro-sam's vit_t is MobileSAM's TinyViT
+        lines += ["  - pip", "  - pip:", "    - mobilesam-mirror"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_weight_files(folder: Path, model_state: Mapping, decoder_state: Mapping,
+                       model_type: str) -> dict[str, Path]:
+    """Write the ``pytorch_state_dict`` weights and what they need into ``folder``.
+
+    Args:
+        folder: Where the package is being put together.
+        model_state: micro-sam's SAM state of the checkpoint.
+        decoder_state: micro-sam's UNETR decoder state of the checkpoint.
+        model_type: The SAM encoder type (the environment differs for vit_t).
+
+    Returns:
+        The written files by role: ``weights``, ``sam`` (the attachment), ``architecture``, ``environment``.
+    """
+    import torch
+
+    from microsam_fiji.zoo import architecture
+
+    files = {"weights": folder / WEIGHTS_FILE, "sam": folder / SAM_ATTACHMENT,
+             "architecture": folder / ARCHITECTURE_FILE}
+    torch.save(package_weights(model_state, decoder_state), files["weights"])
+    torch.save(sam_parts(model_state), files["sam"])
+    shutil.copyfile(architecture.__file__, files["architecture"])
+    files["environment"] = write_environment(folder / "environment.yaml", model_type)
+    return files
+
+
+def state_dict_weights(files: Mapping[str, Path], architecture_kwargs: Mapping):
+    """The ``pytorch_state_dict`` entry of the package's weights.
+
+    Args:
+        files: The files :func:`write_weight_files` wrote.
+        architecture_kwargs: The architecture's arguments (``model_type``, ``use_conv_transpose``).
+
+    Returns:
+        A ``PytorchStateDictWeightsDescr`` with the weights' sha256, the architecture and its environment.
+    """
+    import torch
+    from bioimageio.spec.model import v0_5 as spec
+
+    return spec.PytorchStateDictWeightsDescr(
+        source=files["weights"], sha256=spec.Sha256(sha256(files["weights"])),
+        architecture=spec.ArchitectureFromFileDescr(
+            source=files["architecture"], callable=spec.Identifier(ARCHITECTURE_CALLABLE),
+            kwargs=dict(architecture_kwargs)),
+        pytorch_version=spec.Version(torch.__version__.split("+")[0]),
+        dependencies=spec.FileDescr(source=files["environment"]),
+    )
+
+
+def convert(descr, weight_format: str, folder: Path):
+    """Weights in ``weight_format`` (torchscript or onnx) made from the pytorch_state_dict ones.
+
+    Args:
+        descr: The package's description with its pytorch_state_dict weights.
+        weight_format: ``torchscript`` or ``onnx``.
+        folder: Where the package is being put together; the converted file is written there.
+
+    Returns:
+        The weights' description entry, its sha256 recorded.
+    """
+    if weight_format == "torchscript":
+        return trace_torchscript(descr, folder / TORCHSCRIPT_FILE)
+    from bioimageio.core.weight_converters.pytorch_to_onnx import convert as to_onnx
+    from bioimageio.spec.model import v0_5 as spec
+
+    onnx = to_onnx(descr, folder / ONNX_FILE, opset_version=ONNX_OPSET, devices=["cpu"])
+    # record hashes as for the other files (the converter leaves them to the packager's IO checks)
+    data = onnx.external_data
+    return spec.OnnxWeightsDescr(
+        source=onnx.source, sha256=spec.Sha256(sha256(Path(str(onnx.source)))), parent=onnx.parent,
+        opset_version=onnx.opset_version, comment=onnx.comment,
+        external_data=None if data is None else spec.FileDescr(
+            source=data.source, sha256=spec.Sha256(sha256(Path(str(data.source))))))
+
+
+def trace_torchscript(descr, path: Path):
+    """bioimageio.core's ``pytorch_to_torchscript.convert`` with ``use_tracing=True``, minus torch.jit.trace's
+    re-run of the network to check the trace (two more forward passes at 1024 x 1024: minutes on a CPU); export
+    compares the traced weights' output with micro-sam's afterwards instead.
+
+    Args:
+        descr: The package's description with its pytorch_state_dict weights.
+        path: The TorchScript file to write.
+
+    Returns:
+        The ``TorchscriptWeightsDescr``.
+    """
+    import torch
+    from bioimageio.core import __version__ as core_version
+    from bioimageio.core.backends.pytorch_backend import load_torch_model
+    from bioimageio.spec.model import v0_5 as spec
+
+    model = load_torch_model(descr.weights.pytorch_state_dict, load_state=True, devices=["cpu"]).eval()
+    example = [torch.from_numpy(a) for a in descr.get_input_test_arrays()]
+    with torch.no_grad():
+        traced = torch.jit.trace(model, example, check_trace=False)
+    traced.save(str(path))
+    return spec.TorchscriptWeightsDescr(source=path.absolute(), sha256=spec.Sha256(sha256(path)),
+                                        pytorch_version=spec.Version(torch.__version__.split("+")[0]),
+                                        parent="pytorch_state_dict",
+                                        comment=f"traced (bioimageio.core {core_version} converter's way)")
+
+
+def convert_formats(descr, weight_formats: Sequence[str], folder: Path,
+                    say: Callable[[str], None]) -> tuple[dict, dict[str, str]]:
+    """Every weight format asked for, converted from the pytorch_state_dict weights of ``descr``.
+
+    Args:
+        descr: The package's description with its pytorch_state_dict weights.
+        weight_formats: The formats to include (pytorch_state_dict is there already).
+        folder: Where the package is being put together.
+        say: Progress messages.
+
+    Returns:
+        (weight format -> its description entry, pytorch_state_dict first; weight format -> why it is missing).
+    """
+    weights = {"pytorch_state_dict": descr.weights.pytorch_state_dict}
+    skipped: dict[str, str] = {}
+    for wf in weight_formats:
+        if wf == "pytorch_state_dict":
+            continue
+        say(f"converting to {wf}")
+        try:
+            weights[wf] = convert(descr, wf, folder)
+        except Exception as err:  # a converter failing leaves a valid package without that format
+            skipped[wf] = f"conversion failed: {one_line(err, 200)}"
+    return weights, skipped
+
+
+def quiet_converter_logs() -> None:
+    """Silence bioimageio's loguru messages: export reports its own progress (``say``) instead."""
+    from loguru import logger
+
+    logger.disable("bioimageio")
+
