@@ -8,7 +8,7 @@ from microsam_fiji.core.errors import UserError
 from microsam_fiji.engines.segment import run
 from microsam_fiji import segment
 from microsam_fiji.core.params import default_params, resolve_params
-from microsam_fiji.engines.segment import DEFAULT_HALO, DEFAULT_TILE_SHAPE, _tiling
+from microsam_fiji.engines.segment import DEFAULT_HALO, DEFAULT_TILE_SHAPE, tiling
 
 
 @pytest.fixture(scope="module")
@@ -143,9 +143,9 @@ def test_defaults_are_micro_sams():
 
 
 def test_large_images_are_tiled_by_default_and_small_ones_not():
-    assert _tiling((1024, 1024), None, None, 1024) == (None, None)
-    assert _tiling((1025, 600), None, None, 1024) == (DEFAULT_TILE_SHAPE, DEFAULT_HALO)
-    assert _tiling((2000, 2000), None, None, None) == (None, None)  # tiling switched off
-    assert _tiling((300, 300), (128, 96), (16, 8), 1024) == ((128, 96), (16, 8))
+    assert tiling((1024, 1024), None, None, 1024) == (None, None)
+    assert tiling((1025, 600), None, None, 1024) == (DEFAULT_TILE_SHAPE, DEFAULT_HALO)
+    assert tiling((2000, 2000), None, None, None) == (None, None)  # tiling switched off
+    assert tiling((300, 300), (128, 96), (16, 8), 1024) == ((128, 96), (16, 8))
     with pytest.raises(UserError, match="tile shape"):
-        _tiling((300, 300), (0, 96), None, 1024)
+        tiling((300, 300), (0, 96), None, 1024)

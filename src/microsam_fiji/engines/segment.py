@@ -36,7 +36,7 @@ class Segmentation:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def _tiling(shape: tuple[int, int], tile_shape, halo, tile_threshold: int | None):
+def tiling(shape: tuple[int, int], tile_shape, halo, tile_threshold: int | None):
     if tile_shape is None and tile_threshold is not None and max(shape) > tile_threshold:
         tile_shape = DEFAULT_TILE_SHAPE
     if tile_shape is None:
@@ -79,7 +79,7 @@ def run(image, model: Model | str | os.PathLike | None = None, mode: str | None 
     mode = check_mode(mode or model.default_mode)
     resolved = resolve_params(mode, {**model.params.get(mode, {}), **params})
     planes = to_planes(image, axes)
-    tile_shape, halo = _tiling(planes.data.shape[1:3], tile_shape, halo, tile_threshold)
+    tile_shape, halo = tiling(planes.data.shape[1:3], tile_shape, halo, tile_threshold)
     out = np.zeros((len(planes.data),) + planes.data.shape[1:3], dtype=np.uint32)
     scores: dict[int, float] = {}
     offset = 0

@@ -24,6 +24,7 @@ import logging
 
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.macro.execute import COMMAND, check_options, error_message, execute
+from microsam_fiji.macro.prompt import COMMAND as PROMPT_COMMAND
 from microsam_fiji.models.cache import ModelCache
 
 _LOG = logging.getLogger(__name__)
@@ -59,14 +60,14 @@ def run_command(options: str | None, models: ModelCache) -> int:
     return result.count
 
 
-def _report(message: str) -> None:
+def _report(message: str, command: str = COMMAND) -> None:
     """Stop the running macro with ``message`` the way ImageJ's own macro errors do; outside a macro, IJ.error."""
     from jpype import JClass, JException
 
-    full = f"{COMMAND}: {message}"
+    full = f"{command}: {message}"
     interp = JClass("ij.macro.Interpreter").getInstance()
     if interp is None:
-        JClass("ij.IJ").error(COMMAND, message)
+        JClass("ij.IJ").error(command, message)
         return
     try:
         interp.abort(full)
@@ -128,25 +129,32 @@ def _options_for_this_call() -> str | None | bool:
 
 
 def _make_listener(models: ModelCache):
-    from jpype import JImplements, JOverride
+    from jpype import JClass, JImplements, JOverride
 
     @JImplements("ij.CommandListener")
     class MicroSamCommand:
         @JOverride
         def commandExecuting(self, command):
-            if command is None or str(command) != COMMAND:
+            name = None if command is None else str(command)
+            if name not in (COMMAND, PROMPT_COMMAND):
                 return command
             try:
-                options = _options_for_this_call()
-                if options is not False:
-                    run_command(options, models)
+                if name == PROMPT_COMMAND:
+                    from microsam_fiji.imagej.prompt_command import run_prompt_command
+
+                    options = JClass("ij.Macro").getOptions()
+                    run_prompt_command(None if options is None else str(options), models)
+                else:
+                    options = _options_for_this_call()
+                    if options is not False:
+                        run_command(options, models)
             except BaseException as err:  # noqa: BLE001 - nothing may escape into ImageJ as a stack trace
                 if not isinstance(err, UserError):
-                    _LOG.exception("%s failed", COMMAND)
+                    _LOG.exception("%s failed", name)
                 try:
-                    _report(error_message(err))
+                    _report(error_message(err), name)
                 except BaseException:  # noqa: BLE001
-                    _LOG.exception("%s: could not report the error", COMMAND)
+                    _LOG.exception("%s: could not report the error", name)
             return None
 
     return MicroSamCommand()
@@ -172,6 +180,8 @@ def install_menu_item() -> None:
 
     IJ = JClass("ij.IJ")
     Menus = JClass("ij.Menus")
-    if IJ.getInstance() is None or Menus.getCommands() is None or Menus.getCommands().get(COMMAND) is not None:
+    if IJ.getInstance() is None or Menus.getCommands() is None:
         return
-    Menus.installPlugin("microsam_fiji.MicroSamAPG", Menus.PLUGINS_MENU, COMMAND, "", IJ.getInstance())
+    for command, placeholder in ((COMMAND, "microsam_fiji.MicroSamAPG"), (PROMPT_COMMAND, "microsam_fiji.MicroSamPrompt")):
+        if Menus.getCommands().get(command) is None:
+            Menus.installPlugin(placeholder, Menus.PLUGINS_MENU, command, "", IJ.getInstance())

@@ -24,6 +24,10 @@ from microsam_fiji.core.errors import UserError
 
 FLAGS = ("replace", "show")
 OPTION_KEYS = ("model", "mode", "rois", "labels", "tile", "halo", "engine")
+# ``micro-sam Prompt``: the same outputs and model, prompts instead of APG's thresholds
+PROMPT_FLAGS = ("replace", "show", "propagate")
+PROMPT_KEYS = ("model", "rois", "labels", "tile", "halo", "prompts")
+PROMPT_SOURCES = ("selection", "roi-manager")
 _KEY = re.compile(r"(?:^|\s)([A-Za-z_][\w.\-]*)=")
 
 
@@ -39,6 +43,8 @@ class MacroOptions:
     tile_shape: tuple[int, int] | None = None
     halo: tuple[int, int] | None = None
     engine: str | None = None
+    prompts: str | None = None  # micro-sam Prompt: selection (default) or roi-manager
+    propagate: bool = False  # micro-sam Prompt: extend the object through the stack
 
 
 def macro_value(options: str, key: str, default: str | None = None) -> str | None:
@@ -109,10 +115,20 @@ def _without_brackets(text: str) -> str:
     return "".join(out) + ("]" if depth else "")
 
 
-def parse_options(options: str | None) -> MacroOptions:
-    """Macro options -> :class:`MacroOptions`; unknown keys, flags with values and empty values are refused."""
+def parse_options(options: str | None, command: str = "apg") -> MacroOptions:
+    """Macro options -> :class:`MacroOptions`; unknown keys, flags with values and empty values are refused.
+
+    Args:
+        options: the option string as ImageJ hands it over.
+        command: ``"apg"`` (``micro-sam APG``) or ``"prompt"`` (``micro-sam Prompt``, which takes no
+            segmentation parameters but ``prompts=`` and ``propagate``).
+
+    Returns:
+        The parsed options."""
     from microsam_fiji.core.params import ALIASES, default_params
 
+    prompt = command == "prompt"
+    flags, option_keys = (PROMPT_FLAGS, PROMPT_KEYS) if prompt else (FLAGS, OPTION_KEYS)
     opts = MacroOptions()
     if not options or not str(options).strip():
         return opts
@@ -120,12 +136,13 @@ def parse_options(options: str | None) -> MacroOptions:
     unbracketed = _without_brackets(text)
     keys = _KEY.findall(unbracketed)
     words = {w for w in unbracketed.split() if "=" not in w}
-    for word in sorted(words - set(FLAGS)):
-        raise UserError(f"unknown option '{word}': flags are {', '.join(FLAGS)}; other options take a value "
+    for word in sorted(words - set(flags)):
+        raise UserError(f"unknown option '{word}': flags are {', '.join(flags)}; other options take a value "
                         "(key=value)")
     opts.replace = "replace" in words
     opts.show = "show" in words
-    known_params = set(default_params("apg")) | set(default_params("ais")) | set(ALIASES)
+    opts.propagate = "propagate" in words
+    known_params = set() if prompt else set(default_params("apg")) | set(default_params("ais")) | set(ALIASES)
     for key in keys:
         value = macro_value(text, key, None)
         value = None if value is None else value.strip()
@@ -134,19 +151,25 @@ def parse_options(options: str | None) -> MacroOptions:
         if value in (None, ""):
             raise UserError(f"option '{key}=' has no value: write {key}=VALUE (use [...] around values with spaces)")
         lower = key.lower()
-        if lower in OPTION_KEYS:
+        if lower in option_keys:
             if lower in ("tile", "halo"):
                 setattr(opts, "tile_shape" if lower == "tile" else "halo", _pair(key, value))
             else:
                 setattr(opts, lower, value)
+                if lower == "prompts" and value not in PROMPT_SOURCES:
+                    raise UserError(f"prompts={value}: use prompts=selection (the current selection) or "
+                                    "prompts=roi-manager")
                 if lower == "engine":
                     from microsam_fiji.engines.registry import check_engine
 
                     check_engine(value)
         elif lower.replace("-", "_") in known_params:
             opts.params[lower] = value
-        elif lower in FLAGS:
+        elif lower in flags:
             raise UserError(f"option '{key}' is a flag: write just '{key}', without a value")
+        elif prompt:
+            raise UserError(f"unknown option '{key}' for micro-sam Prompt: use prompts=selection|roi-manager, model, "
+                            "replace, rois, labels, show, tile, halo or propagate")
         else:
             raise UserError(f"unknown option '{key}': use model, mode, replace, rois, labels, show, tile, halo, "
                             f"engine or a segmentation parameter ({', '.join(ALIASES)}, min_size, ...)")

@@ -65,8 +65,8 @@ def build_jar(out: Path, source: Path, version: str, ij_jar: Path | None = None)
                          "default-jdk-headless) or use a micro-sam-fiji wheel, which contains the built plugin")
     ij_jar = ij_jar or find_ij_jar()
     out = Path(out)
-    with tempfile.TemporaryDirectory(prefix="microsam-fiji-jar-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="microsam-fiji-jar-") as tmp_name:
+        tmp = Path(tmp_name)
         generated = tmp / "gen" / "microsam_fiji" / "Version.java"
         generated.parent.mkdir(parents=True)
         generated.write_text("package microsam_fiji;\n\n/** Written by the build (jarbuild.py). */\n"

@@ -11,6 +11,8 @@ Requests (``request["action"]``):
   plugin removes afterwards), ``preview`` (no outputs written). Outputs: ``rois`` (a RoiSet.zip in scratch for
   ImageJ's RoiDecoder), ``count``, ``replace``, ``show`` (a label TIFF in scratch, or ""), ``encoded`` (image
   encoder runs: 0 when the embeddings were cached), ``seconds``.
+* ``prompt``: ``micro-sam Prompt`` (see :func:`prompt`): the selection and the ROI Manager's ROIs as prompts on
+  the same image; outputs as for ``segment``.
 
 Progress goes out as Appose updates; a cancel request stops the task at the next progress point (the loaded
 model and cached embeddings stay). Failures are one line (:class:`~microsam_fiji.core.errors.UserError` text, or a
@@ -112,4 +114,30 @@ def segment(request: dict) -> dict:
             "warnings": result.warnings}
 
 
-_ACTIONS = {"hello": hello, "segment": segment}
+def prompt(request: dict) -> dict:
+    """``micro-sam Prompt`` on the plugin's image (:func:`~microsam_fiji.macro.prompt.execute_prompt`):
+    ``selection`` (a .roi file of the current selection, or ""), ``manager`` (a RoiSet.zip of the ROI Manager,
+    or ""), ``current_plane`` (0-based); outputs as for ``segment``."""
+    from microsam_fiji.core.tiff_io import write_labels
+    from microsam_fiji.macro.prompt import execute_prompt
+    from microsam_fiji.plugin.raw_image import read_raw_image
+    from microsam_fiji.rois.roiset import read_roiset, write_rois
+
+    scratch = Path(str(request.get("scratch") or ""))
+    if not scratch.is_dir():
+        raise UserError(f"the plugin's scratch folder '{scratch}' is missing: run again")
+    meta = dict(request.get("image") or {})
+    selection, manager = (str(request.get(key) or "") for key in ("selection", "manager"))
+    result = execute_prompt(request.get("options"), lambda: read_raw_image(meta),
+                            read_roiset(selection) if selection else [], read_roiset(manager) if manager else [],
+                            models(), current_plane=int(request.get("current_plane") or 0),
+                            hyperstack=bool(meta.get("hyperstack")))
+    rois = write_rois(scratch / "rois.zip", result.rois)
+    shown = ""
+    if result.options.show:
+        shown = str(write_labels(scratch / "labels.tif", result.labels, result.calibration, axes=result.label_axes))
+    return {"rois": str(rois), "count": result.count, "replace": result.options.replace, "show": shown,
+            "encoded": result.encoded, "model": result.model.source, "seconds": result.seconds, "warnings": []}
+
+
+_ACTIONS = {"hello": hello, "segment": segment, "prompt": prompt}

@@ -32,7 +32,7 @@ def _ids_from_names(rois: Sequence[ImagejRoi], slices: list[tuple[int, ...]]) ->
     return list(range(1, len(rois) + 1))
 
 
-def _roi_slices(roi: ImagejRoi, lead: tuple[int, ...], axes: str) -> tuple[int, ...]:
+def roi_slices(roi: ImagejRoi, lead: tuple[int, ...], axes: str) -> tuple[int, ...]:
     """Stack indices (0-based) a ROI belongs to: its stack position, else its hyperstack (c, z, t) position
     mapped through ``axes`` (the letters of the leading dimensions), else every slice."""
     n_slices = int(np.prod(lead)) if lead else 1
@@ -109,7 +109,7 @@ def rois_to_labels(rois_or_path, shape: Sequence[int], axes: str | None = None) 
     if len(axes) != len(lead) or set(axes) - set("CZT"):
         raise UserError(f"axes '{axes}' do not fit the leading dimensions {lead}: one of C, Z, T per dimension")
     n_slices = int(np.prod(lead)) if lead else 1
-    slices = [_roi_slices(r, lead, axes) for r in rois]
+    slices = [roi_slices(r, lead, axes) for r in rois]
     ids = np.asarray(_ids_from_names(rois, slices), np.int64)
     if ids.size and ids.max() > np.iinfo(np.uint32).max:
         raise UserError("ROI ids exceed 2**32: rename the ROIs")

@@ -34,7 +34,7 @@ def write_cover(path: Path, plane: np.ndarray, labels: np.ndarray) -> Path:
     h, w = rgb.shape[:2]
     side = min(h, w)
     y0, x0 = (h - side) // 2, (w - side) // 2
-    panels = [Image.fromarray(a[y0:y0 + side, x0:x0 + side]).resize((COVER_PANEL, COVER_PANEL), Image.NEAREST)
+    panels = [Image.fromarray(a[y0:y0 + side, x0:x0 + side]).resize((COVER_PANEL, COVER_PANEL), Image.Resampling.NEAREST)
               for a in (rgb, outlined)]
     cover = Image.new("RGB", (2 * COVER_PANEL, COVER_PANEL))
     for i, panel in enumerate(panels):

@@ -91,9 +91,9 @@ def describe(*, name: str, description: str, channels: int, files: Mapping[str, 
         **(upload_fields or {}),
         weights=weights if weights is not None else spec.WeightsDescr(
             pytorch_state_dict=state_dict_weights(files, architecture_kwargs)),
-        config=spec.Config(
+        config=spec.Config(  # type: ignore[call-arg]  # the spec's Config takes extra keys (micro_sam)
             bioimageio=spec.BioimageioConfig(
-                reproducibility_tolerance=[spec.ReproducibilityTolerance(**TOLERANCE)]),
+                reproducibility_tolerance=[spec.ReproducibilityTolerance(**TOLERANCE)]),  # type: ignore[arg-type]
             micro_sam=dict(config),
         ),
     )

@@ -73,7 +73,7 @@ def people(texts: Sequence[str] | None, kind: str) -> list:
     for text in texts or []:
         fields = parse_person(text, kind)
         try:
-            found.append(cls(**fields))
+            found.append(cls(**fields))  # type: ignore[arg-type]  # pydantic validates the strings
         except ValidationError as err:
             problem = err.errors()[0]
             raise UserError(f"--{kind} {text!r}: {'.'.join(map(str, problem['loc']))}: {problem['msg']}") \
@@ -139,7 +139,7 @@ def upload_fields(maintainers, uploader_text, version, git_repo, training_data) 
     if training_data:
         dataset_id, _, dataset_version = str(training_data).partition("/")
         try:
-            fields["training_data"] = LinkedDataset(id=dataset_id, version=dataset_version or None)
+            fields["training_data"] = LinkedDataset(id=dataset_id, version=dataset_version or None)  # type: ignore[arg-type]
         except ValidationError:
             raise UserError(f"--training-data {training_data!r}: give a Model Zoo dataset id, e.g. "
                             "'amazing-dataset' or 'amazing-dataset/1'") from None

@@ -47,7 +47,8 @@ def predict_maps(descr, image: np.ndarray, weight_format: str) -> np.ndarray:
     from bioimageio.core.digest_spec import create_sample_for_model
 
     sample = create_sample_for_model(descr, inputs={INPUT_ID: image})
-    with create_prediction_pipeline(descr, weight_format=weight_format, devices=["cpu"]) as pipeline:
+    with create_prediction_pipeline(descr, weight_format=weight_format,  # type: ignore[arg-type]  # a format name
+                                    devices=["cpu"]) as pipeline:
         result = pipeline.predict_sample_without_blocking(sample)
     return np.asarray(result.members[OUTPUT_ID].data, dtype=np.float32)
 

@@ -102,14 +102,15 @@ def validate_package(path: str | os.PathLike, weight_format: str | None = None) 
     if not checks[0].passed and "not a valid zip" in checks[0].errors[0]:
         return ValidationResult(path, checks)
     checks += upload_checks(path)
-    summary = test_model(path, weight_format=weight_format, devices=["cpu"])
+    summary = test_model(path, weight_format=weight_format, devices=["cpu"])  # type: ignore[arg-type]
     stripped = _failed_for_network_only(summary)
     if stripped:
         # bioimageio.spec checks github_user names against GitHub's API when testing, and without network that
         # fails the format validation before any test runs: test everything else, and say what was not checked
         from microsam_fiji.models.package import read_description
 
-        summary = test_model(_without_github_users(read_description(path)), weight_format=weight_format,
+        summary = test_model(_without_github_users(read_description(path)),
+                             weight_format=weight_format,  # type: ignore[arg-type]  # a format name
                              devices=["cpu"])
         checks.append(Check("GitHub users not verified: no network (the Model Zoo checks them on upload)", True,
                             warning=True))

@@ -1,0 +1,106 @@
+"""The ``micro-sam Prompt`` command: objects from ImageJ selections (points, boxes, areas) with μSAM's prompt
+functions, on the embeddings ``micro-sam APG`` cached for the same image; one implementation for every
+transport, beside :mod:`.execute` and sharing its checks and outputs.
+
+``run("micro-sam Prompt", "prompts=selection|roi-manager model=[…] replace rois=[…] labels=[…] show")``: the
+transport reads the image and the prompt ROIs (:mod:`.prompt_rois`), this module segments and writes; the new
+objects are named ``cell-<id>`` with ids after the ones already in the ROI Manager (``first_id``)."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+from roifile import ImagejRoi
+
+from microsam_fiji.core.errors import UserError
+from microsam_fiji.core.progress import report
+from microsam_fiji.core.tiff_io import LoadedImage, write_labels
+from microsam_fiji.engines.prompted import segment_from_prompts
+from microsam_fiji.macro.execute import CommandResult
+from microsam_fiji.macro.options import MacroOptions, check_outputs, parse_options
+from microsam_fiji.macro.prompt_rois import is_our_object, next_id, prompts_from_rois
+from microsam_fiji.models.cache import ModelCache
+from microsam_fiji.rois.encode import labels_to_rois
+from microsam_fiji.rois.positions import stack_positions
+from microsam_fiji.rois.roiset import write_rois
+
+COMMAND = "micro-sam Prompt"
+
+
+def check_prompt_options(options: str | MacroOptions | None) -> MacroOptions:
+    """Parse and check what needs no model or image (bad input fails first).
+
+    Args:
+        options: the macro's option string (or options already parsed).
+
+    Returns:
+        The parsed options."""
+    opts = options if isinstance(options, MacroOptions) else parse_options(options, command="prompt")
+    check_outputs(opts)
+    if opts.propagate:
+        raise UserError("propagate is not available yet: prompt each slice, or segment the stack with micro-sam APG")
+    return opts
+
+
+def prompt_rois(rois: list[ImagejRoi], source: str) -> list[ImagejRoi]:
+    """The ROIs that prompt: the selection as it is, or the ROI Manager's ROIs that are not our objects."""
+    if source == "roi-manager":
+        rois = [roi for roi in rois if not is_our_object(roi)]
+        if not rois:
+            raise UserError("the ROI Manager holds no prompts (only objects of micro-sam): add point, rectangle or "
+                            "area ROIs to it")
+    elif not rois:
+        raise UserError("no selection: make a point, rectangle or area selection on the object first (or use "
+                        "prompts=roi-manager)")
+    return rois
+
+
+def execute_prompt(options: str | MacroOptions | None, image: LoadedImage | Callable[[], LoadedImage],
+                   selection: list[ImagejRoi], manager: list[ImagejRoi], models: ModelCache, *,
+                   current_plane: int = 0, hyperstack: bool | None = None) -> CommandResult:
+    """Run ``run("micro-sam Prompt", options)``: the objects that ``rois`` prompt for.
+
+    Args:
+        options: the macro's option string, unparsed (or :class:`MacroOptions`).
+        image: the image, or a function that reads it.
+        selection: the current selection (a composite selection as one ROI; empty: none).
+        manager: the ROI Manager's ROIs: the prompts with ``prompts=roi-manager``; the new objects' ids follow
+            the ids of the objects already there, so names stay unique.
+        models: the transport's loaded models (APG's embeddings for the image are reused from them).
+        current_plane: the current stack plane (0-based): where a ROI without a position prompts.
+        hyperstack: whether the image is an ImageJ hyperstack (ROI positions (c, z, t)).
+
+    Returns:
+        The :class:`~microsam_fiji.macro.execute.CommandResult` (``rois=`` / ``labels=`` written).
+
+    Raises:
+        UserError: one line naming the fix; nothing was written."""
+    start = time.perf_counter()
+    opts = check_prompt_options(options)
+    source = opts.prompts or "selection"
+    given = prompt_rois(list(manager if source == "roi-manager" else selection), source)
+    first_id = next_id(list(manager))
+    if not models.is_loaded(opts.model):
+        report("loading the model")
+    model = models.model(opts.model)
+    loaded = image() if callable(image) else image
+    from microsam_fiji.core.images import to_planes
+
+    planes = to_planes(loaded.data, loaded.axes)
+    stack_axes = "".join(a for a in loaded.axes if a in "ZT")
+    objects = prompts_from_rois(given, planes.label_shape, stack_axes, current_plane)
+    result = segment_from_prompts(loaded.data, model, prompts=objects, axes=loaded.axes, tile_shape=opts.tile_shape,
+                                  halo=opts.halo)
+    labels = np.where(result.labels > 0, result.labels + np.uint32(first_id - 1), 0).astype(np.uint32)
+    scores = {k + first_id - 1: v for k, v in result.scores.items()}
+    planes_out, positions = stack_positions(labels, stack_axes, hyperstack=hyperstack)
+    new_rois = labels_to_rois(planes_out, scores, positions=positions)
+    label_axes = stack_axes + "YX"
+    if opts.rois:
+        write_rois(opts.rois, new_rois)
+    if opts.labels:
+        write_labels(opts.labels, labels, loaded.calibration, axes=label_axes)
+    return CommandResult(options=opts, model=model, labels=labels, scores=scores, rois=new_rois,
+                         label_axes=label_axes, calibration=loaded.calibration, encoded=result.encoded,
+                         seconds=round(time.perf_counter() - start, 3))
