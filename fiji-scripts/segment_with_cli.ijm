@@ -70,7 +70,8 @@ warnings = resultValues(result, "warning");
 for (i = 0; i < warnings.length; i++)
     print("micro-sam APG: " + warnings[i]);
 found = parseInt(resultValue(result, "count"));
-if (resultValue(result, "replace") == "true")
+replacing = resultValue(result, "replace");  // the macro language compares a function's string only via a variable
+if (replacing == "true")
     roiManager("reset");
 before = roiManager("count");
 // the ROI Manager refuses a zip without ROIs with a dialog: with 0 objects there is nothing to open
