@@ -1,8 +1,10 @@
 """micro-sam automatic prompt generation (APG) for Fiji/ImageJ users and BioImage Model Zoo packages."""
 from microsam_fiji.batch import segment_many
 from microsam_fiji.core.errors import UserError
+from microsam_fiji.engines.prompted import PromptSegmentation, segment_from_prompts
+from microsam_fiji.engines.segment import Segmentation, run, segment
 from microsam_fiji.models.load import load_model
 from microsam_fiji.models.model import Model
-from microsam_fiji.engines.segment import Segmentation, run, segment
 
-__all__ = ["Model", "Segmentation", "UserError", "load_model", "run", "segment", "segment_many"]
+__all__ = ["Model", "PromptSegmentation", "Segmentation", "UserError", "load_model", "run", "segment",
+           "segment_from_prompts", "segment_many"]

@@ -1,0 +1,191 @@
+"""Promptable segmentation: our prompts give micro-sam's own prompt functions' masks, on the embeddings APG
+cached; ImageJ selections become the right prompts; bad prompts give one line; the CLI and the in-process
+``micro-sam Prompt`` command."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import roifile
+import tifffile
+from roifile import ROI_TYPE, ImagejRoi
+
+import microsam_fiji
+from microsam_fiji import UserError, segment_from_prompts
+from microsam_fiji.engines.prompted import PromptObject, objects_from_arrays
+from microsam_fiji.engines.state import image_state
+from microsam_fiji.macro.prompt_rois import next_id, prompts_from_rois
+from microsam_fiji.rois.decode import rois_to_labels
+
+from bridge_helpers import bridge, macro, open_image, rm, rois_as_labels, showing_dialogs, write_tiff  # noqa: F401
+
+POINT, NEGATIVE_POINT = (97, 116), (103, 125)
+BOX = (60, 170, 110, 225)  # y0, x0, y1, x1 (max exclusive)
+
+
+@pytest.fixture(scope="module")
+def crop(stardist_image):
+    return stardist_image[:256, :256].copy()
+
+
+@pytest.fixture(scope="module")
+def embeddings(crop, demo_model):
+    return image_state(demo_model, crop).embeddings
+
+
+def micro_sams(function, demo_model, embeddings, *args):
+    from micro_sam import prompt_based_segmentation as pbs
+
+    return getattr(pbs, function)(demo_model.predictor, *args, image_embeddings=embeddings)[0].astype(bool)
+
+
+def test_points_boxes_and_masks_equal_micro_sams_prompt_functions(crop, demo_model, embeddings):
+    disc = np.zeros(crop.shape, bool)
+    disc[np.hypot(*np.ogrid[-97:159, -116:140]) < 8] = True  # a rough mask around the point's nucleus
+    prompts = [
+        PromptObject(points=np.array([POINT], float), labels=np.array([1])),
+        PromptObject(points=np.array([POINT, NEGATIVE_POINT], float), labels=np.array([1, 0])),
+        PromptObject(box=np.array(BOX, float)),
+        PromptObject(box=np.array(BOX, float), points=np.array([[85, 200]], float), labels=np.array([1])),
+        PromptObject(mask=disc)]
+    expected = [
+        micro_sams("segment_from_points", demo_model, embeddings, np.array([POINT]), np.array([1])),
+        micro_sams("segment_from_points", demo_model, embeddings, np.array([POINT, NEGATIVE_POINT]), np.array([1, 0])),
+        micro_sams("segment_from_box", demo_model, embeddings, np.array(BOX)),
+        micro_sams("segment_from_box_and_points", demo_model, embeddings, np.array(BOX), np.array([[85, 200]]),
+                   np.array([1])),
+        micro_sams("segment_from_mask", demo_model, embeddings, disc)]
+    for prompt, mask in zip(prompts, expected):
+        assert mask.sum() > 20, prompt.kind  # each reference is a real object
+        result = segment_from_prompts(crop, demo_model, prompts=[prompt])
+        assert result.encoded == 0  # the fixture's embeddings: nothing encoded again
+        np.testing.assert_array_equal(result.labels == 1, mask, err_msg=prompt.kind)
+        assert 0 < result.scores[1] <= 1.5
+    # several objects in one call: in prompt order, a later object painted over an earlier one
+    together = segment_from_prompts(crop, demo_model, prompts=[prompts[0], prompts[2], prompts[4]]).labels
+    painted = np.zeros(crop.shape, np.uint32)
+    for label, mask in enumerate([expected[0], expected[2], expected[4]], start=1):
+        painted[mask] = label
+    np.testing.assert_array_equal(together, painted)
+
+
+def test_after_apg_the_first_prompt_encodes_nothing(stardist_image, demo_model):
+    image = stardist_image[256:512, 256:512].copy()
+    microsam_fiji.segment(image, demo_model)
+    result = segment_from_prompts(image, demo_model, points=[[60, 60]])
+    assert result.encoded == 0 and result.labels.max() == 1
+
+
+def test_tiled_embeddings_serve_prompts(crop, demo_model):
+    from micro_sam import util
+
+    tile, halo = (128, 128), (32, 32)
+    result = segment_from_prompts(crop, demo_model, points=[POINT], tile_shape=tile, halo=halo)
+    tiled = util.precompute_image_embeddings(demo_model.predictor, crop, ndim=2, tile_shape=tile, halo=halo,
+                                             verbose=False)
+    expected = micro_sams("segment_from_points", demo_model, tiled, np.array([POINT]), np.array([1]))
+    assert expected.sum() > 20
+    np.testing.assert_array_equal(result.labels == 1, expected)
+
+
+def test_arrays_group_points_into_objects():
+    objs = objects_from_arrays(points=[[5, 5], [50, 50], [52, 52]], point_labels=[1, 1, 0])
+    assert len(objs) == 1 and objs[0].labels.tolist() == [1, 1, 0]  # negatives: one object
+    objs = objects_from_arrays(points=[[5, 5], [50, 50]])
+    assert [o.kind for o in objs] == ["points", "points"]
+    objs = objects_from_arrays(points=[[5, 5], [50, 50]], boxes=[[0, 0, 10, 10]])
+    assert [o.kind for o in objs] == ["box+points", "points"] and objs[0].points.tolist() == [[5, 5]]
+    objs = objects_from_arrays(points=[[5, 5], [6, 6], [50, 50]], objects=[1, 1, 2])
+    assert [len(o.points) for o in objs] == [2, 1]
+
+
+def point_roi(points_xy, counters=None, position=0) -> ImagejRoi:
+    roi = ImagejRoi.frompoints(np.asarray(points_xy, float))
+    roi.roitype = ROI_TYPE.POINT
+    if counters is not None:
+        roi.counters = np.asarray(counters, np.uint8)
+    roi.position = position
+    return roi
+
+
+def test_imagej_selections_become_prompts():
+    shape = (64, 80)
+    rect = ImagejRoi(roitype=ROI_TYPE.RECT, top=10, left=20, bottom=30, right=50)
+    poly = ImagejRoi.frompoints(np.array([[5, 40], [25, 40], [25, 60], [5, 60]], float))
+    poly.roitype = ROI_TYPE.POLYGON
+    objs = prompts_from_rois([point_roi([[30, 20]]), point_roi([[1, 1], [3, 3], [4, 4]], [0, 1, 0]), rect, poly,
+                              point_roi([[70, 50]])], shape)
+    kinds = [o.kind for o in objs]
+    assert kinds == ["box+points", "points", "points", "mask"], kinds
+    assert objs[0].points.tolist() == [[20, 30]]  # (y, x): the point inside the rectangle refines it
+    assert objs[1].labels.tolist() == [1, 0, 1]  # counter 1 is the negative point
+    np.testing.assert_array_equal(objs[3].mask, rois_to_labels([poly], shape) > 0)
+
+
+@pytest.mark.parametrize("rois, message", [
+    ([], "no prompt"),
+    ([ImagejRoi(roitype=ROI_TYPE.LINE, x1=1, y1=1, x2=9, y2=9)], "is a line"),
+    ([point_roi([[5, 5]], position=3)], "slice 3"),
+])
+def test_bad_selections_give_one_line(rois, message):
+    with pytest.raises(UserError, match=message) as err:
+        prompts_from_rois(rois, (32, 32))
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"points": [[500, 5]]}, "outside"),
+    ({"boxes": [[5, 5, 5, 20]]}, "zero area"),
+    ({"points": [[5, 5]], "point_labels": [0]}, "only negative"),
+    ({}, "no prompts"),
+])
+def test_bad_prompts_give_one_line(crop, demo_model, kwargs, message):
+    with pytest.raises(UserError, match=message):
+        segment_from_prompts(crop, demo_model, **kwargs)
+
+
+def test_ids_continue_after_our_objects():
+    ours = ImagejRoi(roitype=ROI_TYPE.RECT, top=0, left=0, bottom=2, right=2, name="cell-0007")
+    ours.properties = {"id": 7, "area": 4}
+    assert next_id([ours, point_roi([[1, 1]])]) == 8 and next_id([]) == 1
+
+
+def test_cli_prompt_from_a_roiset_and_a_csv(tmp_path, crop, demo_model, embeddings):
+    from microsam_fiji.cli import main
+
+    image = tmp_path / "crop.tif"
+    tifffile.imwrite(image, crop, imagej=True)
+    roifile.roiwrite(tmp_path / "prompts.zip", [point_roi([POINT[::-1]])])
+    (tmp_path / "points.csv").write_text(f"y,x,label\n{POINT[0]},{POINT[1]},1\n")
+    expected = micro_sams("segment_from_points", demo_model, embeddings, np.array([POINT]), np.array([1]))
+    for prompts in ("prompts.zip", "points.csv"):
+        out = tmp_path / prompts.split(".")[0]
+        assert main(["prompt", str(image), "--prompts", str(tmp_path / prompts), "--out", str(out),
+                     "--device", "cpu"]) == 0
+        np.testing.assert_array_equal(tifffile.imread(out / "crop_labels.tif") == 1, expected)
+        np.testing.assert_array_equal(rois_to_labels(out / "crop_RoiSet.zip", crop.shape) == 1, expected)
+
+
+def test_prompt_command_in_process(bridge, rm, crop, demo_model, embeddings, tmp_path):  # noqa: F811
+    from microsam_fiji.imagej import MacroError
+
+    bridge.models.set_default_model(demo_model)
+    image = write_tiff(tmp_path / "crop.tif", crop)
+    macro(open_image(image) + 'run("micro-sam APG", "");')
+    apg = rm.getCount()
+    assert apg > 0
+    y, x = POINT
+    macro(f'makePoint({x}, {y}); run("micro-sam Prompt", "prompts=selection");')
+    assert rm.getCount() == apg + 1
+    new = rm.getRoi(apg)
+    assert str(new.getName()) == f"cell-{apg + 1:04d}"  # after the APG objects: names stay unique
+    expected = micro_sams("segment_from_points", demo_model, embeddings, np.array([POINT]), np.array([1]))
+    np.testing.assert_array_equal(rois_as_labels([new], crop.shape) > 0, expected)
+    x0, y0, x1, y1 = BOX[1], BOX[0], BOX[3], BOX[2]
+    macro(f'makeRectangle({x0}, {y0}, {x1 - x0}, {y1 - y0}); run("micro-sam Prompt", "");')
+    expected = micro_sams("segment_from_box", demo_model, embeddings, np.array(BOX))
+    np.testing.assert_array_equal(rois_as_labels([rm.getRoi(apg + 1)], crop.shape) > 0, expected)
+    for code, message in (('run("Select None");', "no selection"), ("makeLine(1, 1, 30, 30);", "is a line")):
+        with pytest.raises(MacroError, match=message) as err:
+            macro(code + ' run("micro-sam Prompt", "");')
+        assert str(err.value).startswith("micro-sam Prompt: ") and "\n" not in str(err.value)
+    assert rm.getCount() == apg + 2 and showing_dialogs() == []
