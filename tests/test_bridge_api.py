@@ -60,7 +60,8 @@ HEADLESS_SCRIPT = textwrap.dedent("""
     from microsam_fiji import segment
     from microsam_fiji.imagej import segment_imageplus, session
     from microsam_fiji.imagej.api import java_rois_to_roifile
-    from microsam_fiji.rois.roiset import rois_to_labels, write_roiset
+    from microsam_fiji.rois.decode import rois_to_labels
+    from microsam_fiji.rois.roiset import write_roiset
     from microsam_fiji.imagej.imageplus import from_imageplus
 
     session.start(headless=True)

@@ -93,6 +93,9 @@ ERRORS = [
     ('close("*"); run("micro-sam APG", "");', "micro-sam APG: no image is open: open or select the image"),
     ('run("micro-sam APG", "model=[/no/such/model.pt]");', "micro-sam APG: model file '/no/such/model.pt' not found"),
     ('run("micro-sam APG", "model=[no_such_model]");', "micro-sam APG: unknown model 'no_such_model'"),
+    # offline: the fix inside a macro is a model=[path], not the CLI's --model (issue 20.8)
+    ('run("micro-sam APG", "model=vit_b_lm");', "no network: cannot download micro-sam model 'vit_b_lm'; pass a "
+                                                "local checkpoint or package instead (in a macro: model=[/path/to/model]"),
     ('run("micro-sam APG", "center=abc");', "micro-sam APG: parameter center_distance_threshold='abc' is not a number"),
     ('run("micro-sam APG", "center=1.5");', "out of range: use a value between 0 and 1"),
     ('run("micro-sam APG", "centre=0.4");', "micro-sam APG: unknown option 'centre'"),

@@ -163,7 +163,8 @@ def test_zoo_id_or_url_without_network_is_refused_in_one_line(source, capsys, tm
         load_model(source, device="cpu")
     message = str(err.value)
     assert message == (f"no network: cannot download Model Zoo model '{source}'; pass a local checkpoint or "
-                       "package (--model PATH)")
+                       "package instead (in a macro: model=[/path/to/model]; on the command line: --model PATH; in "
+                       "Python: load_model(path))")
     assert main(["segment", str(DEMO_CHECKPOINT.parent / "nuclei-256.tif"), "--model", source,
                  "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.strip() == f"microsam-fiji: error: {message}"

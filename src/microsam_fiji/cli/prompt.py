@@ -66,18 +66,20 @@ def run_prompt(args: argparse.Namespace) -> int:
     from microsam_fiji.rois.roiset import read_roiset, write_rois
 
     out = check_writable(args.out, "--out", folder=True)
-    csv_prompts = args.prompts.suffix.lower() == ".csv"
-    given = read_points_csv(args.prompts) if csv_prompts else read_roiset(args.prompts)  # bad prompts: before work
+    # bad prompts fail before the image is read and the model loaded
+    arrays = read_points_csv(args.prompts) if args.prompts.suffix.lower() == ".csv" else None
+    rois = read_roiset(args.prompts) if arrays is None else []
     loaded = read_image(args.image)
     planes = to_planes(loaded.data, loaded.axes)
     stack_axes = "".join(a for a in loaded.axes if a in "ZT")
-    objects = objects_from_arrays(**given) if csv_prompts else prompts_from_rois(given, planes.label_shape, stack_axes)
+    objects = (objects_from_arrays(**arrays) if arrays is not None
+               else prompts_from_rois(rois, planes.label_shape, stack_axes))
     model = load_model(args.model, device=args.device)
     result = segment_from_prompts(loaded.data, model, prompts=objects, axes=loaded.axes)
     out.mkdir(parents=True, exist_ok=True)
     stem = args.image.stem
     labels = write_labels(out / f"{stem}_labels.tif", result.labels, loaded.calibration, axes=stack_axes + "YX")
     planes_out, positions = stack_positions(result.labels, stack_axes)
-    rois = write_rois(out / f"{stem}_RoiSet.zip", labels_to_rois(planes_out, result.scores, positions=positions))
-    print(f"{len(result.scores)} objects from {len(objects)} prompts -> {labels}, {rois}")
+    roiset = write_rois(out / f"{stem}_RoiSet.zip", labels_to_rois(planes_out, result.scores, positions=positions))
+    print(f"{len(result.scores)} objects from {len(objects)} prompts -> {labels}, {roiset}")
     return 0

@@ -3,6 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from microsam_fiji.core.errors import UserError
+
+# the fix, said for every place a model is named: a macro option, the command line, Python
+LOCAL_MODEL_FIX = ("pass a local checkpoint or package instead (in a macro: model=[/path/to/model]; on the command line: "
+                   "--model PATH; in Python: load_model(path))")
+
 
 # bioimageio.spec reports a failed id lookup as a ValueError whose text holds the resolver's error
 NETWORK_ERROR_TEXTS = ("Name or service not known", "Temporary failure in name resolution", "Network is unreachable",
@@ -38,3 +44,8 @@ def is_network_error(err: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+def no_network(what: str) -> UserError:
+    """The one-line "no network" error for a model that had to be downloaded (``what``: which one)."""
+    return UserError(f"no network: cannot download {what}; {LOCAL_MODEL_FIX}")

@@ -24,6 +24,7 @@ from typing import Any, Mapping
 from microsam_fiji.core.errors import UserError, first_line
 from microsam_fiji.models.model import Model, resolve_device
 from microsam_fiji.models.network import is_network_error
+from microsam_fiji.models.network import no_network as no_network_error
 from microsam_fiji.models.package_config import MicroSamConfig
 from microsam_fiji.models.zoo_id import zoo_reference
 
@@ -87,8 +88,7 @@ def no_network(source, err: BaseException) -> UserError | None:
 
     if not is_network_error(err):
         return None
-    return UserError(f"no network: cannot download Model Zoo model '{source}'; pass a local checkpoint or "
-                     "package (--model PATH)")
+    return no_network_error(f"Model Zoo model '{source}'")
 
 
 def _load_remote_description(source: str):

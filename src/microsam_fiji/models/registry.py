@@ -6,7 +6,7 @@ from pathlib import Path
 
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.models.model import Model, resolve_device
-from microsam_fiji.models.network import is_network_error
+from microsam_fiji.models.network import is_network_error, no_network
 from microsam_fiji.models.zoo_id import zoo_id_of_url
 
 def registry_names() -> list[str]:
@@ -68,7 +68,6 @@ def load_registry_model(name: str, device: str | None = None) -> Model:
         raise
     except Exception as err:
         if is_network_error(err):
-            raise UserError(f"no network: cannot download micro-sam model '{name}'; pass a local checkpoint or "
-                            "package (--model PATH)") from None
+            raise no_network(f"micro-sam model '{name}'") from None
         raise
     return Model(predictor=predictor, decoder=decoder, model_type=name[:5], source=name, device=str(device))
