@@ -14,11 +14,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-
-from test_fiji_plugin import IJ_JAR, installed, printed, run_imagej, run_watched, worker_log  # noqa: F401
+from conftest import require_imagej
+from test_fiji_plugin import IJ_JAR, fresh_imagej_folder, printed, run_cli, run_imagej, run_watched, worker_log
 
 LAST = "microsam_fiji.MicroSamAPG.lastResult"
 COMMAND = "micro-sam Prompt"
+
+
+@pytest.fixture(scope="module")
+def plugin(tmp_path_factory) -> Path:
+    """An ImageJ folder with the plugin, as ``microsam-fiji install-fiji`` installs it."""
+    require_imagej(display=True)
+    folder = fresh_imagej_folder(tmp_path_factory.mktemp("fiji"))
+    run_cli("install-fiji", folder)
+    return folder
 
 
 # --- prompts on stardist's nuclei, and micro-sam's own answers -------------------------------------------------
@@ -133,7 +142,7 @@ BAD = {  # a macro of its own each (runMacro): the error stops it, the next one 
 
 
 @pytest.fixture(scope="module")
-def prompt_run(installed, prompt_images, tmp_path_factory):
+def prompt_run(plugin, prompt_images, tmp_path_factory):
     """One ImageJ -batch session on image a: bad prompts first (nothing may reach the ROI Manager), then (a) a point,
     (a2) a multi-point of two positive points, (b) a multi-point with a negative point, (c) a rectangle, (d) a
     freehand selection, (e) a point and a rectangle in the ROI Manager (prompts=roi-manager); then on image b
@@ -147,8 +156,8 @@ def prompt_run(installed, prompt_images, tmp_path_factory):
     x0, y0, x1, y1 = n[5]["box"]
     cx, cy, radius = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) / 2 + 3
     angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
-    fx = ", ".join(str(int(round(cx + radius * np.cos(t)))) for t in angles)
-    fy = ", ".join(str(int(round(cy + radius * np.sin(t)))) for t in angles)
+    fx = ", ".join(str(round(cx + radius * np.cos(t))) for t in angles)
+    fy = ", ".join(str(round(cy + radius * np.sin(t))) for t in angles)
     x0, y0, x1, y1 = n[7]["box"]
     manager_box = (x0 - 2, y0 - 2, x1 - x0 + 5, y1 - y0 + 5)
     for name, (selection, _) in BAD.items():
@@ -199,10 +208,10 @@ run("{COMMAND}", "rois=[{tmp}/after_apg.zip]");
 print("after_apg_count=" + roiManager("count")); print("after_apg_encoded=" + call("{LAST}", "encoded"));
 print("done=1");
 """
-    done = run_imagej(installed, macro, tmp)
+    done = run_imagej(plugin, macro, tmp)
     values = printed(done.stdout)
     assert values.get("done") == "1", f"macro did not finish: {done.stdout}\n{done.stderr}\n{worker_log(tmp)}"
-    return tmp, values, done, dict(box=box, manager_box=manager_box)
+    return tmp, values, done, {"box": box, "manager_box": manager_box}
 
 
 def test_bad_prompts_give_one_line_each_and_add_nothing(prompt_run):
@@ -286,10 +295,15 @@ def test_prompt_after_apg_reuses_its_embeddings_and_ids_follow_apg(prompt_run, p
 
 # --- the toolbar tool, with ImageJ's main window -------------------------------------------------------------
 
-def test_prompt_tool_click_shift_click_drag_and_menu_command_recorded(installed, prompt_images, tmp_path, demo_model):
+def test_prompt_tool_click_shift_click_drag_and_menu_command_recorded(plugin, prompt_images, tmp_path, demo_model):
     """Plugins › Segmentation › micro-sam Prompt Tool on the toolbar; synthetic mouse events on the image's canvas
-    (zoomed 200 %): a click adds an object, a shift-click adds a negative point and replaces that object's ROI, a drag
-    adds a box's object; the command from the menu is recorded as run("micro-sam Prompt")."""
+    (zoomed 200 %): a click adds an object, a shift-click adds a negative point and replaces that object's ROI, a
+    drag adds a box's object and a shift-click inside the box refines it (box and points); the command from the
+    menu is recorded as run("micro-sam Prompt"), the tool's click and box as the macro that repeats them."""
+    from micro_sam.prompt_based_segmentation import segment_from_box_and_points
+
+    from microsam_fiji.rois.roiset import read_roiset
+
     a, _, n, _ = prompt_images
     harness = tmp_path / "harness"
     harness.mkdir()
@@ -298,33 +312,38 @@ def test_prompt_tool_click_shift_click_drag_and_menu_command_recorded(installed,
     click, negative, menu = (n[0]["x"], n[0]["y"]), (n[3]["x"], n[3]["y"]), (n[1]["x"], n[1]["y"])
     x0, y0, x1, y1 = n[4]["box"]
     drag = (x0 - 2, y0 - 2, x1 + 3, y1 + 3)
+    in_box = (x0 - 1, y0 - 1)  # a corner of the box, beside the nucleus
     out = tmp_path / "out"
     out.mkdir()
     cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "java", f"-Djava.io.tmpdir={tmp_path}",
-           f"-Dplugins.dir={installed}", "-cp", f"{IJ_JAR}{os.pathsep}{harness}", "PromptToolHarness", str(a),
-           str(out), *map(str, (*click, *negative, *drag, *menu))]
+           f"-Dplugins.dir={plugin}", "-cp", f"{IJ_JAR}{os.pathsep}{harness}", "PromptToolHarness", str(a),
+           str(out), *map(str, (*click, *negative, *drag, *in_box, *menu))]
     done = run_watched(cmd, 500, env=dict(os.environ, HOME=str(tmp_path)))  # fresh ImageJ preferences
     values = printed(done.stdout)
     assert done.returncode == 0 and "count_menu" in values, f"{done.stdout}\n{done.stderr}\n{worker_log(tmp_path)}"
     assert values["tool"] == "micro-sam_Prompt_Tool"
     status = re.compile(r"micro-sam:_cell-(\d{4})_(added|updated)_\(\d+(\.\d+)?_s\)")
-    assert status.fullmatch(values["status_click"]).group(1, 2) == ("0001", "added"), values["status_click"]
-    assert status.fullmatch(values["status_negative"]).group(1, 2) == ("0001", "updated"), values["status_negative"]
-    assert status.fullmatch(values["status_box"]).group(1, 2) == ("0002", "added"), values["status_box"]
+    steps = ("click", "negative", "box", "box_negative")
+    reported = {step: status.fullmatch(values[f"status_{step}"]) for step in steps}
+    assert all(reported.values()), values
+    assert {step: m.group(1, 2) for step, m in reported.items()} == {
+        "click": ("0001", "added"), "negative": ("0001", "updated"), "box": ("0002", "added"),
+        "box_negative": ("0002", "updated")}
     assert values["selection_counters"] == "[0,1]"  # the prompt shown: the negative point in counter 1
-    assert (values["count_click"], values["count_negative"], values["count_box"], values["count_menu"]) == (
-        "1", "1", "2", "3")
+    counts = [values[f"count_{step}"] for step in ("click", "negative", "box", "box_negative", "menu")]
+    assert counts == ["1", "1", "2", "2", "3"]  # a shift-click replaces its object's ROI
     sam = MicroSam(demo_model, a)
     assert_objects(out / "click.zip", [sam.points([click])], 1, sam.shape)
-    from microsam_fiji.rois.roiset import read_roiset
-
-    rois = read_roiset(out / "all.zip")
     x, y, x2, y2 = drag
-    # the same ROI Manager slot, replaced; the box drawn by dragging; the menu command's point
+    assert_objects(read_roiset(out / "box.zip")[1:], [sam.box(x, y, x2 - x, y2 - y)], 2, sam.shape)
+    rois = read_roiset(out / "all.zip")
     assert_objects(rois[:1], [sam.points([click, negative], labels=[1, 0])], 1, sam.shape)
-    assert_objects(rois[1:2], [sam.box(x, y, x2 - x, y2 - y)], 2, sam.shape)
+    refined = segment_from_box_and_points(demo_model.predictor, np.array([y, x, y2, x2], np.float64),
+                                          np.array([in_box[::-1]], np.float64), np.array([0]),
+                                          image_embeddings=sam.embeddings)
+    assert_objects(rois[1:2], [MicroSam._mask(refined)], 2, sam.shape)
     assert_objects(rois[2:], [sam.points([menu])], 3, sam.shape)
     recorded = (out / "recorder.txt").read_text()
-    assert f'makePoint({click[0]}, {click[1]});\nrun("{COMMAND}");' in recorded  # the tool's click, repeatable
-    # the tool's box, then the menu command on the point selection
-    assert f'makeRectangle({x}, {y}, {x2 - x}, {y2 - y});\nrun("{COMMAND}");\nrun("{COMMAND}");' in recorded, recorded
+    assert f'makePoint({click[0]}, {click[1]});\nrun("{COMMAND}");' in recorded, recorded  # the tool's click
+    assert f'makeRectangle({x}, {y}, {x2 - x}, {y2 - y});\nrun("{COMMAND}");' in recorded, recorded
+    assert recorded.rstrip().endswith(f'(macros cannot set counters)\nrun("{COMMAND}");'), recorded  # the menu's

@@ -21,10 +21,12 @@ import java.util.zip.ZipOutputStream;
  * Test driver for the micro-sam Prompt Tool as a user meets it: ImageJ with its main window, the image zoomed to
  * 200 %, Plugins › Segmentation › micro-sam Prompt Tool (which puts the tool on the toolbar), then mouse events on
  * the image's canvas, dispatched on the event thread as real ones arrive: a click on an object, a shift-click (a
- * negative point), a drag (a box); then the command from the menu on a point selection with the Recorder open.
- * Prints "key=value" lines; writes the ROI Manager after each step and the Recorder's text.
+ * negative point), a drag (a box), a shift-click inside the box; then the command from the menu on a point
+ * selection, with the Recorder open. Prints "key=value" lines; writes the ROI Manager after steps and the Recorder's
+ * text.
  *
- * <p>Arguments: image, out folder, click x y, negative x y, box x0 y0 x1 y1, menu point x y (image pixels).
+ * <p>Arguments: image, out folder, click x y, negative x y, box x0 y0 x1 y1, negative in the box x y, menu point
+ * x y (image pixels).
  */
 public class PromptToolHarness {
 	public static void main(String[] args) {
@@ -69,9 +71,14 @@ public class PromptToolHarness {
 		drag(canvas, arg(args, 6), arg(args, 7), arg(args, 8), arg(args, 9));
 		System.out.println("status_box=" + waitForReport(120000).replace(' ', '_'));
 		System.out.println("count_box=" + RoiManager.getInstance().getCount());
+		save(new File(out, "box.zip"));
+
+		click(canvas, arg(args, 10), arg(args, 11), true); // inside the box: box and negative point
+		System.out.println("status_box_negative=" + waitForReport(120000).replace(' ', '_'));
+		System.out.println("count_box_negative=" + RoiManager.getInstance().getCount());
 
 		// the command from the menu (no dialog) on the current selection: the Recorder records it
-		imp.setRoi(new PointRoi(arg(args, 10), arg(args, 11)));
+		imp.setRoi(new PointRoi(arg(args, 12), arg(args, 13)));
 		IJ.doCommand("micro-sam Prompt");
 		long end = System.currentTimeMillis() + 120000;
 		while (RoiManager.getInstance().getCount() < 3 && System.currentTimeMillis() < end)

@@ -3,6 +3,7 @@ package microsam_fiji;
 import ij.IJ;
 import ij.ImagePlus;
 import ij.gui.Roi;
+import ij.plugin.frame.RoiManager;
 
 import java.io.File;
 import java.io.IOException;
@@ -11,9 +12,11 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * One segment request for one image and its macro options: the pixels go to the {@link Worker} through a scratch
- * folder, the worker's outputs come back, and {@link #run} applies them (ROIs to the ROI Manager, labels shown,
- * warnings to the Log). The dialog's preview uses {@link #send} alone and draws an overlay instead.
+ * One request for one image and its macro options, {@code segment} ({@code micro-sam APG}) or {@code prompt}
+ * ({@code micro-sam Prompt}): the pixels (and for a prompt the selection and the ROI Manager's ROIs) go to the
+ * {@link Worker} through a scratch folder, the worker's outputs come back, and {@link #run} applies them (ROIs to
+ * the ROI Manager, labels shown, warnings to the Log). The two actions have the same outputs; Python decides
+ * everything else. The dialog's preview uses {@link #send} alone and draws an overlay instead.
  */
 final class ApgCall {
 	/** Two macros calling at once are served one after the other. */
@@ -21,15 +24,43 @@ final class ApgCall {
 	private static volatile Map<String, Object> last = new LinkedHashMap<String, Object>();
 	private static volatile int completed;
 
+	private final String command;
+	private final String action;
 	private final ImagePlus imp;
 	private final String options;
+	/** prompt only: the selection (none, one ROI, or a box with its points) and the ROI Manager's ROIs */
+	private Roi[] selection = new Roi[0];
+	private Roi[] manager = new Roi[0];
+	/** prompt only: the name of an object in the ROI Manager that the result replaces (the tool's shift-click) */
+	private String replacing;
 
+	/** A {@code micro-sam APG} call. */
 	ApgCall(ImagePlus imp, String options) {
+		this(MicroSamAPG.COMMAND, "segment", imp, options);
+	}
+
+	private ApgCall(String command, String action, ImagePlus imp, String options) {
+		this.command = command;
+		this.action = action;
 		this.imp = imp;
 		this.options = options == null ? "" : options;
 	}
 
-	/** The outputs of the last completed {@link #run} (empty before the first): for macros' call(...). */
+	/** A {@code micro-sam Prompt} call: {@code selection} (empty: none) and {@code manager} prompt as Python decides. */
+	static ApgCall prompt(ImagePlus imp, String options, Roi[] selection, Roi[] manager) {
+		ApgCall call = new ApgCall(MicroSamPrompt.COMMAND, "prompt", imp, options);
+		call.selection = selection;
+		call.manager = manager;
+		return call;
+	}
+
+	/** The result replaces the ROI Manager's ROI named {@code name} (when it is still there) instead of adding. */
+	ApgCall replacing(String name) {
+		this.replacing = name;
+		return this;
+	}
+
+	/** The outputs of the last completed {@link #run} of either command (empty before the first). */
 	static Map<String, Object> last() {
 		return last;
 	}
@@ -39,15 +70,17 @@ final class ApgCall {
 		return completed;
 	}
 
-	/** Segments the image and applies the result; returns the number of ROIs added. */
-	int run() {
+	/** Runs the request and applies the result; returns the ROIs added to the ROI Manager. */
+	List<Roi> run() {
 		synchronized (CALLS) {
 			File scratch = scratchFolder();
 			try {
-				Map<String, Object> out = send(false, scratch, statusListener());
+				Map<String, Object> out = send(false, scratch, statusListener(command));
+				List<Roi> rois = apply(out);
+				out.put("command", command);
 				last = out;
 				completed++;
-				return apply(out);
+				return rois;
 			} catch (IOException e) {
 				throw new PluginError("could not read the worker's results (" + e.getMessage() + ")");
 			} finally {
@@ -56,16 +89,23 @@ final class ApgCall {
 		}
 	}
 
-	/** The request: the image's pixels to a file in {@code scratch}, the worker's outputs back. */
+	/** The request: the image's pixels (and a prompt's ROIs) to files in {@code scratch}, the worker's outputs back. */
 	Map<String, Object> send(boolean preview, File scratch, Worker.Listener listener) {
 		Worker worker = Worker.get();
 		Map<String, Object> request = new LinkedHashMap<String, Object>();
-		request.put("action", "segment");
+		request.put("action", action);
 		request.put("options", options);
-		request.put("preview", preview);
 		request.put("scratch", scratch.getAbsolutePath());
 		try {
 			request.put("image", Pixels.write(imp, new File(scratch, "image.raw")));
+			if ("prompt".equals(action)) {
+				request.put("selection", selection.length == 0 ? ""
+					: Rois.write(selection, new File(scratch, selection.length == 1 ? "selection.roi" : "selection.zip")));
+				request.put("manager", manager.length == 0 ? "" : Rois.write(manager, new File(scratch, "manager.zip")));
+				request.put("current_plane", imp.getCurrentSlice() - 1);
+			} else {
+				request.put("preview", preview);
+			}
 		} catch (IOException e) {
 			throw new PluginError("could not hand the image to the worker (" + e.getMessage() + ")");
 		}
@@ -79,27 +119,32 @@ final class ApgCall {
 	}
 
 	/** The outputs into ImageJ: warnings to the Log, ROIs to the ROI Manager, the labels image when asked. */
-	private int apply(Map<String, Object> out) throws IOException {
+	private List<Roi> apply(Map<String, Object> out) throws IOException {
 		if (out.get("warnings") instanceof List)
 			for (Object w : (List<?>) out.get("warnings"))
-				IJ.log(MicroSamAPG.COMMAND + ": " + w); // e.g. the image was rescaled: not only in the worker's log
+				IJ.log(command + ": " + w); // e.g. the image was rescaled: not only in the worker's log
 		List<Roi> rois = Rois.read(new File(String.valueOf(out.get("rois"))));
-		Rois.add(Rois.target(), rois, imp, Boolean.TRUE.equals(out.get("replace")));
+		RoiManager rm = Rois.target();
+		int old = replacing == null ? -1 : rm.getIndex(replacing);
+		if (old >= 0 && rois.size() == 1 && !Boolean.TRUE.equals(out.get("replace")))
+			Rois.replace(rm, old, rois.get(0), imp);
+		else
+			Rois.add(rm, rois, imp, Boolean.TRUE.equals(out.get("replace")));
 		Object shown = out.get("show");
 		if (shown instanceof String && !((String) shown).isEmpty()) {
 			ImagePlus labels = IJ.openImage((String) shown);
 			labels.setTitle(imp.getTitle() + "-labels");
 			labels.show();
 		}
-		return rois.size();
+		return rois;
 	}
 
 	/** Progress on ImageJ's status bar; Esc cancels. */
-	private static Worker.Listener statusListener() {
+	private static Worker.Listener statusListener(final String command) {
 		return new Worker.Listener() {
 			public void update(String message, long current, long maximum) {
 				String counts = maximum > 0 ? " " + current + "/" + maximum : "";
-				IJ.showStatus(MicroSamAPG.COMMAND + ": " + message + counts);
+				IJ.showStatus(command + ": " + message + counts);
 				if (maximum > 0)
 					IJ.showProgress((int) current, (int) maximum);
 			}

@@ -45,7 +45,7 @@ final class Config {
 	static Config load() {
 		File file = new File(pluginFolder(), FILE_NAME);
 		if (!file.isFile())
-			throw new PluginError("micro-sam APG is not set up (no " + file + "): " + SETUP);
+			throw new PluginError("micro-sam-fiji is not set up (no " + file + "): " + SETUP);
 		Properties p = new Properties();
 		Reader in = null;
 		try {

@@ -29,8 +29,9 @@ public class MicroSamAPG implements PlugIn {
 
 	/**
 	 * For macros: {@code call("microsam_fiji.MicroSamAPG.lastResult", "count")} is the last call's number of
-	 * objects; other keys: {@code encoded} (image encoder runs, 0 when the embeddings were cached),
-	 * {@code seconds} (the worker's time), {@code model}. Empty when unknown.
+	 * objects, the last call of {@code micro-sam APG} or {@code micro-sam Prompt} (and its tool), whichever came
+	 * last; other keys: {@code encoded} (image encoder runs, 0 when the embeddings were cached), {@code seconds}
+	 * (the worker's time), {@code model}, {@code command} (which of the two). Empty when unknown.
 	 */
 	public static String lastResult(String key) {
 		Object value = ApgCall.last().get(key);
@@ -49,35 +50,47 @@ public class MicroSamAPG implements PlugIn {
 	}
 
 	public void run(String arg) {
-		try {
-			String options = Macro.getOptions();
-			boolean interactive = options == null && Interpreter.getInstance() == null
-				&& !GraphicsEnvironment.isHeadless() && IJ.getInstance() != null;
-			ImagePlus imp = WindowManager.getCurrentImage();
-			if (imp == null)
-				throw new PluginError("no image is open: open or select the image to segment first");
-			if (interactive) {
-				options = new ApgDialog(imp).show();
-				if (options == null)
-					return;
+		reporting(COMMAND, new Runnable() {
+			public void run() {
+				String options = Macro.getOptions();
+				boolean interactive = options == null && Interpreter.getInstance() == null
+					&& !GraphicsEnvironment.isHeadless() && IJ.getInstance() != null;
+				ImagePlus imp = WindowManager.getCurrentImage();
+				if (imp == null)
+					throw new PluginError("no image is open: open or select the image to segment first");
+				if (interactive) {
+					options = new ApgDialog(imp).show();
+					if (options == null)
+						return;
+				}
+				int n = new ApgCall(imp, options).run().size();
+				IJ.showStatus(COMMAND + ": " + n + " objects");
 			}
-			int n = new ApgCall(imp, options).run();
-			IJ.showStatus(COMMAND + ": " + n + " objects");
+		});
+	}
+
+	/** Runs a command's {@code body}; a failure is one line, reported with {@link #report}; Esc cancels quietly. */
+	static void reporting(String command, Runnable body) {
+		try {
+			body.run();
 		} catch (Worker.Cancelled e) {
-			IJ.showStatus(COMMAND + ": cancelled");
+			IJ.showStatus(command + ": cancelled");
 			IJ.showProgress(1.0);
 		} catch (PluginError e) {
-			report(e.getMessage());
+			report(command, e.getMessage());
 		} catch (RuntimeException e) {
 			if (Macro.MACRO_CANCELED.equals(e.getMessage()))
 				throw e;
-			report("failed (" + e + "); see the worker log");
+			report(command, "failed (" + e + "); see the worker log");
 		}
 	}
 
-	/** Stops the running macro with {@code message} (ImageJ's own way); never a dialog without a main window. */
-	static void report(String message) {
-		String full = COMMAND + ": " + message;
+	/**
+	 * Stops the running macro with "{@code command}: {@code message}" (ImageJ's own way); never a dialog without
+	 * a main window.
+	 */
+	static void report(String command, String message) {
+		String full = command + ": " + message;
 		boolean noWindow = IJ.getInstance() == null || GraphicsEnvironment.isHeadless();
 		Interpreter interp = Interpreter.getInstance();
 		if (noWindow) {
@@ -91,6 +104,6 @@ public class MicroSamAPG implements PlugIn {
 		if (interp != null)
 			interp.abort(full); // "Macro Error" box, then the macro unwinds (unless the macro ignores errors)
 		else
-			IJ.error(COMMAND, message);
+			IJ.error(command, message);
 	}
 }

@@ -4,19 +4,28 @@ import ij.ImagePlus;
 import ij.gui.Overlay;
 import ij.gui.Roi;
 import ij.io.RoiDecoder;
+import ij.io.RoiEncoder;
 import ij.plugin.frame.RoiManager;
 
 import java.io.ByteArrayOutputStream;
+import java.io.BufferedOutputStream;
 import java.io.File;
+import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.util.ArrayList;
 import java.util.Enumeration;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.zip.ZipEntry;
 import java.util.zip.ZipFile;
+import java.util.zip.ZipOutputStream;
 
-/** The worker's RoiSet.zip (written by roifile) decoded with ImageJ's own RoiDecoder, into the ROI Manager. */
+/**
+ * The worker's RoiSet.zip (written by roifile) decoded with ImageJ's own RoiDecoder, into the ROI Manager; and
+ * ImageJ's ROIs encoded with its own RoiEncoder for the worker (a prompt's selection and the ROI Manager).
+ */
 final class Rois {
 	private Rois() {
 	}
@@ -47,6 +56,45 @@ final class Rois {
 		return rois;
 	}
 
+	/**
+	 * Writes {@code rois} with ImageJ's RoiEncoder: one ROI as a .roi file, several as a RoiSet.zip as the ROI
+	 * Manager's "Save" writes it (entries named after the ROIs, made unique). Returns the file's path.
+	 */
+	static String write(Roi[] rois, File file) throws IOException {
+		if (rois.length == 1 && file.getName().endsWith(".roi")) {
+			FileOutputStream out = new FileOutputStream(file);
+			try {
+				out.write(RoiEncoder.saveAsByteArray(rois[0]));
+			} finally {
+				out.close();
+			}
+			return file.getAbsolutePath();
+		}
+		ZipOutputStream zip = new ZipOutputStream(new BufferedOutputStream(new FileOutputStream(file)));
+		try {
+			Set<String> names = new HashSet<String>();
+			for (int i = 0; i < rois.length; i++) {
+				String base = rois[i].getName() == null || rois[i].getName().isEmpty()
+					? String.format("%04d", i + 1) : rois[i].getName();
+				String name = base;
+				for (int n = 2; !names.add(name); n++)
+					name = base + "-" + n;
+				zip.putNextEntry(new ZipEntry(name + ".roi"));
+				zip.write(RoiEncoder.saveAsByteArray(rois[i]));
+				zip.closeEntry();
+			}
+		} finally {
+			zip.close();
+		}
+		return file.getAbsolutePath();
+	}
+
+	/** The ROI Manager's ROIs, none when it is not open (reading them must not open one). */
+	static Roi[] managerRois() {
+		RoiManager rm = RoiManager.getInstance();
+		return rm == null ? new Roi[0] : rm.getRoisAsArray();
+	}
+
 	/** The ROI Manager a macro's roiManager(...) sees: the open one, a batch-mode macro's own, or a new one. */
 	static RoiManager target() {
 		RoiManager rm = RoiManager.getInstance();
@@ -62,6 +110,14 @@ final class Rois {
 			rm.reset();
 		for (Roi roi : rois)
 			rm.add(imp, roi, -1);
+	}
+
+	/** Puts {@code roi} in place of the ROI at {@code index} (same place in the list, the new name). */
+	static void replace(RoiManager rm, int index, Roi roi, ImagePlus imp) {
+		rm.setRoi(roi, index);
+		rm.rename(index, roi.getName());
+		if (imp != null)
+			imp.updateAndDraw();
 	}
 
 	/** Outlines for the dialog's preview: an overlay, so the ROI Manager and the image stay untouched. */
