@@ -189,3 +189,21 @@ def test_prompt_command_in_process(bridge, rm, crop, demo_model, embeddings, tmp
             macro(code + ' run("micro-sam Prompt", "");')
         assert str(err.value).startswith("micro-sam Prompt: ") and "\n" not in str(err.value)
     assert rm.getCount() == apg + 2 and showing_dialogs() == []
+
+
+def test_a_prompt_corrects_the_last_apg_call_on_its_embeddings(stardist_image, demo_model):
+    """No model= / tile= on the prompt: the last APG call's model and tiling, so nothing is encoded again."""
+    from microsam_fiji.core.tiff_io import Calibration, LoadedImage
+    from microsam_fiji.macro.execute import execute
+    from microsam_fiji.macro.prompt import execute_prompt
+    from microsam_fiji.models.cache import ModelCache
+
+    image = LoadedImage(data=stardist_image[:192, 256:448].copy(), axes="YX", calibration=Calibration())
+    models = ModelCache(default_model=demo_model)
+    apg = execute("tile=[96,96] halo=[16,16]", image, models)
+    assert apg.encoded == 1 and apg.count > 0
+    prompt = execute_prompt("", image, [point_roi([[60, 60]])], apg.rois, models)
+    assert prompt.encoded == 0 and prompt.count == 1
+    assert prompt.rois[0].name == f"cell-{apg.count + 1:04d}"  # after APG's objects
+    with pytest.raises(UserError, match="the ROI Manager is empty"):
+        execute_prompt("prompts=roi-manager", image, [], [], models)

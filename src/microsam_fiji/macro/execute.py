@@ -107,6 +107,7 @@ def execute(options: str | MacroOptions | None, image: LoadedImage | Callable[[]
         warnings.simplefilter("always", UserWarning)
         result = run(loaded.data, model, mode, axes=loaded.axes, tile_shape=opts.tile_shape, halo=opts.halo,
                      engine=opts.engine, **for_mode(mode, opts.params))
+    models.last_apg = (opts.model, opts.tile_shape, opts.halo)
     stack_axes = "".join(a for a in loaded.axes if a in "ZT")
     planes, positions = stack_positions(result.labels, stack_axes, hyperstack=hyperstack)
     rois = labels_to_rois(planes, result.scores, positions=positions)  # traced once, for every output

@@ -8,6 +8,7 @@ objects are named ``cell-<id>`` with ids after the ones already in the ROI Manag
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -46,6 +47,8 @@ def check_prompt_options(options: str | MacroOptions | None) -> MacroOptions:
 def prompt_rois(rois: list[ImagejRoi], source: str) -> list[ImagejRoi]:
     """The ROIs that prompt: the selection as it is, or the ROI Manager's ROIs that are not our objects."""
     if source == "roi-manager":
+        if not rois:
+            raise UserError("the ROI Manager is empty: add point, rectangle or area ROIs to it as prompts")
         rois = [roi for roi in rois if not is_our_object(roi)]
         if not rois:
             raise UserError("the ROI Manager holds no prompts (only objects of micro-sam): add point, rectangle or "
@@ -81,17 +84,23 @@ def execute_prompt(options: str | MacroOptions | None, image: LoadedImage | Call
     source = opts.prompts or "selection"
     given = prompt_rois(list(manager if source == "roi-manager" else selection), source)
     first_id = next_id(list(manager))
-    if not models.is_loaded(opts.model):
+    # no model= / tile=: those of the last APG call, whose result the prompt corrects (its embeddings are cached)
+    last_model, last_tile, last_halo = models.last_apg
+    model_source = opts.model or last_model
+    tile_shape, halo = (opts.tile_shape, opts.halo) if opts.tile_shape else (last_tile, opts.halo or last_halo)
+    if not models.is_loaded(model_source):
         report("loading the model")
-    model = models.model(opts.model)
+    model = models.model(model_source)
     loaded = image() if callable(image) else image
     from microsam_fiji.core.images import to_planes
 
     planes = to_planes(loaded.data, loaded.axes)
     stack_axes = "".join(a for a in loaded.axes if a in "ZT")
     objects = prompts_from_rois(given, planes.label_shape, stack_axes, current_plane)
-    result = segment_from_prompts(loaded.data, model, prompts=objects, axes=loaded.axes, tile_shape=opts.tile_shape,
-                                  halo=opts.halo)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        result = segment_from_prompts(loaded.data, model, prompts=objects, axes=loaded.axes, tile_shape=tile_shape,
+                                      halo=halo)
     labels = np.where(result.labels > 0, result.labels + np.uint32(first_id - 1), 0).astype(np.uint32)
     scores = {k + first_id - 1: v for k, v in result.scores.items()}
     planes_out, positions = stack_positions(labels, stack_axes, hyperstack=hyperstack)
@@ -103,4 +112,5 @@ def execute_prompt(options: str | MacroOptions | None, image: LoadedImage | Call
         write_labels(opts.labels, labels, loaded.calibration, axes=label_axes)
     return CommandResult(options=opts, model=model, labels=labels, scores=scores, rois=new_rois,
                          label_axes=label_axes, calibration=loaded.calibration, encoded=result.encoded,
-                         seconds=round(time.perf_counter() - start, 3))
+                         seconds=round(time.perf_counter() - start, 3),
+                         warnings=sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)}))

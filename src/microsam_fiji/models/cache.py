@@ -20,6 +20,9 @@ class ModelCache:
         self.model_loads = 0
         self.default_model = DEMO_NAME
         self._lock = threading.Lock()  # two transports' threads may ask for the same model at once
+        # the model and tiling of the last micro-sam APG call: a prompt that names neither corrects that result,
+        # on the same cached embeddings (model source or None, tile shape, halo)
+        self.last_apg: tuple[str | None, tuple[int, int] | None, tuple[int, int] | None] = (None, None, None)
         self.set_default_model(default_model)
 
     def set_default_model(self, model: str | os.PathLike | Model | None) -> None:

@@ -67,8 +67,9 @@ def handle(task, request: dict) -> None:
     except UserError as err:
         task.fail(str(err))
     except Exception as err:  # noqa: BLE001 - one line to ImageJ, the traceback to the log
-        _LOG.exception("micro-sam APG: %s failed", action)
-        print(f"micro-sam APG: {action} failed", file=sys.stderr)
+        command = "micro-sam Prompt" if action == "prompt" else "micro-sam APG"
+        _LOG.exception("%s: %s failed", command, action)
+        print(f"{command}: {action} failed", file=sys.stderr)
         from microsam_fiji.macro.execute import error_message
 
         task.fail(error_message(err, log="the worker log"))
@@ -116,8 +117,9 @@ def segment(request: dict) -> dict:
 
 def prompt(request: dict) -> dict:
     """``micro-sam Prompt`` on the plugin's image (:func:`~microsam_fiji.macro.prompt.execute_prompt`):
-    ``selection`` (a .roi file of the current selection, or ""), ``manager`` (a RoiSet.zip of the ROI Manager,
-    or ""), ``current_plane`` (0-based); outputs as for ``segment``."""
+    ``selection`` (a .roi file of the current selection, or a RoiSet.zip of several ROIs — the prompt tool's
+    rectangle with its points —, or ""), ``manager`` (a RoiSet.zip of the ROI Manager, or ""), ``current_plane``
+    (0-based); outputs as for ``segment``."""
     from microsam_fiji.core.tiff_io import write_labels
     from microsam_fiji.macro.prompt import execute_prompt
     from microsam_fiji.plugin.raw_image import read_raw_image
@@ -137,7 +139,8 @@ def prompt(request: dict) -> dict:
     if result.options.show:
         shown = str(write_labels(scratch / "labels.tif", result.labels, result.calibration, axes=result.label_axes))
     return {"rois": str(rois), "count": result.count, "replace": result.options.replace, "show": shown,
-            "encoded": result.encoded, "model": result.model.source, "seconds": result.seconds, "warnings": []}
+            "encoded": result.encoded, "model": result.model.source, "seconds": result.seconds,
+            "warnings": result.warnings}
 
 
 _ACTIONS = {"hello": hello, "segment": segment, "prompt": prompt}
