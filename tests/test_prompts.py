@@ -3,6 +3,8 @@ cached; ImageJ selections become the right prompts; bad prompts give one line; t
 ``micro-sam Prompt`` command."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import roifile
@@ -207,3 +209,34 @@ def test_a_prompt_corrects_the_last_apg_call_on_its_embeddings(stardist_image, d
     assert prompt.rois[0].name == f"cell-{apg.count + 1:04d}"  # after APG's objects
     with pytest.raises(UserError, match="the ROI Manager is empty"):
         execute_prompt("prompts=roi-manager", image, [], [], models)
+
+
+def test_propagate_through_a_z_stack_equals_micro_sams_segment_mask_in_volume(stardist_image, demo_model, monkeypatch):
+    from micro_sam import prompt_based_segmentation as pbs
+    from micro_sam import util
+    from micro_sam.multi_dimensional_segmentation import segment_mask_in_volume
+
+    from microsam_fiji.engines.prompted import PROPAGATION
+
+    # the demo model's masks of one nucleus on neighbouring slices overlap less than the annotator's IoU 0.5 (0.3
+    # on identical slices), so it would stop at once: here no threshold, to see it go through the stack
+    monkeypatch.setitem(PROPAGATION, "iou_threshold", 0.0)
+    # the largest ground-truth nucleus (stardist's mask2d.tif), moving 2 px per slice through 4 slices
+    truth = tifffile.imread(Path(__file__).parent / "data" / "mask2d.tif")
+    ids, areas = np.unique(truth[80:-80, 80:-80], return_counts=True)
+    cy, cx = (int(c) for c in np.argwhere(truth == ids[1:][np.argmax(areas[1:])]).mean(axis=0))
+    stack = np.stack([stardist_image[cy - 64 + 2 * z:cy + 64 + 2 * z, cx - 64:cx + 64] for z in range(4)])
+    point, plane = np.array([[62.0, 64.0]]), 1  # its centre on slice 1
+    result = segment_from_prompts(stack, demo_model, axes="ZYX", propagate_objects=True,
+                                  prompts=[PromptObject(points=point, labels=np.array([1]), plane=plane)])
+    volume = util.precompute_image_embeddings(demo_model.predictor, stack, ndim=3, verbose=False)
+    seg = np.zeros(stack.shape, np.uint32)
+    seg[plane] = pbs.segment_from_points(demo_model.predictor, point, np.array([1]), image_embeddings=volume,
+                                         i=plane)[0]
+    expected, _ = segment_mask_in_volume(seg, demo_model.predictor, volume, np.array([plane]), stop_lower=False,
+                                         stop_upper=False, **PROPAGATION)
+    expected = np.asarray(expected) > 0
+    assert expected[plane].sum() > 20 and all(expected[z].any() for z in range(4))  # it went through the stack
+    np.testing.assert_array_equal(result.labels == 1, expected)
+    with pytest.raises(UserError, match="propagate needs a z"):
+        segment_from_prompts(stack[0], demo_model, points=[[60, 60]], propagate_objects=True)

@@ -155,10 +155,49 @@ def predict_object(model: Model, embeddings, obj: PromptObject) -> tuple[np.ndar
     return np.asarray(masks)[0].astype(bool), float(np.max(scores))
 
 
+# micro-sam annotator's defaults for segmenting an object through a volume (sam_annotator/_widgets.py)
+PROPAGATION = {"projection": "single_point", "iou_threshold": 0.5, "box_extension": 0.05}
+
+
+def volume_embeddings(model: Model, planes: np.ndarray) -> dict:
+    """micro-sam's 3D embeddings (``precompute_image_embeddings(..., ndim=3)``'s layout) from the per-plane
+    cached states: each plane is encoded once, whether by APG, a prompt or this."""
+    states = [image_state(model, plane) for plane in planes]
+    if any(state.tiled for state in states):
+        raise UserError("propagate works on untiled stacks: segment planes up to 1024 px on a side, or leave out "
+                        "propagate")
+    features = np.stack([np.asarray(state.embeddings["features"]) for state in states])
+    first = states[0].embeddings
+    return {"features": features, "input_size": first["input_size"], "original_size": first["original_size"]}
+
+
+def propagate(model: Model, planes: np.ndarray, mask: np.ndarray, plane: int) -> np.ndarray:
+    """An object segmented on ``plane``, extended through the stack by micro-sam's ``segment_mask_in_volume``
+    with the annotator's defaults (single-point projection, IoU threshold 0.5, box extension 0.05).
+
+    Args:
+        model: the model (its lock held by the caller).
+        planes: the stack's planes (N, Y, X[, 3]).
+        mask: the object's (Y, X) mask on ``plane``.
+        plane: where the prompt was.
+
+    Returns:
+        The (N, Y, X) bool mask of the object in every plane it continues to."""
+    from micro_sam.multi_dimensional_segmentation import segment_mask_in_volume
+
+    embeddings = volume_embeddings(model, planes)
+    segmentation = np.zeros((len(planes),) + mask.shape, dtype=np.uint32)
+    segmentation[plane] = mask
+    out, _ = segment_mask_in_volume(segmentation, model.predictor, embeddings, np.array([plane]), stop_lower=False,
+                                    stop_upper=False, **PROPAGATION)
+    return np.asarray(out) > 0
+
+
 def segment_from_prompts(image, model: Model | str | os.PathLike | None = None, *, points=None, point_labels=None,
                          objects=None, boxes=None, masks=None, prompts: list[PromptObject] | None = None,
                          axes: str | None = None, tile_shape=None, halo=None,
-                         tile_threshold: int | None = DEFAULT_TILE_THRESHOLD) -> PromptSegmentation:
+                         tile_threshold: int | None = DEFAULT_TILE_THRESHOLD,
+                         propagate_objects: bool = False) -> PromptSegmentation:
     """Segment the objects that prompts point at, as micro-sam's annotator does, on cached embeddings.
 
     Args:
@@ -168,6 +207,7 @@ def segment_from_prompts(image, model: Model | str | os.PathLike | None = None, 
         prompts: :class:`PromptObject` objects instead (any plane of a stack).
         axes, tile_shape, halo, tile_threshold: as for :func:`microsam_fiji.run`; the same tiling as APG's
             reuses APG's embeddings.
+        propagate_objects: extend each object from its plane through a z (or t) stack (:func:`propagate`).
 
     Returns:
         :class:`PromptSegmentation`: labels (1..N in prompt order, shaped like the image's planes), scores,
@@ -180,6 +220,8 @@ def segment_from_prompts(image, model: Model | str | os.PathLike | None = None, 
     shape = planes.data.shape[1:3]
     for obj in objs:
         _check(obj, shape, len(planes.data))
+    if propagate_objects and (len(planes.data) < 2 or len(planes.label_shape) != 3):
+        raise UserError("propagate needs a z (or t) stack with one stack axis: leave out propagate on this image")
     tile_shape, halo = tiling(shape, tile_shape, halo, tile_threshold)
     out = np.zeros((len(planes.data),) + shape, dtype=np.uint32)
     scores: dict[int, float] = {}
@@ -188,7 +230,10 @@ def segment_from_prompts(image, model: Model | str | os.PathLike | None = None, 
         for label, obj in enumerate(objs, start=1):
             state = image_state(model, planes.data[obj.plane], tile_shape, halo)
             mask, score = predict_object(model, state.embeddings, obj)
-            out[obj.plane][mask] = label
+            if propagate_objects:
+                out[propagate(model, planes.data, mask, obj.plane)] = label
+            else:
+                out[obj.plane][mask] = label
             scores[label] = score
     present = set(np.unique(out).tolist()) - {0}
     return PromptSegmentation(labels=out.reshape(planes.label_shape), encoded=model.cache.misses - encoded_before,

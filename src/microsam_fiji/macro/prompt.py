@@ -39,8 +39,6 @@ def check_prompt_options(options: str | MacroOptions | None) -> MacroOptions:
         The parsed options."""
     opts = options if isinstance(options, MacroOptions) else parse_options(options, command="prompt")
     check_outputs(opts)
-    if opts.propagate:
-        raise UserError("propagate is not available yet: prompt each slice, or segment the stack with micro-sam APG")
     return opts
 
 
@@ -100,7 +98,7 @@ def execute_prompt(options: str | MacroOptions | None, image: LoadedImage | Call
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         result = segment_from_prompts(loaded.data, model, prompts=objects, axes=loaded.axes, tile_shape=tile_shape,
-                                      halo=halo)
+                                      halo=halo, propagate_objects=opts.propagate)
     labels = np.where(result.labels > 0, result.labels + np.uint32(first_id - 1), 0).astype(np.uint32)
     scores = {k + first_id - 1: v for k, v in result.scores.items()}
     planes_out, positions = stack_positions(labels, stack_axes, hyperstack=hyperstack)
