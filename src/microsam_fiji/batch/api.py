@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import glob
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -11,9 +12,10 @@ from microsam_fiji.batch.plan import check_writable, expand_images, plan_jobs
 from microsam_fiji.batch.progress import Progress
 from microsam_fiji.batch.settings import Settings
 from microsam_fiji.batch.stamp import current_stamp
-from microsam_fiji.batch.summary import FAILED, SKIPPED, Row, Summary, write_csv
+from microsam_fiji.batch.summary import FAILED, SKIPPED, SUMMARY_NAME, Row, Summary, write_csv
+from microsam_fiji.batch.workers import check_scheduler, worker_limit
 
-SUMMARY_NAME = "summary.csv"
+__all__ = ["SUMMARY_NAME", "run_batch", "segment_many"]
 
 
 def segment_many(images: str | os.PathLike | Iterable[str | os.PathLike], out: str | os.PathLike, model=None,
@@ -26,9 +28,12 @@ def segment_many(images: str | os.PathLike | Iterable[str | os.PathLike], out: s
 
     Per image: ``<name>_labels.tif``, ``<name>_RoiSet.zip`` (unless ``rois=False``) and the stamp
     ``<name>.microsam.json``; for the batch: ``summary.csv`` (one row per image: image, objects, seconds,
-    engine, model, status, error, labels, rois). An unreadable image gets status ``error`` and the batch goes
-    on. Images whose stamp shows the same model, settings and input file are skipped (status ``skipped``)
-    unless ``overwrite``. ``workers=N`` runs on a local Dask cluster of N processes, ``scheduler=ADDRESS`` on
+    engine, model, status, error, labels, rois; the rows of earlier batches into ``out`` are kept, a rerun
+    replaces its input's row). An unreadable image gets status ``error`` and the batch goes on. Images whose
+    stamp shows the same model, settings and input file (its content hash, too) are skipped (status
+    ``skipped``) unless ``overwrite``. An output never replaces a file that microsam-fiji did not write or the
+    outputs of another input: the name takes a number instead (``x-2_labels.tif``) and a warning says so; a
+    ``<name>_labels.tif`` beside an image of the batch is no input (see batch/plan.py). ``workers=N`` runs on a local Dask cluster of N processes (at most what the cores and free memory hold), ``scheduler=ADDRESS`` on
     a running Dask scheduler; otherwise in this process. ``model``: a loaded :class:`Model` (in process
     only) or what :func:`microsam_fiji.load_model` accepts; ``params``: segmentation parameters by name.
     Every option is checked, and ``out`` tested for writing, before the model is loaded or an image read.
@@ -53,6 +58,16 @@ def run_batch(images, out, settings: Settings, *, loaded=None, overwrite=False, 
         raise UserError("--workers starts a local Dask cluster and --scheduler uses a running one: give one of them")
     if workers is not None and int(workers) < 1:
         raise UserError(f"--workers {workers}: give at least 1 worker process")
+    if scheduler:
+        check_scheduler(scheduler)
+    elif settings.device is not None:  # here, not on a cluster's workers, which may have other devices
+        from microsam_fiji.models.load import check_device
+
+        check_device(settings.device)  # --device mps without Apple's GPU, cuda:3 of one GPU: one line, now
+    if workers is not None:
+        workers, capped = worker_limit(int(workers), settings.model)
+        if capped:
+            warnings.warn(capped, UserWarning, stacklevel=3)
     if isinstance(images, (str, os.PathLike)):
         images = [images]
     out = Path(out).expanduser()

@@ -9,7 +9,6 @@ so nothing is lost or duplicated."""
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import uuid
@@ -19,9 +18,9 @@ from typing import Callable
 
 from distributed import WorkerPlugin
 
-from microsam_fiji.core.errors import UserError
 from microsam_fiji.batch.job import segment_image
-from microsam_fiji.core.errors import one_line
+from microsam_fiji.core.errors import UserError, one_line
+from microsam_fiji.core.machine import cpu_cores
 from microsam_fiji.batch.plan import Job
 from microsam_fiji.batch.settings import Settings
 from microsam_fiji.batch.summary import FAILED, Row
@@ -93,8 +92,8 @@ def _client(workers: int | None, scheduler: str | None, settings: Settings):
 
     if scheduler:
         try:
-            if scheduler.endswith(".json") and Path(scheduler).is_file():
-                return Client(scheduler_file=scheduler, timeout="20s"), None, None
+            if Path(scheduler).expanduser().is_file():  # a scheduler file (see workers.check_scheduler)
+                return Client(scheduler_file=str(Path(scheduler).expanduser()), timeout="20s"), None, None
             return Client(scheduler, timeout="20s"), None, None
         except (OSError, TimeoutError, ValueError) as err:
             raise UserError(f"cannot reach the Dask scheduler at '{scheduler}' ({one_line(err)}): start one with "
@@ -103,8 +102,8 @@ def _client(workers: int | None, scheduler: str | None, settings: Settings):
         from microsam_fiji.models.model import resolve_device
 
         resolve_device(settings.device)  # no GPU for --device cuda: one line now, not one per worker
-    workers = workers or 1
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    workers = workers or 1  # capped at the machine by run_batch (workers.worker_limit)
+    threads = max(1, cpu_cores() // workers)
     # one task slot per worker (the model is used by one image at a time); torch gets the worker's cores
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                            dashboard_address=None, silence_logs=logging.ERROR)

@@ -3,6 +3,7 @@
 Both runners call :func:`segment_image`: in this process, or on a Dask worker (hence plain arguments)."""
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 from microsam_fiji.core.errors import UserError, one_line
 from microsam_fiji.batch.plan import Job
 from microsam_fiji.batch.settings import Settings
-from microsam_fiji.batch.stamp import write_stamp
+from microsam_fiji.batch.stamp import claim, image_identity, write_stamp
 from microsam_fiji.batch.summary import DONE, FAILED, Row
 
 
@@ -43,11 +44,15 @@ def segment_image(job: Job, model, settings: Settings, key: dict) -> Row:
     start = time.perf_counter()
     row = Row(image=job.given, engine=settings.engine or "", model=str(model.source))
     try:
+        # before reading: a file changed meanwhile is segmented again on the next run (a missing one: read_image
+        # says so)
+        identity = image_identity(job.image) if os.path.isfile(job.image) else None
         loaded = read_image(job.image)
         axes = image_axes(loaded.axes, loaded.data.shape, settings.axes, job.given)
         result = run(loaded.data, model, settings.mode, axes=axes, tile_shape=settings.tile_shape,
                      halo=settings.halo, tile_threshold=settings.tile_threshold, engine=settings.engine,
                      **settings.params)
+        claim(job)  # the outputs are ours before the first is written (see stamp.py)
         write_labels(job.labels, result.labels, loaded.calibration, axes=label_axes(axes, result.labels.ndim))
         if job.rois:
             from microsam_fiji.rois.roiset import write_roiset
@@ -57,7 +62,7 @@ def segment_image(job: Job, model, settings: Settings, key: dict) -> Row:
         row.seconds = time.perf_counter() - start
         row.labels, row.rois = job.labels, job.rois or ""
         write_stamp(job, key, {"objects": row.objects, "seconds": row.seconds, "engine": row.engine,
-                               "model": row.model, "mode": result.mode})
+                               "model": row.model, "mode": result.mode}, identity)
     except MemoryError:
         row.status, row.error = FAILED, ("out of memory: segment it alone, in tiles (--tile-shape) or on a larger "
                                          "machine")

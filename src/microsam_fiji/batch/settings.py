@@ -32,7 +32,7 @@ class Settings:
 
     def checked(self) -> "Settings":
         """These settings with the engine made explicit, or a UserError naming the bad option and its fix."""
-        from microsam_fiji.core.params import check_mode, resolve_params
+        from microsam_fiji.core.params import check_mode, check_tiling, resolve_params
         from microsam_fiji.engines.registry import check_engine
         from microsam_fiji.engines.segment import DEFAULT_TILE_THRESHOLD
 
@@ -48,9 +48,7 @@ class Settings:
             if set(axes) - set("XYZTCS") or len(set(axes)) != len(axes) or not {"X", "Y"} <= set(axes):
                 raise UserError(f"--axes '{self.axes}' is not an axes string: one letter of XYZTCS per axis, Y and "
                                 "X included, e.g. --axes TZYX")
-        for name, value in (("tile shape", self.tile_shape), ("halo", self.halo)):
-            if value is not None and (len(value) != 2 or min(value) < (0 if name == "halo" else 1)):
-                raise UserError(f"{name} {value} must be two positive numbers, e.g. 768,768")
+        check_tiling(self.tile_shape, self.halo)
         threshold = DEFAULT_TILE_THRESHOLD if self.tile_threshold is None else int(self.tile_threshold)
         if threshold < 1:
             raise UserError(f"--tile-threshold {threshold} must be at least 1")

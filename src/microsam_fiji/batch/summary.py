@@ -1,14 +1,20 @@
-"""One row per image of a batch, and ``summary.csv`` in the output folder."""
+"""One row per image of a batch, and ``summary.csv`` in the output folder: the rows of every batch run into that
+folder, one per input (a rerun replaces the input's row), merged and replaced atomically under a lock on the
+folder, so batches one after the other (or at once) into one ``--out`` keep each other's rows."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Iterator
 
 from microsam_fiji.core.tiff_io import atomic_write
 
 DONE, SKIPPED, FAILED = "done", "skipped", "error"
+SUMMARY_NAME = "summary.csv"
 
 
 @dataclass
@@ -52,14 +58,79 @@ class Summary:
                 f"{self.count(FAILED)} failed; {self.path})")
 
 
-def write_csv(path: Path, rows: list[Row]) -> Path:
+def _csv_text(rows: list[dict[str, str]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    for row in rows:
-        values = asdict(row)
-        values["seconds"] = "" if row.seconds is None else f"{row.seconds:.2f}"
-        values["objects"] = "" if row.objects is None else row.objects
-        writer.writerow(values)
-    text = buffer.getvalue()
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _as_text(row: Row) -> dict[str, str]:
+    values = {k: str(v) for k, v in asdict(row).items()}
+    values["seconds"] = "" if row.seconds is None else f"{row.seconds:.2f}"
+    values["objects"] = "" if row.objects is None else str(row.objects)
+    return values
+
+
+def is_summary(path: Path) -> bool:
+    """A summary.csv this program wrote: its header is exactly our columns."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: as a spreadsheet may save it
+            return next(csv.reader(f), None) == COLUMNS
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    if not is_summary(path):
+        return []
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        return [{c: r.get(c) or "" for c in COLUMNS} for r in csv.DictReader(f)]
+
+
+def _key(image: str) -> str:
+    return os.path.normcase(os.path.abspath(os.path.expanduser(image)))
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on the folder itself (no lock file left behind); none where the system has no flock."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks (some network mounts): merge unlocked
+            pass
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def write_csv(path: Path, rows: list[Row]) -> Path:
+    """Write ``rows`` into ``path``, keeping the rows of earlier batches there: an earlier row of the same input
+    (path, or the same label file) is replaced in place, new inputs are added at the end."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _folder_lock(path.parent):
+        merged = _read(path)
+        by_image = {_key(r["image"]): i for i, r in enumerate(merged)}
+        by_labels = {r["labels"]: i for i, r in enumerate(merged) if r["labels"]}
+        for row in rows:
+            index = by_image.get(_key(row.image))
+            if index is None and row.labels:
+                index = by_labels.get(row.labels)
+            if index is None:
+                index = len(merged)
+                merged.append(_as_text(row))
+            else:
+                merged[index] = _as_text(row)
+            by_image[_key(row.image)] = index
+            if row.labels:
+                by_labels[row.labels] = index
+        text = _csv_text(merged)
+        return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

@@ -64,14 +64,42 @@ def _label_data(path: Path):
     return data, axes, loaded.calibration
 
 
+def _output(out: Path, default: Path, suffixes: tuple[str, ...], what: str) -> Path:
+    """``out`` (or ``default``) checked before any work: a file path with the right suffix where a file can be
+    written (not a folder, not under a file, not in a read-only place such as /proc)."""
+    from microsam_fiji.core.writable import check_writable
+
+    path = out if out is not None else default
+    if path.is_dir():
+        raise UserError(f"--out '{path}' is a folder: give the file to write, e.g. {path / default.name}")
+    if path.suffix.lower() not in suffixes:
+        raise UserError(f"--out '{path}': {what}: give a path ending in {suffixes[0]}")
+    check_writable(path, "--out")
+    return path
+
+
+def _check_fits(shape: tuple[int, ...]) -> None:
+    """Refuse a label image that cannot fit in memory, saying what it needs: 4 bytes a pixel for the labels,
+    2 for the 16-bit copy written and 4 for counting the objects."""
+    from microsam_fiji.core.machine import available_memory, gib
+
+    pixels = 1
+    for size in shape:
+        pixels *= int(size)
+    need, free = pixels * 10, available_memory()
+    if need > free:
+        shown = " x ".join(str(s) for s in shape)
+        raise UserError(f"--shape {shown}: a label image that large needs about {gib(need)} of memory and "
+                        f"{gib(free)} is free: give a smaller --shape (or crop the image)")
+
+
 def run_rois(args: argparse.Namespace) -> int:
     from microsam_fiji.rois.encode import labels_to_rois
     from microsam_fiji.rois.roiset import write_rois
 
+    out = _output(args.out, args.labels.with_name(f"{args.labels.stem}_RoiSet.zip"), (".zip",),
+                  "a ROI set is a .zip file")
     data, _, _ = _label_data(args.labels)
-    out = args.out or args.labels.with_name(f"{args.labels.stem}_RoiSet.zip")
-    if out.suffix.lower() != ".zip":
-        raise UserError(f"--out '{out}': a ROI set is a .zip file: give a path ending in .zip")
     rois = labels_to_rois(data, name_prefix=args.prefix)
     write_rois(out, rois)
     print(f"{len(rois)} ROIs -> {out}")
@@ -84,6 +112,8 @@ def run_labels(args: argparse.Namespace) -> int:
     from microsam_fiji.core.tiff_io import Calibration, write_labels
     from microsam_fiji.rois.decode import rois_to_labels
 
+    out = _output(args.out, args.rois.with_name(f"{args.rois.stem}_labels.tif"), (".tif", ".tiff"),
+                  "labels are written as TIFF")
     if args.like is not None:
         like, axes, calibration = _label_data(args.like)
         shape = like.shape
@@ -91,9 +121,7 @@ def run_labels(args: argparse.Namespace) -> int:
     else:
         shape, calibration = args.shape, Calibration()
         lead_axes = {2: "", 3: "Z", 4: "TZ"}[len(shape)]
-    out = args.out or args.rois.with_name(f"{args.rois.stem}_labels.tif")
-    if out.suffix.lower() not in (".tif", ".tiff"):
-        raise UserError(f"--out '{out}': labels are written as TIFF: give a path ending in .tif")
+        _check_fits(shape)
     labels = rois_to_labels(args.rois, shape, axes=lead_axes)
     write_labels(out, labels, calibration, axes=lead_axes + "YX")
     n = int(np.count_nonzero(np.unique(labels)))

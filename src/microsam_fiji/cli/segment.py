@@ -5,6 +5,33 @@ import argparse
 import sys
 from pathlib import Path
 
+from microsam_fiji.cli.arguments import Parser
+
+_IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
+
+
+class _SegmentParser(Parser):
+    """The ``segment`` parser: an image whose name starts with '-' is taken for an option by argparse, which then
+    says only that IMAGE is missing (or the option unknown); name the fix."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._given = list(sys.argv[1:] if args is None else args)
+        namespace, extras = super().parse_known_args(args, namespace)
+        dashed = self._dashed_files(extras)
+        if dashed:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+    def _dashed_files(self, candidates) -> list[str]:
+        return [a for a in candidates if a.startswith("-") and len(a) > 1 and not a.startswith("--")
+                and (Path(a).exists() or Path(a).suffix.lower() in _IMAGE_SUFFIXES)]
+
+    def error(self, message):
+        dashed = self._dashed_files(getattr(self, "_given", []))
+        if dashed:
+            message += f" (a file name starting with '-': write ./{dashed[0]})"
+        super().error(message)
+
 
 def register(sub) -> None:
     from microsam_fiji.cli.arguments import pair
@@ -18,8 +45,12 @@ def register(sub) -> None:
                     "and a stamp <name>.microsam.json into --out, plus --out/summary.csv (a row per image). "
                     "Calibration is copied from the input TIFF; z/t stacks are segmented slice by slice. An "
                     "unreadable image is reported and skipped (exit status 1 at the end); images whose stamp "
-                    "shows the same model and settings are skipped (rerun them with --overwrite).")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (TIFF, PNG, ...), folders or globs")
+                    "shows the same model, settings and input content are skipped (rerun them with --overwrite). "
+                    "Outputs never replace a file microsam-fiji did not write, nor another input's: they take "
+                    "another name (x-2_labels.tif); summary.csv keeps the rows of earlier runs.")
+    p.__class__ = _SegmentParser  # made by the subparsers' Parser class: the same parser, with the hint above
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files (TIFF, PNG, ...), folders or globs (a name starting with '-': ./-name.tif)")
     p.add_argument("--model", default=None,
                    help="checkpoint (.pt), Model Zoo package (.zip) or micro-sam model name (needs network); "
                         "default: the bundled demo model (a pipeline demo, not a good segmenter)")

@@ -3,7 +3,10 @@ from ``key=value`` text (CLI ``--param``, Fiji macro options, package metadata) 
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any, Iterable, Mapping
+
+import numpy as np
 
 from microsam_fiji.core.errors import UserError
 
@@ -26,6 +29,8 @@ _UNIT_INTERVAL = {"foreground_threshold", "center_distance_threshold", "boundary
                   "nms_threshold"}
 _NON_NEGATIVE = {"min_size", "foreground_smoothing", "distance_smoothing"}
 _POSITIVE_INT = {"batch_size"}
+# the image encoder works on 16-pixel patches and runs once per tile: smaller tiles are useless and countless
+MIN_TILE = 64
 
 
 def _signature_defaults(func) -> dict[str, Any]:
@@ -52,41 +57,70 @@ def check_mode(mode: str) -> str:
     return m
 
 
+def _number(name: str, value: Any, default: Any) -> float | int:
+    """A real, finite number (Python or NumPy scalar), or a one-line UserError naming the parameter."""
+    example = "auto" if default is None else default
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise UserError(f"parameter {name}={_shown(value)} is not a number: give one number, e.g. {name}={example}")
+    try:
+        finite = math.isfinite(float(value))
+    except OverflowError:  # an int beyond float's range
+        finite = False
+    if not finite:
+        raise UserError(f"parameter {name}={_shown(value)} is not a finite number: give a number, e.g. "
+                        f"{name}={example}")
+    return int(value) if isinstance(value, (int, np.integer)) else float(value)
+
+
+def _shown(value: Any) -> str:
+    """``value`` for a message: one line, at most 60 characters."""
+    text = value if isinstance(value, str) else repr(value)
+    text = " ".join(text.split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _parse_value(name: str, text: Any, default: Any) -> Any:
-    if not isinstance(text, str):
-        value = text
-    else:
+    """``text`` (a string, or a value from Python) as the type of ``default``; non-finite numbers, ``None`` where
+    a number is wanted, lists and other objects are refused with one line."""
+    if isinstance(default, bool):
+        if isinstance(text, (bool, np.bool_)):
+            return bool(text)
+        low = str(text).strip().lower() if isinstance(text, (str, int, np.integer)) else None
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise UserError(f"parameter {name}={_shown(repr(text) if isinstance(text, str) else text)} is not a "
+                        "boolean: use true or false")
+    if isinstance(text, str):
         t = text.strip()
-        if isinstance(default, bool):
-            low = t.lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise UserError(f"parameter {name}={text!r} is not a boolean: use true or false")
         if default is None:  # mask_threshold: a number, or micro-sam's keyword "auto" (local Otsu per mask)
             if t.lower() in ("none", ""):
                 return None
             if t.lower() == "auto":
                 return "auto"
-            try:
-                return float(t)
-            except ValueError:
-                raise UserError(f"parameter {name}={text!r} is not a number: use a number, auto or none") from None
         try:
-            value = float(t)
+            value: Any = float(t)
         except ValueError:
-            raise UserError(f"parameter {name}={text!r} is not a number") from None
-    if isinstance(default, int) and not isinstance(default, bool):
+            hint = ", auto or none" if default is None else ""
+            raise UserError(f"parameter {name}={text!r} is not a number: use a number{hint}") from None
+    elif text is None and default is None:
+        return None
+    else:
+        value = text
+    value = _number(name, value, default)
+    if isinstance(default, int):
         if float(value) != int(value):
             raise UserError(f"parameter {name}={text!r} must be a whole number")
-        value = int(value)
-    elif isinstance(default, float):
-        value = float(value)
-    return value
+        return int(value)
+    return float(value)
 
 
 def _check_range(name: str, value: Any) -> None:
+    if isinstance(value, str) or value is None:  # mask_threshold=auto / none
+        return
     if name in _UNIT_INTERVAL and not 0.0 <= value <= 1.0:
         raise UserError(f"parameter {name}={value} is out of range: use a value between 0 and 1")
     if name in _NON_NEGATIVE and value < 0:
@@ -155,3 +189,29 @@ def parse_pair(text: str) -> tuple[int, int]:
     if len(values) != 2 or min(values) < 0:
         raise UserError(f"'{text}' is not a pair of whole numbers like 768,768")
     return values[0], values[1]
+
+
+def check_tiling(tile_shape, halo) -> None:
+    """Refuse tiles the image encoder cannot use and negative halos, in one line naming the fix.
+
+    Args:
+        tile_shape: (Y, X) or None; halo: (Y, X) or None.
+
+    Raises:
+        UserError: a tile side below :data:`MIN_TILE` pixels, a halo below 0, or not two whole numbers each."""
+    for what, value, least in (("tile shape", tile_shape, MIN_TILE), ("halo", halo, 0)):
+        if value is None:
+            continue
+        try:
+            values = [int(v) for v in value]
+            whole = len(values) == 2 and all(float(v) == int(v) for v in value)
+        except (TypeError, ValueError, OverflowError):
+            whole = False
+        if not whole:
+            raise UserError(f"{what} {value!r} must be two whole numbers (Y,X), e.g. 768,768")
+        if min(values) < least and what == "halo":
+            raise UserError(f"halo {values[0]},{values[1]} must not be negative, e.g. 128,128")
+        if min(values) < least:
+            raise UserError(f"tile shape {values[0]},{values[1]} is too small: tiles need at least {MIN_TILE} pixels "
+                            "per side (the image encoder sees 16-pixel patches and runs once per tile, so tinier "
+                            "tiles find nothing and never end): use e.g. 512,512 or leave tiling at its default")

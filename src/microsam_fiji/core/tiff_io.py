@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,15 +38,21 @@ class LoadedImage:
 _MICRON_SPELLINGS = ("micron", "microns", "um", "\\u00B5m", "\u00b5m", "\u03bcm")
 
 
-def _calibration(tif) -> Calibration:
-    """Pixel size from the X/YResolution tags, unit and z spacing from ImageJ's description."""
-    page = tif.pages.first
+class ImageReadWarning(UserWarning):
+    """A file was read in a way its layout leaves open: alpha dropped, one series of several taken."""
+
+
+def _calibration(tif, page=None) -> Calibration:
+    """Pixel size from the X/YResolution tags (of ``page``, default the first), unit and z spacing from ImageJ's
+    description."""
+    page = page if page is not None else tif.pages.first
     meta = tif.imagej_metadata or {}
     unit = str(meta.get("unit", "pixel"))
     cal = Calibration(unit="µm" if unit in _MICRON_SPELLINGS else unit)
-    if "XResolution" in page.tags and "YResolution" in page.tags:
+    tags = getattr(page, "tags", {})
+    if "XResolution" in tags and "YResolution" in tags:
         for attr, tag in (("pixel_width", "XResolution"), ("pixel_height", "YResolution")):
-            num, den = page.tags[tag].value
+            num, den = tags[tag].value
             if num:
                 setattr(cal, attr, den / num)
     if "spacing" in meta:
@@ -53,8 +60,41 @@ def _calibration(tif) -> Calibration:
     return cal
 
 
+def _largest_series(tif, path: Path):
+    """The series with the most pixels (the first of equals); a warning where the file holds several (a slide
+    scanner's thumbnail and label images, several positions): only one is segmented."""
+    series = list(tif.series)
+    sizes = [int(np.prod(s.shape)) for s in series]
+    index = max(range(len(series)), key=lambda i: (sizes[i], -i))
+    if len(series) > 1:
+        others = ", ".join(str(tuple(s.shape)) for i, s in enumerate(series) if i != index)
+        warnings.warn(f"'{path}' holds {len(series)} image series: segmenting the largest, series {index} (shape "
+                      f"{tuple(series[index].shape)}), not the others ({others}); save the one you mean on its own "
+                      "to segment another", ImageReadWarning, stacklevel=3)
+    return series[index]
+
+
+def _without_alpha(data: np.ndarray, axes: str, path: Path) -> tuple[np.ndarray, str]:
+    """RGBA as RGB and gray + alpha as gray (transparency is no image channel), with a warning. ``axes`` empty
+    (a PNG, JPEG, ...): a trailing axis of 2, 3 or 4 holds colour samples."""
+    if not axes and data.ndim == 3 and data.shape[-1] in (2, 3, 4):
+        axes = "YXS"
+    if not axes.endswith("S") or data.shape[-1] not in (2, 4):
+        return data, axes
+    if data.shape[-1] == 2:
+        warnings.warn(f"'{path}' is gray with an alpha channel: the alpha (transparency) is ignored",
+                      ImageReadWarning, stacklevel=3)
+        return data[..., 0], axes[:-1]
+    warnings.warn(f"'{path}' is RGBA: the alpha channel (transparency) is ignored and the image segmented as RGB",
+                  ImageReadWarning, stacklevel=3)
+    return data[..., :3], axes
+
+
 def read_image(path: str | os.PathLike) -> LoadedImage:
-    """Pixels, ImageJ-style axes and calibration of an image file (TIFF via tifffile, others via scikit-image)."""
+    """Pixels, ImageJ-style axes and calibration of an image file (TIFF via tifffile, others via scikit-image).
+
+    A TIFF with several image series gives its largest; RGBA gives RGB and gray + alpha gray (a warning says
+    so each time, :class:`ImageReadWarning`)."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"image '{path}' not found: check the path")
@@ -63,19 +103,22 @@ def read_image(path: str | os.PathLike) -> LoadedImage:
 
         try:
             with tifffile.TiffFile(path) as tif:
-                series = tif.series[0]
+                series = _largest_series(tif, path)
                 data = series.asarray()
                 axes = "".join(_STACK_LETTERS.get(a, a) for a in series.axes)
-                return LoadedImage(data=data, axes=axes, calibration=_calibration(tif))
+                calibration = _calibration(tif, series.keyframe)
         except (tifffile.TiffFileError, ValueError) as err:
             raise UserError(f"'{path}' is not a readable TIFF ({err})") from None
+        data, axes = _without_alpha(data, axes, path)
+        return LoadedImage(data=data, axes=axes, calibration=calibration)
     from skimage.io import imread
 
     try:
         data = imread(path)
     except Exception as err:
         raise UserError(f"cannot read image '{path}' ({type(err).__name__}): save it as TIFF") from None
-    return LoadedImage(data=data, axes="", calibration=Calibration())
+    data, axes = _without_alpha(data, "", path)
+    return LoadedImage(data=data, axes=axes, calibration=Calibration())
 
 
 def labels_for_imagej(labels: np.ndarray) -> np.ndarray:

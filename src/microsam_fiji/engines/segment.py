@@ -17,7 +17,7 @@ from microsam_fiji.engines.registry import ENGINE_IMPLS, check_engine
 from microsam_fiji.engines.state import image_state
 from microsam_fiji.models.load import load_model
 from microsam_fiji.models.model import Model
-from microsam_fiji.core.params import check_mode, resolve_params
+from microsam_fiji.core.params import check_mode, check_tiling, resolve_params
 from microsam_fiji.core.progress import report
 
 DEFAULT_TILE_THRESHOLD = 1024
@@ -75,6 +75,7 @@ def run(image, model: Model | str | os.PathLike | None = None, mode: str | None 
     Returns:
         :class:`Segmentation`: uint32 labels unique across a stack, per-label scores, the mode and parameters."""
     engine = check_engine(engine)  # before the model is loaded or an image encoded
+    check_tiling(tile_shape, halo)  # tiles below 64 px: an endless run of encoder calls that find nothing
     model = load_model(model)
     mode = check_mode(mode or model.default_mode)
     resolved = resolve_params(mode, {**model.params.get(mode, {}), **params})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from microsam_fiji.core.errors import UserError
@@ -31,6 +32,7 @@ def load_model(source: str | os.PathLike | Model | None = None, model_type: str 
         return source
     if model_type is not None and model_type not in MODEL_TYPES:
         raise UserError(f"unknown model type '{model_type}': use one of {', '.join(MODEL_TYPES)}")
+    check_device(device)
     device = resolve_device(device)
     if source is None or str(source) == DEMO_NAME:
         return load_checkpoint(DEMO_CHECKPOINT, model_type, device, source_name=DEMO_NAME)
@@ -50,3 +52,38 @@ def load_model(source: str | os.PathLike | Model | None = None, model_type: str 
     return load_registry_model(text, device)
 
 
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def check_device(device: str | None) -> None:
+    """Refuse, in one line, a device this machine does not have: ``mps`` without Apple's GPU, ``cuda`` without
+    CUDA, ``cuda:N`` beyond the GPUs there are, or a name torch does not know here.
+
+    Args:
+        device: ``None``/``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+
+    Raises:
+        UserError: naming the devices to use instead."""
+    if device is None:
+        return
+    text = str(device).strip().lower()
+    if not _DEVICE.match(text):
+        raise UserError(f"unknown device '{device}': use cpu, cuda, cuda:N or mps")
+    if text in ("auto", "cpu"):
+        return
+    import torch
+
+    cuda = torch.cuda.is_available()
+    instead = "--device cpu" + (" or --device cuda" if cuda else "")
+    if text == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise UserError(f"device 'mps' asked for, but this machine has no Apple GPU (MPS exists on macOS with "
+                            f"Apple silicon only): use {instead}")
+        return
+    if not cuda:
+        raise UserError(f"device '{device}' asked for, but no CUDA GPU is available: use --device cpu")
+    count = torch.cuda.device_count()
+    if ":" in text and int(text.split(":")[1]) >= count:
+        raise UserError(f"device '{device}' asked for, but this machine has {count} CUDA GPU{'s' if count > 1 else ''}"
+                        f" (cuda:0{f' to cuda:{count - 1}' if count > 1 else ''}): use one of them")
