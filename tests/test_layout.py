@@ -143,3 +143,9 @@ def test_sub_commands_live_in_one_package():
 
 def test_no_top_level_name_shadows_pypi():
     assert not (SRC / "packaging").exists() and not (SRC / PACKAGE / "packaging").exists()
+
+
+def test_the_packaged_network_has_no_type_comments():
+    """zoo/architecture.py is compiled by TorchScript in every package, which reads ``# type:`` comments as
+    annotations (a ``# type: ignore`` once broke the TorchScript weights)."""
+    assert "# type:" not in (SRC / PACKAGE / "zoo" / "architecture.py").read_text(encoding="utf-8")

@@ -31,7 +31,7 @@ def resized_shape(h: int, w: int, size: int) -> Tuple[int, int]:
     if torch.jit.is_scripting():
         longest = max(h, w)
     else:
-        longest = torch.sym_max(h, w)  # type: ignore[assignment]  # symbolic under torch.export
+        longest = torch.sym_max(h, w)
     return (2 * h * size + longest) // (2 * longest), (2 * w * size + longest) // (2 * longest)
 
 
@@ -112,15 +112,15 @@ class InstanceMaps(torch.nn.Module):
         # before loading the weights and never again, so it runs with the biases of a fresh model (zeros), not
         # the trained ones. Keep that value, whatever eval()/train() calls a consumer makes.
         for m in _attention_bias_modules(self.unetr.encoder):
-            biases = m.attention_biases[:, m.attention_bias_idxs]  # type: ignore[index]  # tensors, untyped
-            m.register_buffer("micro_sam_ab", biases.detach().clone(), persistent=False)
+            m.register_buffer("micro_sam_ab", m.attention_biases[:, m.attention_bias_idxs].detach().clone(),
+                              persistent=False)
         self.train(False)
 
     def train(self, mode: bool = True):
         super().train(mode)
         for m in _attention_bias_modules(self.unetr.encoder):
             if not m.training:
-                m.ab = m.micro_sam_ab.clone()  # type: ignore[operator]  # a shared tensor would stop torch.jit.trace
+                m.ab = m.micro_sam_ab.clone()  # a shared tensor would stop torch.jit.trace
         return self
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
