@@ -90,24 +90,23 @@ def hello(request: dict) -> dict:
             "defaults": {short: apg[name] for short, name in ALIASES.items() if name in apg}}
 
 
-def segment(request: dict) -> dict:
-    """The command on the plugin's image (:func:`~microsam_fiji.macro.execute.execute`); the ROIs go back as a
-    RoiSet.zip in the plugin's scratch folder, for ImageJ's RoiDecoder."""
-    from microsam_fiji.core.tiff_io import write_labels
-    from microsam_fiji.macro.execute import execute
-    from microsam_fiji.plugin.raw_image import read_raw_image
-    from microsam_fiji.rois.roiset import write_rois
-
+def _scratch(request: dict) -> Path:
+    """The folder the plugin made for this call (and removes afterwards)."""
     scratch = Path(str(request.get("scratch") or ""))
     if not scratch.is_dir():
         raise UserError(f"the plugin's scratch folder '{scratch}' is missing: run again")
-    meta = dict(request.get("image") or {})
-    preview = bool(request.get("preview"))
-    result = execute(request.get("options"), lambda: read_raw_image(meta), models(), preview=preview,
-                     hyperstack=bool(meta.get("hyperstack")))
+    return scratch
+
+
+def _reply(result, scratch: Path, show: bool) -> dict:
+    """What either command sends back: the ROIs as a RoiSet.zip for ImageJ's RoiDecoder, the label image to open
+    when ``show``, and the counts the plugin's ``lastResult`` reports."""
+    from microsam_fiji.core.tiff_io import write_labels
+    from microsam_fiji.rois.roiset import write_rois
+
     rois = write_rois(scratch / "rois.zip", result.rois)
     shown = ""
-    if result.options.show and not preview:
+    if show:
         shown = str(write_labels(scratch / "labels.tif", result.labels, result.calibration, axes=result.label_axes))
     return {"rois": str(rois), "count": result.count, "replace": result.options.replace, "show": shown,
             "encoded": result.encoded, "model": result.model.source, "seconds": result.seconds,
@@ -115,32 +114,37 @@ def segment(request: dict) -> dict:
             "warnings": result.warnings}
 
 
+def segment(request: dict) -> dict:
+    """The command on the plugin's image (:func:`~microsam_fiji.macro.execute.execute`); the ROIs go back as a
+    RoiSet.zip in the plugin's scratch folder, for ImageJ's RoiDecoder."""
+    from microsam_fiji.macro.execute import execute
+    from microsam_fiji.plugin.raw_image import read_raw_image
+
+    scratch = _scratch(request)
+    meta = dict(request.get("image") or {})
+    preview = bool(request.get("preview"))
+    result = execute(request.get("options"), lambda: read_raw_image(meta), models(), preview=preview,
+                     hyperstack=bool(meta.get("hyperstack")))
+    return _reply(result, scratch, show=result.options.show and not preview)
+
+
 def prompt(request: dict) -> dict:
     """``micro-sam Prompt`` on the plugin's image (:func:`~microsam_fiji.macro.prompt.execute_prompt`):
     ``selection`` (a .roi file of the current selection, or a RoiSet.zip of several ROIs — the prompt tool's
     rectangle with its points —, or ""), ``manager`` (a RoiSet.zip of the ROI Manager, or ""), ``current_plane``
     (0-based); outputs as for ``segment``."""
-    from microsam_fiji.core.tiff_io import write_labels
     from microsam_fiji.macro.prompt import execute_prompt
     from microsam_fiji.plugin.raw_image import read_raw_image
-    from microsam_fiji.rois.roiset import read_roiset, write_rois
+    from microsam_fiji.rois.roiset import read_roiset
 
-    scratch = Path(str(request.get("scratch") or ""))
-    if not scratch.is_dir():
-        raise UserError(f"the plugin's scratch folder '{scratch}' is missing: run again")
+    scratch = _scratch(request)
     meta = dict(request.get("image") or {})
     selection, manager = (str(request.get(key) or "") for key in ("selection", "manager"))
     result = execute_prompt(request.get("options"), lambda: read_raw_image(meta),
                             read_roiset(selection) if selection else [], read_roiset(manager) if manager else [],
                             models(), current_plane=int(request.get("current_plane") or 0),
                             hyperstack=bool(meta.get("hyperstack")))
-    rois = write_rois(scratch / "rois.zip", result.rois)
-    shown = ""
-    if result.options.show:
-        shown = str(write_labels(scratch / "labels.tif", result.labels, result.calibration, axes=result.label_axes))
-    return {"rois": str(rois), "count": result.count, "replace": result.options.replace, "show": shown,
-            "encoded": result.encoded, "model": result.model.source, "seconds": result.seconds,
-            "warnings": result.warnings}
+    return _reply(result, scratch, show=result.options.show)
 
 
 _ACTIONS = {"hello": hello, "segment": segment, "prompt": prompt}
