@@ -6,11 +6,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 # bioimageio.spec pings URLs during validation; there is no network here
 os.environ.setdefault("BIOIMAGEIO_PERFORM_IO_CHECKS", "false")
+# the onnx backend's exported graphs: one folder for the session and the processes it starts (CLI, ImageJ's worker,
+# Dask workers), kept between runs as a user's ~/.cache is (the graphs are keyed by their weights)
+os.environ.setdefault("MICROSAM_FIJI_CACHE", os.path.join(tempfile.gettempdir(), "microsam-fiji-tests"))
 
 import numpy as np
 import pytest

@@ -61,7 +61,7 @@ class ModelPlugin(WorkerPlugin):
 
             s = self.settings
             start = time.perf_counter()
-            self.model = load_model(s.model, model_type=s.model_type, device=self.device)
+            self.model = load_model(s.model, model_type=s.model_type, device=self.device, backend=s.backend)
             self.loads += 1
             self.load_seconds += time.perf_counter() - start
         return self.model

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from microsam_fiji.core.errors import UserError
+from microsam_fiji.models.backends import BACKENDS
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -29,6 +30,7 @@ class Settings:
     device: str | None = None
     engine: str | None = None
     rois: bool = True
+    backend: str | None = None  # models/backends: torch or onnx (None: $MICROSAM_FIJI_BACKEND, the device's)
 
     def checked(self) -> "Settings":
         """These settings with the engine made explicit, or a UserError naming the bad option and its fix."""
@@ -52,6 +54,8 @@ class Settings:
         threshold = DEFAULT_TILE_THRESHOLD if self.tile_threshold is None else int(self.tile_threshold)
         if threshold < 1:
             raise UserError(f"--tile-threshold {threshold} must be at least 1")
+        if self.backend is not None and self.backend not in BACKENDS:
+            raise UserError(f"unknown backend '{self.backend}': use one of {', '.join(BACKENDS)}")
         if self.device is not None and not _DEVICE.match(self.device):
             raise UserError(f"unknown device '{self.device}': use cpu, cuda or cuda:N")
         if self.model_type is not None:
@@ -61,7 +65,7 @@ class Settings:
                 raise UserError(f"unknown model type '{self.model_type}': use one of {', '.join(MODEL_TYPES)}")
         return Settings(model=self.model, model_type=self.model_type, mode=mode, params=dict(self.params),
                         axes=axes, tile_shape=self.tile_shape, halo=self.halo, tile_threshold=threshold,
-                        device=self.device, engine=engine, rois=self.rois)
+                        device=self.device, engine=engine, rois=self.rois, backend=self.backend)
 
     def stamp_key(self) -> dict[str, Any]:
         """Everything that decides the labels: equal keys mean an existing output can be kept."""
@@ -71,6 +75,7 @@ class Settings:
 
         key = asdict(self)
         key.pop("device")  # the same model on another device gives the same objects: not worth a rerun
+        key.pop("backend")  # as for the device: held to the same instances by tests/test_backends.py
         key["params"] = {canonical_name(k): _number_or_text(v) for k, v in sorted(self.params.items())}
         key["model"] = model_identity(self.model)
         key["tile_shape"] = list(self.tile_shape) if self.tile_shape else None

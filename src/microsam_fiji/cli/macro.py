@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from microsam_fiji.models.backends import BACKENDS
 
 RESULT = "result.txt"
 
@@ -28,6 +29,9 @@ def register(sub) -> None:
                    help="a key of the calling macro's own (e.g. cli) to leave out of OPTIONS; repeatable")
     p.add_argument("--out", required=True, type=Path, help="folder for rois.zip, labels.tif and result.txt")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="how the image encoder and instance decoder run: onnx (ONNX Runtime, the default on a CPU) "
+                        "or torch (the default on a GPU); also $MICROSAM_FIJI_BACKEND")
     p.set_defaults(func=run_macro)
 
 
@@ -44,7 +48,7 @@ def run_macro(args: argparse.Namespace) -> int:
     lines: list[tuple[str, str]] = []
     try:
         result = execute(without_keys(args.options, args.ignore), lambda: read_image(args.image),
-                         ModelCache(device=args.device))
+                         ModelCache(device=args.device, backend=args.backend))
         write_rois(out / "rois.zip", result.rois)
         shown = ""
         if result.options.show:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import csv
 from pathlib import Path
+from microsam_fiji.models.backends import BACKENDS
 
 
 def register(sub) -> None:
@@ -23,6 +24,9 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
     p.add_argument("--model", default=None, help="checkpoint, Model Zoo package or micro-sam name (default: demo)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="how the image encoder and instance decoder run: onnx (ONNX Runtime, the default on a CPU) "
+                        "or torch (the default on a GPU); also $MICROSAM_FIJI_BACKEND")
     p.set_defaults(func=run_prompt)
 
 
@@ -74,7 +78,7 @@ def run_prompt(args: argparse.Namespace) -> int:
     stack_axes = "".join(a for a in loaded.axes if a in "ZT")
     objects = (objects_from_arrays(**arrays) if arrays is not None
                else prompts_from_rois(rois, planes.label_shape, stack_axes))
-    model = load_model(args.model, device=args.device)
+    model = load_model(args.model, device=args.device, backend=args.backend)
     result = segment_from_prompts(loaded.data, model, prompts=objects, axes=loaded.axes)
     out.mkdir(parents=True, exist_ok=True)
     stem = args.image.stem

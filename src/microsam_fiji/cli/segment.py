@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from microsam_fiji.cli.arguments import Parser
+from microsam_fiji.models.backends import BACKENDS
 
 _IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 
@@ -68,6 +69,9 @@ def register(sub) -> None:
                    help=f"tile images larger than this many pixels on a side (default {DEFAULT_TILE_THRESHOLD})")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     p.add_argument("--engine", default=None, help="segmentation engine: fast (default) or micro-sam")
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="how the image encoder and instance decoder run: onnx (ONNX Runtime, the default on a CPU) "
+                        "or torch (the default on a GPU); also $MICROSAM_FIJI_BACKEND")
     p.add_argument("--no-rois", action="store_true", help="write only the label TIFF, not the RoiSet.zip")
     p.add_argument("--overwrite", action="store_true",
                    help="segment every image again, even where its outputs are up to date")
@@ -89,7 +93,7 @@ def run_segment(args: argparse.Namespace) -> int:
     settings = Settings(model=args.model, model_type=args.model_type, mode=args.mode,
                         params=parse_assignments(args.param), axes=args.axes, tile_shape=args.tile_shape,
                         halo=args.halo, tile_threshold=args.tile_threshold, device=args.device, engine=args.engine,
-                        rois=not args.no_rois)
+                        rois=not args.no_rois, backend=args.backend)
     summary = run_batch(args.images, args.out, settings, overwrite=args.overwrite, workers=args.workers,
                         scheduler=args.scheduler, progress=not args.quiet)
     failed = summary.failed

@@ -14,8 +14,10 @@ from microsam_fiji.models.model import Model
 class ModelCache:
     """Models by source string (``model=[...]`` in a macro), a default for calls that name none, and a device."""
 
-    def __init__(self, default_model: str | os.PathLike | Model | None = None, device: str | None = None):
+    def __init__(self, default_model: str | os.PathLike | Model | None = None, device: str | None = None,
+                 backend: str | None = None):
         self.device = device
+        self.backend = backend  # None: $MICROSAM_FIJI_BACKEND or the device's default (models/backends)
         self.models: dict[str, Model] = {}
         self.model_loads = 0
         self.default_model = DEMO_NAME
@@ -64,7 +66,7 @@ class ModelCache:
         with self._lock:
             model = self.models.get(key)
             if model is None:
-                model = load_model(key, device=self.device)
+                model = load_model(key, device=self.device, backend=self.backend)
                 self.model_loads += 1
                 self.models[key] = model
             return model

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from microsam_fiji.core.errors import UserError
+from microsam_fiji.models.backends import apply_backend, choose_backend
 from microsam_fiji.models.checkpoint import load_checkpoint
 from microsam_fiji.models.demo import DEMO_CHECKPOINT, DEMO_NAME
 from microsam_fiji.models.model import MODEL_TYPES, Model, resolve_device
@@ -16,7 +17,7 @@ from microsam_fiji.models.zoo_id import zoo_reference
 
 
 def load_model(source: str | os.PathLike | Model | None = None, model_type: str | None = None,
-               device: str | None = None) -> Model:
+               device: str | None = None, backend: str | None = None) -> Model:
     """Return a segmenter from ``source``:
 
     * ``None`` or ``"demo"``: the small demo model shipped inside this package (a pipeline demo only);
@@ -27,6 +28,18 @@ def load_model(source: str | os.PathLike | Model | None = None, model_type: str 
     * a micro-sam registry name such as ``vit_b_lm``, downloaded by micro-sam (needs network);
     * a Model Zoo id (``diplomatic-bug``) or URL (bioimage.io page, ``https://.../rdf.yaml``), downloaded by
       bioimageio.spec (needs network the first time).
+
+    ``backend`` runs the image encoder and instance decoder with ``torch`` or ``onnx`` (ONNX Runtime; None:
+    ``$MICROSAM_FIJI_BACKEND``, else ``onnx`` on a CPU): :mod:`microsam_fiji.models.backends`.
+
+    Args:
+        source: see above.
+        model_type: ``vit_t``/``vit_b``/``vit_l``/``vit_h`` for a checkpoint (None: from its weights).
+        device: ``cpu``, ``cuda``, ``cuda:N``, ``mps`` (None: a GPU where there is one).
+        backend: ``torch`` or ``onnx`` (None: see above).
+
+    Returns:
+        The loaded :class:`Model`.
     """
     if isinstance(source, Model):
         return source
@@ -34,6 +47,13 @@ def load_model(source: str | os.PathLike | Model | None = None, model_type: str 
         raise UserError(f"unknown model type '{model_type}': use one of {', '.join(MODEL_TYPES)}")
     check_device(device)
     device = resolve_device(device)
+    backend, explicit = choose_backend(backend, device)  # a bad name is refused before the weights are read
+    model = _load(source, model_type, device)
+    model.decoder, model.backend = apply_backend(model.predictor, model.decoder, backend, model.device, explicit)
+    return model
+
+
+def _load(source: str | os.PathLike | None, model_type: str | None, device: str) -> Model:
     if source is None or str(source) == DEMO_NAME:
         return load_checkpoint(DEMO_CHECKPOINT, model_type, device, source_name=DEMO_NAME)
     path = Path(source).expanduser()

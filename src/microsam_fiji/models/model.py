@@ -27,12 +27,14 @@ class Model:
     device: str
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     default_mode: str = "apg"
+    # how the image encoder and instance decoder run (models/backends): set by load_model
+    backend: str = "torch"
     cache: EmbeddingCache = field(default_factory=EmbeddingCache)
     # one image at a time on the predictor: it holds the current image's embeddings (every engine call takes it)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def __repr__(self) -> str:
-        return f"Model(model_type={self.model_type!r}, source={self.source!r}, device={self.device!r})"
+        return f"Model(model_type={self.model_type!r}, source={self.source!r}, device={self.device!r}, backend={self.backend!r})"
 
 
 

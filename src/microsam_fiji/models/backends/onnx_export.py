@@ -1,0 +1,84 @@
+"""The model's two CPU-heavy passes as ONNX graphs, exported once per set of weights and kept on disk.
+
+The graphs are keyed by a hash of the weights, the pass, the input shape and torch's version, so a fine-tuned
+model, a new torch or a changed shape gets new graphs while a cold start on known weights only reads a file.
+Both passes run on fixed shapes (SAM pads every image and tile to 1024 x 1024, the embeddings are 64 x 64), so
+the graphs need no dynamic axes and ONNX Runtime can plan them once."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from microsam_fiji.core.errors import UserError
+
+CACHE_ENV = "MICROSAM_FIJI_CACHE"
+ONNX_OPSET = 18
+
+
+def cache_dir() -> Path:
+    """Where exported graphs are kept: ``$MICROSAM_FIJI_CACHE``, else ``$XDG_CACHE_HOME/microsam-fiji`` (default
+    ``~/.cache/microsam-fiji``), subfolder ``onnx``.
+
+    Returns:
+        The folder (not created here)."""
+    root = os.environ.get(CACHE_ENV)
+    if not root:
+        root = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "microsam-fiji")
+    return Path(root).expanduser() / "onnx"
+
+
+def weights_key(module: Any, name: str, shape: tuple[int, ...]) -> str:
+    """A hash of ``module``'s weights and buffers, the pass ``name``, its input ``shape`` and torch's version."""
+    import torch
+
+    digest = hashlib.sha256(f"{name}|{tuple(shape)}|torch {torch.__version__}|opset {ONNX_OPSET}".encode())
+    for key, tensor in module.state_dict().items():
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:24]
+
+
+def exported_graph(module: Any, example: Any, name: str) -> Path:
+    """The ONNX file of ``module`` run on tensors shaped like ``example``, exported now unless already on disk.
+
+    Args:
+        module: a torch module in eval mode (its forward takes the one tensor ``example``).
+        example: an input tensor of the shape every call uses.
+        name: the pass, part of the file name (``image_encoder``, ``instance_decoder``).
+
+    Returns:
+        The path of the graph file.
+
+    Raises:
+        UserError: when the cache folder cannot be written (naming ``MICROSAM_FIJI_CACHE``)."""
+    import torch
+
+    path = cache_dir() / f"{name}-{weights_key(module, name, tuple(example.shape))}.onnx"
+    if path.exists():
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".part", dir=path.parent)
+        os.close(fd)
+    except OSError as err:
+        raise UserError(f"cannot write the ONNX cache folder {path.parent} ({err.strerror}): set {CACHE_ENV} to a "
+                        "writable folder, or use --backend torch") from err
+    try:
+        # stdout is the plugin worker's message channel: the dynamo exporter's progress lines must not reach it
+        with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")  # the exporters' notes on tracing are about code paths SAM does not take
+            # torch.export's exporter: the TorchScript-based one is 5x quicker but its TinyViT graph is off by
+            # 1.7e-3 on real images (4e-6 on noise), this one by 4e-6 (measured here, bench/model_bench.py)
+            torch.onnx.export(module, (example,), tmp, opset_version=ONNX_OPSET, dynamo=True, external_data=False,
+                              verbose=False, input_names=["input"], output_names=["output"])
+        os.replace(tmp, path)  # atomic: two processes exporting the same weights both end with one whole file
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

@@ -1,0 +1,149 @@
+"""The model's passes through ONNX Runtime (the CPU default) give eager PyTorch's instances; progress moves inside
+the passes and Esc stops them; the exported graphs are reused; bad choices are one line."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from instance_match import best_ious
+from microsam_fiji.core.errors import UserError
+from microsam_fiji.core.progress import Cancelled, reporting
+from microsam_fiji.engines.segment import run
+from microsam_fiji.engines.state import compute_state
+from microsam_fiji.models.load import load_model
+
+pytestmark = pytest.mark.slow
+TILED = {"tile_shape": (128, 256), "halo": (0, 0)}  # two tiles of the 256 x 256 crop: micro-sam's tiled path
+
+
+@pytest.fixture(scope="module")
+def eager():
+    return load_model("demo", device="cpu", backend="torch")
+
+
+@pytest.fixture(scope="module")
+def onnx():
+    return load_model("demo", device="cpu", backend="onnx")
+
+
+def _matched_scores(reference, other) -> list[float]:
+    """|score difference| of each reference object and the other run's object it overlaps most."""
+    diffs = []
+    for label, score in reference.scores.items():
+        values, counts = np.unique(other.labels[reference.labels == label], return_counts=True)
+        diffs.append(abs(score - other.scores.get(int(values[np.argmax(counts)]), np.inf)))
+    return diffs
+
+
+@pytest.mark.parametrize("case", ["whole", "tiled"])
+def test_onnx_gives_eager_torchs_instances(eager, onnx, stardist_image, small_image, case):
+    """The acceptance of a default backend: same count, every object IoU >= 0.99, APG scores within 1e-5 — for
+    APG and AIS, on the 512 x 512 nuclei image and on a tiled crop (micro-sam's tiled generators call the
+    decoder's ``_forward_impl`` directly)."""
+    assert (eager.backend, onnx.backend) == ("torch", "onnx")
+    image, tiling = (stardist_image, {}) if case == "whole" else (small_image, TILED)
+    for mode in ("apg", "ais"):
+        reference = run(image, eager, mode, **tiling)
+        other = run(image, onnx, mode, **tiling)
+        n = int(reference.labels.max())
+        assert n >= 10, f"{mode}: the reference found {n} objects"
+        assert int(other.labels.max()) == n, mode
+        ious = best_ious(reference.labels, other.labels)
+        assert min(ious.values()) >= 0.99, (mode, sorted(ious.values())[:3])
+        if mode == "apg":
+            assert len(reference.scores) == n
+            assert max(_matched_scores(reference, other)) <= 1e-5
+
+
+def _recorder(calls, cancel_at=None):
+    def reporter(stage, current, total):
+        calls.append((stage, current, total))
+        if cancel_at is not None and cancel_at(stage, current, total):
+            raise Cancelled()
+    return reporter
+
+
+def test_torch_passes_report_their_blocks_and_stop_inside(eager, small_image):
+    calls: list = []
+    with reporting(_recorder(calls)):
+        compute_state(eager, small_image)
+    encoder = [(c, t) for s, c, t in calls if s == "encoding the image"]
+    decoder = [(c, t) for s, c, t in calls if s == "instance decoder"]
+    for steps in (encoder, decoder):
+        assert len(steps) >= 5 and steps[0][0] == 0, steps
+        assert [c for c, _ in steps] == sorted(c for c, _ in steps), "the fraction went back"
+    assert encoder[-1][0] == encoder[-1][1]
+
+    calls.clear()
+    before = len(eager.cache)
+    with pytest.raises(Cancelled), reporting(_recorder(calls, lambda s, c, t: s == "encoding the image" and c == 3)):
+        run(small_image[:200, :200], eager)
+    assert not any(s == "instance decoder" for s, _, _ in calls), "the encoder ran on after Esc"
+    assert len(eager.cache) == before, "a cancelled pass left an entry in the embedding cache"
+
+
+def test_onnx_pass_stops_on_cancel_and_reports_a_moving_fraction(onnx, small_image):
+    image = small_image[:, ::-1].copy()  # not cached by another test
+    compute_state(onnx, image)  # the graphs' run times: what the fractions of the next runs are based on
+    other = image[::-1].copy()
+    calls: list = []
+    start = time.perf_counter()
+    with pytest.raises(Cancelled), reporting(_recorder(calls, lambda s, c, t: s == "encoding the image" and c)):
+        compute_state(onnx, other)
+    assert time.perf_counter() - start < 2.0, "Esc took longer than 2 s to stop the encoder"
+    assert calls[-1][0] == "encoding the image" and calls[-1][2] == 100
+    calls.clear()
+    with reporting(_recorder(calls)):
+        assert compute_state(onnx, other).foreground.shape == other.shape  # the session runs on after a stop
+    fractions = [c for s, c, t in calls if s == "instance decoder" and t == 100]
+    assert fractions and max(fractions) > 0 and fractions == sorted(fractions), calls
+
+
+def test_tiles_count_as_parts_of_one_fraction(onnx, small_image):
+    calls: list = []
+    with reporting(_recorder(calls)):
+        compute_state(onnx, small_image[::-1, ::-1].copy(), **TILED)
+    stages = {s for s, _, _ in calls}
+    assert {"encoding tile 1/2", "encoding tile 2/2", "instance decoder, tile 1/2"} <= stages, stages
+    tile_steps = [c / t for s, c, t in calls if s.startswith("encoding tile") and t]
+    assert tile_steps == sorted(tile_steps) and tile_steps[-1] > 0.5
+
+
+def test_graphs_are_exported_once_per_weights(onnx, monkeypatch):
+    import torch
+
+    def no_export(*_args, **_kwargs):
+        raise AssertionError("the graphs were exported again")
+
+    monkeypatch.setattr(torch.onnx, "export", no_export)
+    assert load_model("demo", device="cpu", backend="onnx").backend == "onnx"
+
+
+def test_unwritable_graph_cache(tmp_path, monkeypatch, random_checkpoint):
+    """A default onnx falls back to torch with a warning; a chosen one is refused in one line naming the fix."""
+    import logging
+
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("MICROSAM_FIJI_CACHE", str(blocked))
+    with pytest.raises(UserError, match="MICROSAM_FIJI_CACHE.*--backend torch"):
+        load_model(random_checkpoint, device="cpu", backend="onnx")
+    messages: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("microsam_fiji.models.backends").addHandler(handler)
+    try:
+        assert load_model(random_checkpoint, device="cpu").backend == "torch"
+    finally:
+        logging.getLogger("microsam_fiji.models.backends").removeHandler(handler)
+    assert any("running the model with torch" in m for m in messages), messages
+
+
+def test_bad_backend_names(monkeypatch):
+    with pytest.raises(UserError, match="unknown backend 'tensorrt': use one of torch, onnx"):
+        load_model("demo", backend="tensorrt")
+    monkeypatch.setenv("MICROSAM_FIJI_BACKEND", "openvino")
+    with pytest.raises(UserError, match=r"unknown \$MICROSAM_FIJI_BACKEND 'openvino'"):
+        load_model("demo")
