@@ -21,7 +21,7 @@ __all__ = ["SUMMARY_NAME", "run_batch", "segment_many"]
 def segment_many(images: str | os.PathLike | Iterable[str | os.PathLike], out: str | os.PathLike, model=None,
                  mode: str | None = None, params: Mapping[str, Any] | None = None, *, model_type: str | None = None,
                  axes: str | None = None, tile_shape=None, halo=None, tile_threshold: int | None = None,
-                 device: str | None = None,
+                 device: str | None = None, backend: str | None = None,
                  engine: str | None = None, rois: bool = True, overwrite: bool = False, workers: int | None = None,
                  scheduler: str | None = None, progress: bool | Callable[[Row], None] = False) -> Summary:
     """Segment every image (files, folders, glob patterns) into ``out`` and return the :class:`Summary`.
@@ -35,7 +35,8 @@ def segment_many(images: str | os.PathLike | Iterable[str | os.PathLike], out: s
     outputs of another input: the name takes a number instead (``x-2_labels.tif``) and a warning says so; a
     ``<name>_labels.tif`` beside an image of the batch is no input (see batch/plan.py). ``workers=N`` runs on a local Dask cluster of N processes (at most what the cores and free memory hold), ``scheduler=ADDRESS`` on
     a running Dask scheduler; otherwise in this process. ``model``: a loaded :class:`Model` (in process
-    only) or what :func:`microsam_fiji.load_model` accepts; ``params``: segmentation parameters by name.
+    only) or what :func:`microsam_fiji.load_model` accepts; ``params``: segmentation parameters by name;
+    ``backend``: how the model's passes run (``torch`` / ``onnx``, :mod:`microsam_fiji.models.backends`).
     Every option is checked, and ``out`` tested for writing, before the model is loaded or an image read.
     A script that passes ``workers`` needs the ``if __name__ == "__main__":`` guard (the worker processes are
     spawned and import the script)."""
@@ -46,7 +47,7 @@ def segment_many(images: str | os.PathLike | Iterable[str | os.PathLike], out: s
     settings = Settings(model=source, model_type=None if loaded else model_type, mode=mode,
                         params=dict(params or {}), axes=axes, tile_shape=tile_shape, halo=halo,
                         tile_threshold=tile_threshold, device=loaded.device if loaded else device, engine=engine,
-                        rois=rois)
+                        rois=rois, backend=loaded.backend if loaded else backend)
     return run_batch(images, out, settings, loaded=loaded, overwrite=overwrite, workers=workers,
                      scheduler=scheduler, progress=progress)
 

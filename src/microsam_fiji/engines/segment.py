@@ -59,7 +59,7 @@ def segment_plane(model: Model, plane: np.ndarray, mode: str, params: dict, tile
 
 def run(image, model: Model | str | os.PathLike | None = None, mode: str | None = None, *, axes: str | None = None,
         tile_shape=None, halo=None, tile_threshold: int | None = DEFAULT_TILE_THRESHOLD, engine: str | None = None,
-        progress: Callable[[int, int], None] | None = None, **params) -> Segmentation:
+        progress: Callable[[int, int], None] | None = None, backend: str | None = None, **params) -> Segmentation:
     """Segment ``image`` and return labels plus per-object scores.
 
     Args:
@@ -70,13 +70,15 @@ def run(image, model: Model | str | os.PathLike | None = None, mode: str | None 
         tile_shape, halo: tiling (Y, X) of large planes; tile_threshold: tile planes larger than this.
         engine: ``"fast"`` (default, micro-sam's instances) or ``"micro-sam"``.
         progress: called with (planes done, planes) after each plane.
+        backend: ``torch`` or ``onnx`` for a model loaded here (None: ``$MICROSAM_FIJI_BACKEND``, else ``onnx`` on
+            a CPU); a :class:`Model` keeps the backend it was loaded with.
         **params: micro-sam's APG / AIS parameters (short names too: ``center=0.3``).
 
     Returns:
         :class:`Segmentation`: uint32 labels unique across a stack, per-label scores, the mode and parameters."""
     engine = check_engine(engine)  # before the model is loaded or an image encoded
     check_tiling(tile_shape, halo)  # tiles below 64 px: an endless run of encoder calls that find nothing
-    model = load_model(model)
+    model = load_model(model, backend=backend)
     mode = check_mode(mode or model.default_mode)
     resolved = resolve_params(mode, {**model.params.get(mode, {}), **params})
     planes = to_planes(image, axes)
