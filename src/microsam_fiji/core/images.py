@@ -62,8 +62,38 @@ def guess_axes(shape: tuple[int, ...]) -> str:
     )
 
 
+_DIM_LETTERS = {"x": "X", "y": "Y", "z": "Z", "t": "T", "time": "T", "c": "C", "channel": "C", "channels": "C",
+                "s": "S", "rgb": "S", "sample": "S", "samples": "S",
+                # pyimagej's names for an ImagePlus's axes (ij.py.from_java)
+                "row": "Y", "col": "X", "pln": "Z", "ch": "C"}
+
+
+def _named_axes(image) -> str | None:
+    """ImageJ letters for an ``xarray.DataArray``'s ``dims`` (None when it has none, or names we do not know)."""
+    dims = getattr(image, "dims", None)
+    if not isinstance(dims, tuple) or not dims or not all(isinstance(d, str) for d in dims):
+        return None
+    letters = [_DIM_LETTERS.get(d.lower()) for d in dims]
+    if any(letter is None for letter in letters):
+        raise UserError(f"the image's dims {dims} are not axes micro-sam-fiji knows: name them from x, y, z, t, c "
+                        "(or pass axes='...' in ImageJ letters XYZTCS)")
+    return "".join(letters)  # type: ignore[arg-type]
+
+
 def to_planes(image, axes: str | None = None) -> Planes:
-    """Check ``image`` and return it as a stack of 2D planes (see module doc for the axis rules)."""
+    """Check ``image`` and return it as a stack of 2D planes (see module doc for the axis rules).
+
+    Args:
+        image: a NumPy array or anything array-like; a torch tensor (one that requires grad too, detached) or an
+            ``xarray.DataArray``, whose ``dims`` name the axes where ``axes`` does not (``('c', 'y', 'x')``).
+        axes: ImageJ letters (XYZTCS) of ``image``'s axes (None: from ``dims``, else guessed from the shape).
+
+    Returns:
+        The planes and the stack shape the labels take."""
+    if axes is None:
+        axes = _named_axes(image)
+    if hasattr(image, "detach") and callable(image.detach):  # a torch tensor: NumPy cannot take one that needs grad
+        image = image.detach().cpu()
     arr = np.asarray(image)
     if arr.size == 0:
         raise UserError(f"the image is empty (shape {arr.shape}): open or pass an image with pixels")

@@ -6,6 +6,7 @@ parameter handling and the per-image embedding cache."""
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -19,6 +20,10 @@ from microsam_fiji.models.load import load_model
 from microsam_fiji.models.model import Model
 from microsam_fiji.core.params import check_mode, check_tiling, resolve_params
 from microsam_fiji.core.progress import report
+
+class TilingWarning(UserWarning):
+    """A parameter that micro-sam's tiled generators do not use was given for a tiled image."""
+
 
 DEFAULT_TILE_THRESHOLD = 1024
 DEFAULT_TILE_SHAPE = (768, 768)  # + 2 x halo = 1024, SAM's input size: tiles are not rescaled
@@ -83,6 +88,10 @@ def run(image, model: Model | str | os.PathLike | None = None, mode: str | None 
     resolved = resolve_params(mode, {**model.params.get(mode, {}), **params})
     planes = to_planes(image, axes)
     tile_shape, halo = tiling(planes.data.shape[1:3], tile_shape, halo, tile_threshold)
+    if tile_shape is not None and mode == "apg" and resolved.get("mask_threshold") is not None:
+        # as micro-sam's TiledAutomaticPromptGenerator, whose masks we reproduce: it does not pass it on
+        warnings.warn(f"mask_threshold={resolved['mask_threshold']} is not used on a tiled image: micro-sam's tiled "
+                      "APG thresholds each tile's masks at the model's own threshold (0)", TilingWarning, stacklevel=2)
     out = np.zeros((len(planes.data),) + planes.data.shape[1:3], dtype=np.uint32)
     scores: dict[int, float] = {}
     offset = 0
