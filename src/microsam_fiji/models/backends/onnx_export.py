@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
 import os
 import tempfile
 import warnings
@@ -16,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from microsam_fiji.core.errors import UserError
+from microsam_fiji.core.progress import report
+
+_LOG = logging.getLogger(__name__)
 
 CACHE_ENV = "MICROSAM_FIJI_CACHE"
 ONNX_OPSET = 18
@@ -74,7 +78,7 @@ def exported_graph(module: Any, example: Any, name: str) -> Path:
         with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")  # the exporters' notes on tracing are about code paths SAM does not take
             # torch.export's exporter: the TorchScript-based one is 5x quicker but its TinyViT graph is off by
-            # 1.7e-3 on real images (4e-6 on noise), this one by 4e-6 (measured here, bench/model_bench.py)
+            # 1.7e-3 on the test image (4e-6 on noise), this one by 4e-6 (measured on tests/data/img2d.tif)
             torch.onnx.export(module, (example,), tmp, opset_version=ONNX_OPSET, dynamo=True, external_data=False,
                               verbose=False, input_names=["input"], output_names=["output"])
         os.replace(tmp, path)  # atomic: two processes exporting the same weights both end with one whole file
