@@ -147,3 +147,47 @@ def test_bad_backend_names(monkeypatch):
     monkeypatch.setenv("MICROSAM_FIJI_BACKEND", "openvino")
     with pytest.raises(UserError, match=r"unknown \$MICROSAM_FIJI_BACKEND 'openvino'"):
         load_model("demo")
+
+
+def test_our_untiled_decoder_step_is_micro_sams_initialize(onnx, eager, small_image):
+    """engines/state computes the maps of an untiled image as micro-sam's ``initialize`` does (without building
+    its generator); the onnx decoder's resize is torch_em's ``postprocess_masks``."""
+    import torch
+    from micro_sam import util
+
+    from microsam_fiji.core.micro_sam_compat import decoder_maps
+    from microsam_fiji.engines.micro_sam import generator
+    from microsam_fiji.engines.state import decoder_maps_of
+
+    image = small_image[:200, :232].copy()
+    for model in (eager, onnx):
+        embeddings = util.precompute_image_embeddings(model.predictor, image, ndim=2, verbose=False)
+        gen = generator(model, "ais", False)
+        gen.initialize(image, image_embeddings=embeddings)
+        reference = decoder_maps(gen)
+        assert reference[0].shape == image.shape and reference[0].max() > 0.5
+        for ours, theirs in zip(decoder_maps_of(model, embeddings), reference):
+            assert np.array_equal(ours, theirs)
+    maps = torch.rand(1, 3, 1024, 1024)
+    torch_em = eager.torch_decoder().postprocess_masks(maps, (1024, 719), (512, 360))
+    assert torch.equal(onnx.decoder.postprocess_masks(maps, (1024, 719), (512, 360)), torch_em)
+
+
+def test_a_cold_apg_run_with_cached_graphs_does_not_import_torch_em(onnx, small_image, tmp_path):
+    """The onnx default's point for a cold start: neither torch_em nor micro-sam's instance_segmentation module
+    (2-3 s of imports) is loaded when the graphs are on disk."""
+    import subprocess
+    import sys
+
+    import tifffile
+
+    path = tmp_path / "crop.tif"
+    tifffile.imwrite(path, small_image[:128, :128])
+    code = ("import sys; from microsam_fiji.cli import main; main(['segment', sys.argv[1], '--out', sys.argv[2], "
+            "'--quiet']); print(sorted(m for m in sys.modules if m.startswith(('torch_em', "
+            "'micro_sam.instance_segmentation'))))")
+    out = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "out")], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+    assert (tmp_path / "out" / "crop_labels.tif").exists()

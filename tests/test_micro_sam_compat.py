@@ -70,3 +70,16 @@ def test_restored_generator_state_gives_micro_sams_labels(demo_model, small_imag
         if not np.array_equal(np.asarray(restored), np.asarray(expected)):
             _fail_naming_module(f"the generator state that initialize leaves ({mode.upper()} labels differ)")
         assert np.asarray(expected).max() > 0, "the demo model finds nuclei in the crop"
+
+
+def test_defaults_read_from_source_are_micro_sams_signature_defaults():
+    """core/params reads micro-sam's generate() defaults from its source (no 2-3 s import): the same values as
+    the signatures of the installed classes."""
+    from micro_sam.instance_segmentation import AutomaticPromptGenerator, InstanceSegmentationWithDecoder
+
+    from microsam_fiji.core.params import _signature_defaults, default_params
+
+    apg, ais = default_params("apg"), default_params("ais")
+    assert apg["min_size"] == 25 and apg["nms_threshold"] == 0.9 and "distance_smoothing" in ais
+    assert apg == _signature_defaults(AutomaticPromptGenerator.generate)
+    assert ais == _signature_defaults(InstanceSegmentationWithDecoder.generate)

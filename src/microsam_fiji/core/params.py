@@ -41,13 +41,46 @@ def _signature_defaults(func) -> dict[str, Any]:
     }
 
 
-def default_params(mode: str) -> dict[str, Any]:
-    """micro-sam's defaults for ``mode`` (read from its ``generate`` signature, so they never drift)."""
-    from micro_sam.instance_segmentation import AutomaticPromptGenerator, InstanceSegmentationWithDecoder
+_GENERATORS = {"apg": "AutomaticPromptGenerator", "ais": "InstanceSegmentationWithDecoder"}
 
+
+def default_params(mode: str) -> dict[str, Any]:
+    """micro-sam's defaults for ``mode``, read from its ``generate`` signature so they never drift.
+
+    Read from the source of ``micro_sam.instance_segmentation`` rather than by importing it: the import costs
+    2-3 s (torch_em's trainer, tensorboard) that a cold APG run with cached ONNX graphs never needs otherwise.
+
+    Args:
+        mode: ``apg`` or ``ais``.
+
+    Returns:
+        Parameter name -> default."""
     mode = check_mode(mode)
-    func = AutomaticPromptGenerator.generate if mode == "apg" else InstanceSegmentationWithDecoder.generate
-    return _signature_defaults(func)
+    defaults = _defaults_from_source(_GENERATORS[mode])
+    if defaults is None:  # a micro-sam whose source we cannot read (a zip import, compiled): ask the class itself
+        from micro_sam import instance_segmentation
+
+        defaults = _signature_defaults(getattr(instance_segmentation, _GENERATORS[mode]).generate)
+    return defaults
+
+
+def _defaults_from_source(class_name: str) -> dict[str, Any] | None:
+    import ast
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("micro_sam.instance_segmentation")
+        assert spec is not None and spec.origin is not None
+        with open(spec.origin, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name)
+        func = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "generate")
+        positional = func.args.posonlyargs + func.args.args
+        pairs = list(zip(positional[len(positional) - len(func.args.defaults):], func.args.defaults))
+        pairs += [(a, d) for a, d in zip(func.args.kwonlyargs, func.args.kw_defaults) if d is not None]
+        return {a.arg: ast.literal_eval(d) for a, d in pairs if a.arg not in _NOT_PARAMS}
+    except (AssertionError, OSError, SyntaxError, StopIteration, ValueError, ImportError):
+        return None
 
 
 def check_mode(mode: str) -> str:

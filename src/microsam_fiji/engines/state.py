@@ -20,21 +20,41 @@ def compute_state(model: Model, plane: np.ndarray, tile_shape=None, halo=None) -
     through micro-sam's own progress callbacks, so the fraction covers the whole image."""
     from micro_sam import util
 
-    tiled = tile_shape is not None
-    gen = generator(model, "ais", tiled)
-    if not tiled:
+    if tile_shape is None:
         embeddings = util.precompute_image_embeddings(model.predictor, plane, ndim=2, verbose=False)
-        gen.initialize(plane, image_embeddings=embeddings)
+        foreground, center_distances, boundary_distances = decoder_maps_of(model, embeddings)
     else:
+        gen = generator(model, "ais", tiled=True)
         with _tile_parts("encoding tile") as callbacks:
             embeddings = util.precompute_image_embeddings(model.predictor, plane, ndim=2, tile_shape=tile_shape,
                                                           halo=halo, verbose=True, **callbacks)
         with _tile_parts("instance decoder, tile") as callbacks:
             gen.initialize(plane, image_embeddings=embeddings, tile_shape=tile_shape, halo=halo, verbose=True,
                            **callbacks)
-    foreground, center_distances, boundary_distances = decoder_maps(gen)
+        foreground, center_distances, boundary_distances = decoder_maps(gen)
     return ImageState(embeddings=embeddings, foreground=foreground, center_distances=center_distances,
                       boundary_distances=boundary_distances, tile_shape=tile_shape, halo=halo)
+
+
+def decoder_maps_of(model: Model, embeddings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Foreground, center and boundary distances of an untiled image: what micro-sam's
+    ``InstanceSegmentationWithDecoder.initialize`` computes from precomputed embeddings, without building its
+    generator (whose module imports torch_em: 2-3 s of a cold start); tests/test_backends.py holds the two equal.
+
+    Args:
+        model: the model (its decoder as the backend runs it).
+        embeddings: ``micro_sam.util.precompute_image_embeddings``'s result for the image.
+
+    Returns:
+        The three maps, each shaped like the image."""
+    import torch
+    from micro_sam import util
+
+    predictor = util.set_precomputed(model.predictor, embeddings)
+    with torch.no_grad():
+        output = model.decoder(predictor.features, tuple(predictor.input_size), tuple(predictor.original_size))
+    foreground, center_distances, boundary_distances = output.cpu().numpy().squeeze(0)
+    return foreground, center_distances, boundary_distances
 
 
 @contextmanager

@@ -74,7 +74,6 @@ def _decoder_state(path: Path, state) -> dict:
 
 def load_checkpoint(path: str | os.PathLike, model_type: str | None = None, device: str | None = None,
                     source_name: str | None = None) -> Model:
-    from micro_sam.instance_segmentation import get_decoder
     from micro_sam.util import get_sam_model
 
     path = Path(path)
@@ -92,10 +91,16 @@ def load_checkpoint(path: str | os.PathLike, model_type: str | None = None, devi
         predictor = get_sam_model(model_type=model_type, checkpoint_path=str(path), device=device)
     except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as err:
         raise _not_a_checkpoint(path, f"its SAM weights do not fit a {model_type} model ({mismatch(err)})") from None
-    try:
-        decoder = get_decoder(predictor.model.image_encoder, decoder_state, device)
-    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as err:
-        raise _not_a_checkpoint(path, f"its decoder_state does not fit micro-sam's instance decoder "
-                                      f"({mismatch(err)})") from None
-    return Model(predictor=predictor, decoder=decoder, model_type=model_type,
-                 source=source_name or str(path), device=str(device))
+    encoder = predictor.model.image_encoder  # the torch one: a backend may put another into the predictor
+
+    def build_decoder():
+        from micro_sam.instance_segmentation import get_decoder
+
+        try:
+            return get_decoder(encoder, decoder_state, device)
+        except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as err:
+            raise _not_a_checkpoint(path, f"its decoder_state does not fit micro-sam's instance decoder "
+                                          f"({mismatch(err)})") from None
+
+    return Model(predictor=predictor, decoder=None, model_type=model_type, source=source_name or str(path),
+                 device=str(device), build_decoder=build_decoder, decoder_state=decoder_state)

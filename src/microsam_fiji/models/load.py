@@ -49,7 +49,7 @@ def load_model(source: str | os.PathLike | Model | None = None, model_type: str 
     device = resolve_device(device)
     backend, explicit = choose_backend(backend, device)  # a bad name is refused before the weights are read
     model = _load(source, model_type, device)
-    model.decoder, model.backend = apply_backend(model.predictor, model.decoder, backend, model.device, explicit)
+    apply_backend(model, backend, explicit)
     return model
 
 

@@ -65,7 +65,26 @@ def _description_source(path: Path) -> Path:
     if path.suffix.lower() == ".zip" and not zipfile.is_zipfile(path):
         raise UserError(f"'{path.name}' is not a valid zip file (corrupted or incomplete download): "
                         "download or export the package again")
+    if zipfile.is_zipfile(path):
+        _check_zip_members(path)
+    elif not path.name.endswith((".yaml", ".yml")):
+        raise UserError(f"'{path.name}' is not a Model Zoo package (neither a zip nor an rdf.yaml): pass the "
+                        "package zip, its unpacked folder or its rdf.yaml")
     return path
+
+
+def _check_zip_members(path: Path) -> None:
+    """A zip that is no package says what it is (empty, an ImageJ ROI set, a zip without rdf.yaml)."""
+    with zipfile.ZipFile(path) as z:
+        names = [n for n in z.namelist() if not n.endswith("/")]
+    hint = "pass a Model Zoo package (from 'microsam-fiji export' or bioimage.io)"
+    if not names:
+        raise UserError(f"'{path.name}' is an empty zip file, not a Model Zoo package: {hint}")
+    if not any(Path(n).name in PACKAGE_DESCRIPTIONS for n in names):
+        if all(n.lower().endswith(".roi") for n in names):
+            raise UserError(f"'{path.name}' is an ImageJ ROI set (RoiSet.zip), not a Model Zoo package: {hint} "
+                            "(ROI sets convert to labels with 'microsam-fiji labels')")
+        raise UserError(f"'{path.name}' is a zip without rdf.yaml, not a Model Zoo package: {hint}")
 
 
 def located(entry) -> str:
@@ -131,8 +150,7 @@ def read_description(path: str | os.PathLike):
     if isinstance(descr, InvalidDescr):
         errors = descr.validation_summary.errors
         reason = first_line(located(errors[0])) if errors else "invalid description"
-        raise UserError(f"'{path.name}' is not a valid Model Zoo package ({reason}): run "
-                        "'microsam-fiji validate' on it for details")
+        raise UserError(f"'{path.name}' is not a valid Model Zoo package: {reason}")
     if not isinstance(descr, v0_5.ModelDescr):
         raise UserError(f"'{path.name}' describes a {descr.type}, not a model: pass a model package")
     return descr
@@ -157,6 +175,9 @@ def _checked_bytes(file_descr, label: str, name: str, require_hash: bool = True)
     except Exception as err:  # bioimageio.spec's reader checks the hash itself when it can
         if "sha256" in str(err).lower():
             raise mismatch from None
+        if isinstance(err, zipfile.BadZipFile) or "crc" in str(err).lower():
+            raise UserError(f"'{name}': its {label} file '{source}' is damaged ({first_line(err, 120)}): "
+                            "download or export the package again") from None
         offline = no_network(name, err)
         if offline is not None:
             raise offline from None

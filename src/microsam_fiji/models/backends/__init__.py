@@ -54,38 +54,41 @@ def _has_onnxruntime() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-def apply_backend(predictor: Any, decoder: Any, backend: str, device: str, explicit: bool = True) -> tuple[Any, str]:
-    """Put ``backend``'s passes into ``predictor`` (its image encoder) and return the decoder to use with it.
+def apply_backend(model: Any, backend: str, explicit: bool = True) -> None:
+    """Run ``model``'s image encoder and instance decoder with ``backend``: sets ``model.decoder``, replaces the
+    predictor's image encoder for ``onnx``, and sets ``model.backend`` to the backend in use.
 
     An ONNX export that fails (an architecture the exporter cannot trace) falls back to ``torch`` with one
     warning line in the log: the model still runs, only slower. So does a default ``onnx`` whose graph cache
     cannot be written (a read-only home); a user who asked for ``onnx`` gets the one-line error instead.
 
     Args:
-        predictor: micro-sam's SAM predictor (``predictor.model.image_encoder`` is replaced for ``onnx``).
-        decoder: micro-sam's instance decoder (or None for a SAM without one).
+        model: a :class:`~microsam_fiji.models.model.Model` as a loader made it (its torch decoder not built yet).
         backend: a name from :data:`BACKENDS` (see :func:`choose_backend`).
-        device: the model's device.
         explicit: whether the user chose ``backend``.
 
-    Returns:
-        (decoder, the backend in use)."""
+    Raises:
+        UserError: for weights that do not fit (a bad ``decoder_state``), or a chosen ``onnx`` that cannot run."""
+    from microsam_fiji.models.backends.onnx_export import GraphCacheError
     from microsam_fiji.models.backends.progress_hooks import add_progress_hooks, decoder_units, encoder_units
 
-    encoder = predictor.model.image_encoder
-    if backend == "onnx" and decoder is not None:
+    encoder = model.predictor.model.image_encoder
+    if backend == "onnx":
         try:
             from microsam_fiji.models.backends.onnx_runtime import onnx_modules
 
-            predictor.model.image_encoder, decoder = onnx_modules(encoder, decoder, device)
-            return decoder, "onnx"
-        except UserError as err:
+            model.predictor.model.image_encoder, model.decoder = onnx_modules(model)
+            model.backend = "onnx"
+            return
+        except GraphCacheError as err:
             if explicit:
                 raise
             _LOG.warning("%s; running the model with torch", err)
+        except UserError:
+            raise  # the weights themselves are wrong: torch cannot run them either
         except Exception as err:  # noqa: BLE001 - any exporter failure: the torch passes still work
             _LOG.warning("ONNX export failed (%s); running the model with torch", one_line(err))
+    model.decoder = model.torch_decoder()
     add_progress_hooks(encoder, encoder_units(encoder), "encoding the image")
-    if decoder is not None:
-        add_progress_hooks(decoder, decoder_units(decoder), "instance decoder")
-    return decoder, "torch"
+    add_progress_hooks(model.decoder, decoder_units(model.decoder), "instance decoder")
+    model.backend = "torch"

@@ -14,7 +14,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.core.progress import report
@@ -37,33 +37,45 @@ def cache_dir() -> Path:
     return Path(root).expanduser() / "onnx"
 
 
-def weights_key(module: Any, name: str, shape: tuple[int, ...]) -> str:
-    """A hash of ``module``'s weights and buffers, the pass ``name``, its input ``shape`` and torch's version."""
+class GraphCacheError(UserError):
+    """The graph cache folder cannot be written (a default onnx backend falls back to torch on it)."""
+
+
+def weights_key(state: Mapping[str, Any], name: str, shape: tuple[int, ...]) -> str:
+    """A hash of the weights ``state`` (name -> tensor), the pass ``name``, its input ``shape`` and torch's
+    version: what names a graph file."""
     import torch
 
     digest = hashlib.sha256(f"{name}|{tuple(shape)}|torch {torch.__version__}|opset {ONNX_OPSET}".encode())
-    for key, tensor in module.state_dict().items():
+    for key in sorted(state):
+        tensor = state[key]
         digest.update(key.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        if hasattr(tensor, "detach"):
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:24]
 
 
-def exported_graph(module: Any, example: Any, name: str) -> Path:
-    """The ONNX file of ``module`` run on tensors shaped like ``example``, exported now unless already on disk.
+def graph_path(state: Mapping[str, Any], name: str, shape: tuple[int, ...]) -> Path:
+    """Where the graph of pass ``name`` for the weights ``state`` on inputs of ``shape`` is kept."""
+    return cache_dir() / f"{name}-{weights_key(state, name, tuple(shape))}.onnx"
+
+
+def ensure_graph(path: Path, build: Callable[[], Any], example: Any) -> Path:
+    """``path``, exported now from the module ``build()`` returns unless it is already on disk.
 
     Args:
-        module: a torch module in eval mode (its forward takes the one tensor ``example``).
+        path: from :func:`graph_path`.
+        build: makes the torch module in eval mode (its forward takes the one tensor ``example``); called only
+            when the graph has to be exported.
         example: an input tensor of the shape every call uses.
-        name: the pass, part of the file name (``image_encoder``, ``instance_decoder``).
 
     Returns:
-        The path of the graph file.
+        ``path``.
 
     Raises:
-        UserError: when the cache folder cannot be written (naming ``MICROSAM_FIJI_CACHE``)."""
+        GraphCacheError: when the cache folder cannot be written (naming ``MICROSAM_FIJI_CACHE``)."""
     import torch
 
-    path = cache_dir() / f"{name}-{weights_key(module, name, tuple(example.shape))}.onnx"
     if path.exists():
         return path
     try:
@@ -71,8 +83,12 @@ def exported_graph(module: Any, example: Any, name: str) -> Path:
         fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".part", dir=path.parent)
         os.close(fd)
     except OSError as err:
-        raise UserError(f"cannot write the ONNX cache folder {path.parent} ({err.strerror}): set {CACHE_ENV} to a "
-                        "writable folder, or use --backend torch") from err
+        raise GraphCacheError(f"cannot write the ONNX cache folder {path.parent} ({err.strerror}): set {CACHE_ENV} "
+                              "to a writable folder, or use --backend torch") from err
+    module = build()
+    stage = path.name.split("-")[0].replace("_", " ")
+    report(f"exporting the {stage} for ONNX Runtime (once per set of weights)")
+    _LOG.info("exporting %s (once per set of weights)", path)
     try:
         # stdout is the plugin worker's message channel: the dynamo exporter's progress lines must not reach it
         with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):

@@ -93,23 +93,26 @@ class OnnxPass:
         return out
 
 
-def onnx_modules(encoder: Any, decoder: Any, device: str) -> tuple[Any, Any]:
-    """ONNX Runtime replacements for ``encoder`` (SAM's image encoder) and ``decoder`` (micro-sam's
-    ``DecoderAdapter``), exporting their graphs on first use (:mod:`.onnx_export`).
+def onnx_modules(model: Any) -> tuple[Any, Any]:
+    """ONNX Runtime replacements for the model's image encoder and its instance decoder (micro-sam's
+    ``DecoderAdapter``), exporting their graphs on first use (:mod:`.onnx_export`); the torch decoder is built
+    only for that export.
 
     Args:
-        encoder: the predictor's ``model.image_encoder``.
-        decoder: the instance decoder (``forward(embeddings, input_shape, original_shape)``).
-        device: the model's device (``cuda`` uses ONNX Runtime's CUDA provider where installed).
+        model: a :class:`~microsam_fiji.models.model.Model` with its torch image encoder in the predictor.
 
     Returns:
         (encoder, decoder) modules with the originals' call signatures and attributes."""
-    from microsam_fiji.models.backends.onnx_export import exported_graph
+    from microsam_fiji.models.backends.onnx_export import ensure_graph, graph_path
 
-    encoder_graph = exported_graph(encoder, torch.zeros(ENCODER_INPUT), "image_encoder")
-    decoder_graph = exported_graph(_DecoderCore(decoder), torch.zeros(EMBEDDINGS), "instance_decoder")
-    return (OnnxImageEncoder(encoder, OnnxPass(encoder_graph, device, "encoding the image")),
-            OnnxInstanceDecoder(decoder, OnnxPass(decoder_graph, device, "instance decoder")))
+    encoder = model.predictor.model.image_encoder
+    encoder_graph = ensure_graph(graph_path(encoder.state_dict(), "image_encoder", ENCODER_INPUT),
+                                 lambda: encoder, torch.zeros(ENCODER_INPUT))
+    state = model.decoder_state if model.decoder_state is not None else model.torch_decoder().state_dict()
+    decoder_graph = ensure_graph(graph_path(state, "instance_decoder", EMBEDDINGS),
+                                 lambda: _DecoderCore(model.torch_decoder()), torch.zeros(EMBEDDINGS))
+    return (OnnxImageEncoder(encoder, OnnxPass(encoder_graph, model.device, "encoding the image")),
+            OnnxInstanceDecoder(int(encoder.img_size), OnnxPass(decoder_graph, model.device, "instance decoder")))
 
 
 class _BatchStatistics(torch.nn.Module):
@@ -159,11 +162,11 @@ class OnnxImageEncoder(torch.nn.Module):
 
 
 class OnnxInstanceDecoder(torch.nn.Module):
-    """micro-sam's ``DecoderAdapter`` through ONNX Runtime, its per-image resize (``postprocess_masks``) in torch."""
+    """micro-sam's ``DecoderAdapter`` through ONNX Runtime; its per-image resize (``postprocess_masks``) in torch."""
 
-    def __init__(self, original, graph: OnnxPass):
+    def __init__(self, img_size: int, graph: OnnxPass):
         super().__init__()
-        self.original = [original]
+        self.img_size = img_size
         self.graph = graph
 
     def forward(self, embeddings, input_shape, original_shape):
@@ -175,5 +178,11 @@ class OnnxInstanceDecoder(torch.nn.Module):
         out = np.concatenate([self.graph(one[None]) for one in batch])  # the graph is planned for one image
         return torch.from_numpy(out).to(embeddings.device)
 
-    def postprocess_masks(self, masks, input_shape, original_shape):
-        return self.original[0].postprocess_masks(masks, input_shape, original_shape)
+    def postprocess_masks(self, masks, input_size, original_size):
+        """torch_em's ``UNETR.postprocess_masks`` for 2D maps (the decoder's output at SAM's input size, the
+        padding cut off, resized to the image): written out so that the torch_em model need not be built;
+        ``tests/test_backends.py`` checks it against torch_em's."""
+        interpolate = torch.nn.functional.interpolate
+        masks = interpolate(masks, (self.img_size, self.img_size), mode="bilinear", align_corners=False)
+        masks = masks[..., : input_size[0], : input_size[1]]
+        return interpolate(masks, tuple(original_size), mode="bilinear", align_corners=False)
