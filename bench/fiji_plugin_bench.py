@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+import microsam_fiji  # noqa: F401 - which checkout runs (PYTHONPATH) is printed with --plugin-only
+
 ROOT = Path(__file__).resolve().parents[1]
 IJ_JAR = "/usr/share/java/ij.jar"
 LAST = "microsam_fiji.MicroSamAPG.lastResult"
@@ -120,6 +122,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=4, help="new images per path (default 4, at most 6)")
     parser.add_argument("--cli-images", type=int, default=2, help="images through segment_with_cli.ijm (default 2)")
+    parser.add_argument("--plugin-only", action="store_true",
+                        help="only the plugin's calls, no targets (e.g. its first call, for comparing two checkouts: "
+                             "PYTHONPATH=<checkout>/src python bench/fiji_plugin_bench.py --plugin-only)")
     args = parser.parse_args(argv)
     if not os.environ.get("DISPLAY"):
         raise SystemExit("needs a display: run under xvfb-run -a")
@@ -131,6 +136,13 @@ def main(argv=None) -> int:
         (folder / "plugins").mkdir(parents=True)
         subprocess.run([sys.executable, "-m", "microsam_fiji.cli", "install-fiji", str(folder)], check=True,
                        capture_output=True)
+        if args.plugin_only:
+            plugin = run_imagej(folder, timing_macro(images, rerun=True, worker_seconds=True), tmp)
+            first, later = series(plugin, "new")[0], series(plugin, "new")[1:]
+            print(f"load average at end: {os.getloadavg()[0]:.2f}")
+            print(f"plugin ({Path(sys.modules['microsam_fiji'].__file__).parents[1]}): first call (worker start, "
+                  f"model load, encoding) {first:.2f} s; later new images {fmt(later)}")
+            return 0
         inproc = run_in_process(timing_macro(images, rerun=True, worker_seconds=False))
         plugin = run_imagej(folder, timing_macro(images, rerun=True, worker_seconds=True), tmp)
         cli = Path(sys.executable).with_name("microsam-fiji")
