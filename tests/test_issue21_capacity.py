@@ -99,3 +99,27 @@ def test_tiny_tiles_are_refused_by_the_python_api(demo_model):
         segment(image, demo_model, tile_shape=(1, 1), halo=(0, 0))
     assert "\n" not in str(err.value)
     assert segment(image, demo_model, tile_shape=(64, 64), halo=(0, 0)).shape == (40, 48)
+
+
+def test_a_scheduler_address_where_no_dask_answers_is_one_line_not_a_hang(tmp_path, monkeypatch, capsys):
+    """Something listens on the port but never speaks Dask (a web server waiting for its request): the connect
+    succeeds and Dask's handshake would wait forever (600 s seen); a deadline ends it with one line."""
+    import socket
+    import threading
+    import time
+
+    from microsam_fiji.batch import dask_runner
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    accepted: list = []
+    threading.Thread(target=lambda: [accepted.append(server.accept()) for _ in range(4)], daemon=True).start()
+    monkeypatch.setattr(dask_runner, "CONNECT_S", 3.0)
+    start = time.monotonic()
+    code = main(["segment", str(flat_image(tmp_path)), "--out", str(tmp_path / "out"),
+                 "--scheduler", f"tcp://127.0.0.1:{server.getsockname()[1]}"])
+    line = one_error_line(capsys)
+    assert code == 2 and "no Dask scheduler answered" in line and "within 3 s" in line, line
+    assert time.monotonic() - start < 30
+    server.close()

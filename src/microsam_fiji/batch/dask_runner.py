@@ -86,6 +86,32 @@ def _loads(dask_worker, plugin_name: str) -> tuple[int, float]:
     return getattr(plugin, "loads", 0), getattr(plugin, "load_seconds", 0.0)
 
 
+CONNECT_S = 30.0
+
+
+def _bounded(connect, scheduler: str):
+    """``connect()`` with a deadline: Client's own timeout covers the TCP connect, not a service that accepts the
+    connection and never answers Dask's handshake (a web server on the port), which would hang the batch."""
+    result: dict = {}
+
+    def attempt():
+        try:
+            result["client"] = connect()
+        except BaseException as err:  # handed to the caller, raised there
+            result["error"] = err
+
+    thread = threading.Thread(target=attempt, daemon=True)  # daemon: a hung handshake does not keep us alive
+    thread.start()
+    thread.join(CONNECT_S)
+    if thread.is_alive():
+        raise UserError(f"no Dask scheduler answered at '{scheduler}' within {CONNECT_S:.0f} s (something listens "
+                        "there, but it is not a Dask scheduler): pass the address 'dask scheduler' prints, e.g. "
+                        "tcp://host:8786")
+    if "error" in result:
+        raise result["error"]
+    return result["client"]
+
+
 def _client(workers: int | None, scheduler: str | None, settings: Settings):
     """A Client plus what to close after the batch, and the torch threads for a cluster we start ourselves."""
     from distributed import Client, LocalCluster
@@ -93,8 +119,11 @@ def _client(workers: int | None, scheduler: str | None, settings: Settings):
     if scheduler:
         try:
             if Path(scheduler).expanduser().is_file():  # a scheduler file (see workers.check_scheduler)
-                return Client(scheduler_file=str(Path(scheduler).expanduser()), timeout="20s"), None, None
-            return Client(scheduler, timeout="20s"), None, None
+                return _bounded(lambda: Client(scheduler_file=str(Path(scheduler).expanduser()), timeout="20s"),
+                                scheduler), None, None
+            return _bounded(lambda: Client(scheduler, timeout="20s"), scheduler), None, None
+        except UserError:
+            raise
         except (OSError, TimeoutError, ValueError) as err:
             raise UserError(f"cannot reach the Dask scheduler at '{scheduler}' ({one_line(err)}): start one with "
                             "'dask scheduler' and pass the address it prints, e.g. tcp://host:8786") from None
