@@ -191,3 +191,19 @@ def test_a_cold_apg_run_with_cached_graphs_does_not_import_torch_em(onnx, small_
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
     assert (tmp_path / "out" / "crop_labels.tif").exists()
+
+
+def test_an_onnx_model_can_be_deep_copied_and_pickled(onnx):
+    """copy.deepcopy(predictor.model) (what users and our tests do to vary a model) and pickling (a Dask worker)
+    keep working with the ONNX passes: the copy opens its own session on the same graph."""
+    import copy
+    import pickle
+
+    import torch
+
+    encoder = onnx.predictor.model.image_encoder
+    images = torch.rand(1, 3, 1024, 1024)
+    expected = encoder(images)
+    for clone in (copy.deepcopy(encoder), pickle.loads(pickle.dumps(encoder))):
+        assert clone.graph.session is not encoder.graph.session
+        assert torch.equal(clone(images), expected)

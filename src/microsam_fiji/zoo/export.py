@@ -126,6 +126,7 @@ def export_package_report(checkpoint, out, *, name, model_type=None, test_image=
         UserError: as :func:`export_package`.
     """
     from microsam_fiji.core.params import check_mode, resolve_params
+    from microsam_fiji.models.backends import apply_backend
     from microsam_fiji.models.checkpoint import load_checkpoint
     from microsam_fiji.engines.segment import run
 
@@ -145,6 +146,7 @@ def export_package_report(checkpoint, out, *, name, model_type=None, test_image=
 
     say("running micro-sam on the test image")
     model = load_checkpoint(checkpoint, model_type, device="cpu")
+    apply_backend(model, "torch")  # the test outputs are micro-sam's own torch computation
     expected = micro_sam_maps(model, plane)[None]
     labels = run(plane, model, mode, tile_threshold=None, **(apg if mode == "apg" else ais)).labels
     n_objects = int(len(np.unique(labels[labels > 0])))

@@ -45,10 +45,20 @@ class OnnxPass:
     """One graph, run with progress reports and cancellation from the calling thread."""
 
     def __init__(self, path, device: str, stage: str):
+        self.path, self.device = path, device
         self.session = _session(path, device)
         self.input_name = self.session.get_inputs()[0].name
         self.stage = stage
         self.last_seconds: float | None = None  # what the progress estimate is based on
+
+    # an ORT session cannot be pickled or deep-copied (copy.deepcopy(predictor.model), a Dask worker's model): the
+    # copy opens its own session on the same graph file
+    def __getstate__(self) -> dict:
+        return {key: value for key, value in self.__dict__.items() if key != "session"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.session = _session(self.path, self.device)
 
     def __call__(self, array: np.ndarray) -> np.ndarray:
         feed = {self.input_name: np.ascontiguousarray(array, dtype=np.float32)}
