@@ -240,3 +240,15 @@ def test_propagate_through_a_z_stack_equals_micro_sams_segment_mask_in_volume(st
     np.testing.assert_array_equal(result.labels == 1, expected)
     with pytest.raises(UserError, match="propagate needs a z"):
         segment_from_prompts(stack[0], demo_model, points=[[60, 60]], propagate_objects=True)
+
+    # through the command: one object, one ROI per slice, all with the object's name and their slice's position
+    from microsam_fiji.core.tiff_io import Calibration, LoadedImage
+    from microsam_fiji.macro.prompt import execute_prompt
+    from microsam_fiji.models.cache import ModelCache
+
+    loaded = LoadedImage(data=stack, axes="ZYX", calibration=Calibration())
+    command = execute_prompt("propagate", loaded,
+                             [point_roi([point[0][::-1]], position=plane + 1)], [],
+                             ModelCache(default_model=demo_model), current_plane=plane)
+    assert sorted((r.name, r.position) for r in command.rois) == [("cell-0001", z + 1) for z in range(4)]
+    np.testing.assert_array_equal(rois_to_labels(command.rois, stack.shape) > 0, expected)

@@ -147,6 +147,10 @@ def test_stack_positions_names_and_round_trip():
     rois = labels_to_rois(same_ids)
     assert {r.name for r in rois if r.properties["id"] == 2} == {"cell-0002-z1", "cell-0002-z2"}
     np.testing.assert_array_equal(rois_to_labels(rois, same_ids.shape), same_ids)
+    one_object = labels_to_rois(same_ids, slice_suffix=False)  # an object through the stack: one name
+    assert {(r.name, r.position) for r in one_object if r.properties["id"] == 2} == {("cell-0002", 1),
+                                                                                     ("cell-0002", 2)}
+    np.testing.assert_array_equal(rois_to_labels(one_object, same_ids.shape), same_ids)
 
     hyper = np.stack([planes, planes])  # (T, Z, Y, X): stack index = t * Z + z + 1
     rois = labels_to_rois(hyper)

@@ -43,12 +43,22 @@ def register(sub) -> None:
     p.add_argument("--uploader", metavar="'EMAIL; NAME'", help="who uploads the package to the Model Zoo")
     p.add_argument("--version", dest="model_version", metavar="VERSION", help="version of the model, e.g. 1.0.0")
     p.add_argument("--git-repo", metavar="URL", help="repository of the model's training code")
-    p.add_argument("--training-data", metavar="DATASET_ID",
-                   help="Model Zoo id of the training data set (e.g. 'amazing-dataset' or 'amazing-dataset/1')")
+    p.add_argument("--training-data", metavar="DATASET_ID_OR_URL",
+                   help="the training data: a Model Zoo dataset id (e.g. 'amazing-dataset' or "
+                        "'amazing-dataset/1'), a DOI or an https:// URL")
+    p.add_argument("--training", metavar="'epochs=N; batch_size=N; ...'",
+                   help="training details for the model card: epochs, batch_size, learning_rate, schedule, loss, "
+                        "optimizer, regularization, hours, preprocessing (KEY=VALUE separated by ';')")
+    p.add_argument("--documentation", type=Path, metavar="FILE.md",
+                   help="your own Markdown text, added to the generated documentation")
+    p.add_argument("--cover", action="append", default=[], type=Path,
+                   help="another cover image (PNG/JPEG, at most 500 KB, 2:1 or 1:1), repeatable")
+    p.add_argument("--cite", action="append", default=[], metavar="'TEXT; doi=10.x/y'",
+                   help="another citation, repeatable: 'TEXT; doi=...' or 'TEXT; url=https://...'")
     p.add_argument("--license", default="CC-BY-4.0", help="SPDX license id (default CC-BY-4.0)")
     p.add_argument("--tag", action="append", default=[], help=f"extra tag, repeatable (always: "
                                                                f"{', '.join(DEFAULT_TAGS)})")
-    p.add_argument("--description", help="one-line description (at most 128 characters)")
+    p.add_argument("--description", help="one-line description (at most 1024 characters)")
     p.add_argument("--weight-format", action="append", choices=WEIGHT_FORMATS, dest="weight_formats",
                    help="weight formats to include, repeatable (default: all; pytorch_state_dict always)")
     p.set_defaults(func=run_export)
@@ -85,12 +95,15 @@ def run_export(args: argparse.Namespace) -> int:
         mode=args.mode, authors=args.author, license=args.license, tags=args.tag, description=args.description,
         weight_formats=formats, progress=lambda msg: print(f"export: {msg}", file=sys.stderr),
         maintainers=args.maintainer, uploader=args.uploader, version=args.model_version, git_repo=args.git_repo,
-        training_data=args.training_data, test_labels=args.test_labels)
+        training_data=args.training_data, test_labels=args.test_labels, documentation=args.documentation,
+        covers=args.cover, cite=args.cite, training=args.training)
     print(f"{report.path}: weights {', '.join(report.weight_formats)}; {report.n_objects} objects on the test "
           f"image; largest difference to micro-sam "
           + ", ".join(f"{wf} {d:.1e}" for wf, d in report.max_abs_diff.items()))
     for wf, why in report.skipped.items():
         print(f"  {wf} left out: {why}")
+    for warning in report.warnings:
+        print(f"warning: {warning}")
     print(f"next: microsam-fiji validate {report.path}")
     return 0
 

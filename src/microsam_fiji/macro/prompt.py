@@ -102,7 +102,8 @@ def execute_prompt(options: str | MacroOptions | None, image: LoadedImage | Call
     labels = np.where(result.labels > 0, result.labels + np.uint32(first_id - 1), 0).astype(np.uint32)
     scores = {k + first_id - 1: v for k, v in result.scores.items()}
     planes_out, positions = stack_positions(labels, stack_axes, hyperstack=hyperstack)
-    new_rois = labels_to_rois(planes_out, scores, positions=positions)
+    # a propagated object is one object through the stack: one name on every slice, told apart by position
+    new_rois = labels_to_rois(planes_out, scores, positions=positions, slice_suffix=not opts.propagate)
     label_axes = stack_axes + "YX"
     if opts.rois:
         write_rois(opts.rois, new_rois)

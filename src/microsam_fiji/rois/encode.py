@@ -7,7 +7,8 @@ a composite (shape) ROI whose sub-paths are its outer outlines and hole outlines
 
 ROI names are ``<prefix>-<id>`` with the id zero-padded (at least 4 digits) so that they sort like the ids;
 stacks set the ROI's stack position (1-based) and add ``-z<slice>`` to the name only where one id occurs on
-several slices. Each ROI carries ImageJ properties ``id``, ``area`` (pixels) and ``score`` when given
+several slices — unless the caller says the slices are one object (``slice_suffix=False``: an object propagated
+through a stack keeps one name, its ROIs told apart by their positions, as ImageJ's own 3D tools do). Each ROI carries ImageJ properties ``id``, ``area`` (pixels) and ``score`` when given
 (``Roi.getProperty("score")`` in a macro or script)."""
 from __future__ import annotations
 
@@ -104,14 +105,15 @@ def _composite_path(pieces: list[np.ndarray]) -> np.ndarray:
 
 
 def labels_to_rois(labels: np.ndarray, scores: dict[int, float] | None = None, name_prefix: str = "cell",
-                   positions=None) -> list[ImagejRoi]:
+                   positions=None, slice_suffix: bool = True) -> list[ImagejRoi]:
     """One ImageJ ROI per object and slice, outlined so that ImageJ's ``Roi.getMask()`` is exactly the object.
 
     ``labels``: (Y,X), (N,Y,X) or (T,Z,Y,X) integer ids, 0 = background (leading axes are flattened in
     ImageJ's stack order). ``scores``: id -> score, stored as the ROI property ``score``. ``positions``: for
     a 2D image the stack position to give every ROI (default none); for a stack one position per slice, an
-    int (1-based stack index, default slice + 1) or a (c, z, t) tuple for hyperstacks. ROIs come sorted by
-    slice, then id."""
+    int (1-based stack index, default slice + 1) or a (c, z, t) tuple for hyperstacks. ``slice_suffix``: name
+    an id found on several slices ``<prefix>-<id>-z<slice>`` (default) or, False, ``<prefix>-<id>`` on every
+    slice (one object through the stack). ROIs come sorted by slice, then id."""
     labels = _as_label_array(labels)
     is_stack = labels.ndim >= 3
     planes = labels.reshape(-1, *labels.shape[-2:])  # stack index order of ImageJ for (T, Z, Y, X)
@@ -123,7 +125,7 @@ def labels_to_rois(labels: np.ndarray, scores: dict[int, float] | None = None, n
     narrow = np.uint16 if top_id <= np.iinfo(np.uint16).max else np.uint32 if top_id < 2**32 else planes.dtype
     traced = [trace_outlines(plane.astype(narrow, copy=False)) for plane in planes]
     multi_slice_ids: set[int] = set()
-    if is_stack and len(traced) > 1:
+    if is_stack and len(traced) > 1 and slice_suffix:
         ids_per_slice = np.concatenate([np.unique(o.labels) for o in traced])
         uniq, counts = np.unique(ids_per_slice, return_counts=True)
         multi_slice_ids = set(uniq[counts > 1].tolist())

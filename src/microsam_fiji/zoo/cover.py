@@ -29,13 +29,18 @@ def write_cover(path: Path, plane: np.ndarray, labels: np.ndarray) -> Path:
     from microsam_fiji.core.micro_sam_compat import to_image
 
     rgb = to_image(plane)  # the uint8 view micro-sam segments
-    outlined = rgb.copy()
-    outlined[find_boundaries(labels, mode="inner")] = OUTLINE_COLOR
     h, w = rgb.shape[:2]
     side = min(h, w)
     y0, x0 = (h - side) // 2, (w - side) // 2
-    panels = [Image.fromarray(a[y0:y0 + side, x0:x0 + side]).resize((COVER_PANEL, COVER_PANEL), Image.Resampling.NEAREST)
-              for a in (rgb, outlined)]
+    size = (COVER_PANEL, COVER_PANEL)
+    image = Image.fromarray(rgb[y0:y0 + side, x0:x0 + side]).resize(size, Image.Resampling.LANCZOS)
+    # outlines drawn at the cover's resolution, from the labels scaled there: downscaling drawn outlines would
+    # drop some of their pixels and leave them open
+    small = np.asarray(Image.fromarray(labels[y0:y0 + side, x0:x0 + side].astype(np.int32)).resize(
+        size, Image.Resampling.NEAREST))
+    outlined = np.asarray(image).copy()
+    outlined[find_boundaries(small, mode="inner")] = OUTLINE_COLOR
+    panels = [image, Image.fromarray(outlined)]
     cover = Image.new("RGB", (2 * COVER_PANEL, COVER_PANEL))
     for i, panel in enumerate(panels):
         cover.paste(panel, (i * COVER_PANEL, 0))

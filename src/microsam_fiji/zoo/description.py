@@ -7,15 +7,12 @@ from typing import Any, Mapping, Sequence
 
 from microsam_fiji.models.package_config import MicroSamConfig
 from microsam_fiji.zoo.hashes import hashed_file
-from microsam_fiji.zoo.reproduction import TOLERANCE
 from microsam_fiji.zoo.tensors import input_tensor, output_tensor
 from microsam_fiji.zoo.weights import state_dict_weights
 
 DEFAULT_TAGS = ("micro-sam", "segment-anything", "instance-segmentation", "automatic-prompt-generation",
                 "microscopy", "2d", "pytorch")
-MICRO_SAM_DOC = "https://computational-cell-analytics.github.io/micro-sam/micro_sam.html"
-MICRO_SAM_DOI = "10.1038/s41592-024-02580-4"
-ATTACHMENTS = ("sam", "test_image_license")  # roles of the files attached, where the export has them
+ATTACHMENTS = ("sam", "test_image_license", "postprocessing_macro")  # roles of the files attached, where the export has them
 
 
 def default_description(model_type: str, mode: str) -> str:
@@ -51,7 +48,8 @@ def micro_sam_config(model_type: str, mode: str, apg: Mapping, ais: Mapping,
 
 def describe(*, name: str, description: str, channels: int, files: Mapping[str, Path], config: Mapping,
              authors: list, license: str, tags: Sequence[str], architecture_kwargs: Mapping, weights=None,
-             upload_fields: Mapping | None = None):
+             upload_fields: Mapping | None = None, cite: Sequence = (), covers: Sequence[Path] = (),
+             card=None):
     """The package's ``ModelDescr``.
 
     Args:
@@ -67,24 +65,28 @@ def describe(*, name: str, description: str, channels: int, files: Mapping[str, 
         architecture_kwargs: The architecture's arguments.
         weights: A ``WeightsDescr``; None for the pytorch_state_dict weights alone (the converters start there).
         upload_fields: Further ``ModelDescr`` fields (maintainers, uploader, version, ...).
+        cite: ``CiteEntry`` objects (see :func:`microsam_fiji.zoo.card.citations`).
+        covers: The publisher's covers, after the generated one.
+        card: ``config.bioimageio`` (see :func:`microsam_fiji.zoo.card.bioimageio_config`); default: the
+            reproduction tolerance alone.
 
     Returns:
         The description; bioimageio.spec validates it on construction.
     """
     from bioimageio.spec.model import v0_5 as spec
 
+    from microsam_fiji.zoo.card import bioimageio_config
+    from microsam_fiji.zoo.postprocessing import deepimagej_config
+
     return spec.ModelDescr(
         name=name,
         description=description,
         authors=authors,
-        cite=[spec.CiteEntry(text="Archit et al. Segment Anything for Microscopy. Nature Methods (2025)",
-                             doi=spec.Doi(MICRO_SAM_DOI)),
-              spec.CiteEntry(text="micro-sam documentation: automatic prompt generation (APG) and instance "
-                                  "segmentation with a decoder (AIS)", url=spec.HttpUrl(MICRO_SAM_DOC))],
+        cite=list(cite),
         license=spec.LicenseId(license),
         tags=list(tags),
         documentation=spec.FileDescr(source=files["documentation"]),
-        covers=[spec.FileDescr(source=files["cover"])],
+        covers=[spec.FileDescr(source=c) for c in (files["cover"], *covers)],
         inputs=[input_tensor(channels, files)],
         outputs=[output_tensor(files)],
         attachments=[hashed_file(files[key]) for key in ATTACHMENTS if key in files],
@@ -92,8 +94,9 @@ def describe(*, name: str, description: str, channels: int, files: Mapping[str, 
         weights=weights if weights is not None else spec.WeightsDescr(
             pytorch_state_dict=state_dict_weights(files, architecture_kwargs)),
         config=spec.Config(  # type: ignore[call-arg]  # the spec's Config takes extra keys (micro_sam)
-            bioimageio=spec.BioimageioConfig(
-                reproducibility_tolerance=[spec.ReproducibilityTolerance(**TOLERANCE)]),  # type: ignore[arg-type]
+            bioimageio=card if card is not None else bioimageio_config(model_type=str(
+                architecture_kwargs.get("model_type", "vit_b"))),
             micro_sam=dict(config),
+            **({"deepimagej": deepimagej_config()} if "postprocessing_macro" in files else {}),
         ),
     )

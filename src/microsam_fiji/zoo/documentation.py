@@ -6,7 +6,8 @@ from typing import Any, Mapping
 
 from microsam_fiji.models.package_config import (DECODER_PREFIX, ENCODER_PREFIX, INPUT_ID, OUTPUT_ID,
                                                  SAM_ATTACHMENT, WEIGHTS_FILE)
-from microsam_fiji.zoo.description import MICRO_SAM_DOC, MICRO_SAM_DOI
+from microsam_fiji.zoo.card import APG_PAPER_URL, MICRO_SAM_DOC, MICRO_SAM_DOI, MOBILE_SAM_URL, SAM_DOI
+from microsam_fiji.zoo.postprocessing import MACRO_FILE
 from microsam_fiji.zoo.reproduction import TOLERANCE
 from microsam_fiji.zoo.tensors import MIN_SIZE
 from microsam_fiji.zoo.test_data import TEST_IMAGE_LICENSE_FILE
@@ -65,7 +66,9 @@ def documentation(*, name, model_type, mode, apg, ais, origin, shape, n_objects,
                       f"Uwe Schmidt, Martin Weigert); its licence is attached as `{TEST_IMAGE_LICENSE_FILE}`.")
     else:
         test_image = f"The test and cover image ({origin}) was provided by the exporter."
-    trained_on = (f"Training data: Model Zoo dataset `{training_data}`." if training_data else
+    mobile_sam = (f"Zhang, C. et al. MobileSAM (vit_t), arXiv:2306.14289 (2023), {MOBILE_SAM_URL}.\n"
+                  if model_type.startswith("vit_t") else "")
+    trained_on = (f"Training data: `{training_data}` (Model Zoo dataset id, DOI or URL)." if training_data else
                   "Training data: not stated by the exporter (ask the authors).")
     return f"""# {name}
 
@@ -84,6 +87,13 @@ in any Model Zoo consumer. Not for 3D volumes as such (segment slice by slice), 
   any size of at least {MIN_SIZE}x{MIN_SIZE}) -> output `{OUTPUT_ID}` of the same size with 3
   channels: `foreground` probability, `center_distances`, `boundary_distances` (0..1). Threshold the foreground
   for a semantic mask; the distances separate touching objects (seeded watershed).
+- **Weight formats**: `torchscript` and `onnx` are standalone (PyTorch or ONNX Runtime alone: deepImageJ,
+  ilastik, bioimageio.core); `pytorch_state_dict` needs micro-sam installed (its architecture imports
+  `micro_sam.util` and `torch_em`). Pass the whole image: the maps depend on all of it, so tiles give seams.
+- **Instances in ImageJ / deepImageJ**: the attached macro `{MACRO_FILE}` (also `config.deepimagej`
+  postprocessing) turns the three maps into a label image with micro-sam's AIS recipe and this package's AIS
+  thresholds: seeds where foreground > threshold and both smoothed distances < threshold, then a seeded
+  watershed on the boundary distances inside the foreground (ImageJ 1.x alone, no plugins).
 - **Full APG / AIS** needs micro-sam: the SAM prompt encoder and mask decoder are attached
   (`{SAM_ATTACHMENT}`), the parameters are in `config.micro_sam`.
   With micro-sam-fiji: `microsam-fiji segment IMAGE --model this.zip --out DIR`, or in Python
@@ -139,5 +149,7 @@ algorithm: see its documentation ({MICRO_SAM_DOC}). {test_image}
 
 ## Citation
 Archit, A., Freckmann, L., Nair, S. et al. Segment Anything for Microscopy. Nature Methods 22, 579-591 (2025).
-https://doi.org/{MICRO_SAM_DOI}. Please also cite the authors of this model (see its `authors` and `cite`).
+https://doi.org/{MICRO_SAM_DOI}. Kirillov, A. et al. Segment Anything. ICCV (2023), https://doi.org/{SAM_DOI}.
+{mobile_sam}For APG, micro-sam's APG paper: {APG_PAPER_URL}. Please also cite the authors of this model (see
+its `authors` and `cite`).
 """

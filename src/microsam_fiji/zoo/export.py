@@ -21,15 +21,18 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from microsam_fiji.core.errors import UserError
-from microsam_fiji.zoo import metadata
+from microsam_fiji.zoo import card, metadata
 from microsam_fiji.zoo.cover import write_cover
 from microsam_fiji.zoo.description import default_description, describe, micro_sam_config, package_tags
-from microsam_fiji.zoo.documentation import documentation
+from microsam_fiji.zoo.documentation import documentation as documentation_text
+from microsam_fiji.zoo.publisher import read_publisher_files, standalone_warnings
+from microsam_fiji.zoo.postprocessing import write_macro
 from microsam_fiji.zoo.evaluation import read_test_labels, scores
 from microsam_fiji.zoo.reproduction import check_formats, micro_sam_maps
 from microsam_fiji.zoo.source import read_source, uses_conv_transpose
-from microsam_fiji.zoo.test_data import as_tensor, is_built_in, read_test_image, write_test_files
-from microsam_fiji.zoo.weights import WEIGHT_FORMATS, convert_formats, quiet_converter_logs, write_weight_files
+from microsam_fiji.zoo.test_data import TEST_IMAGE_URL, as_tensor, is_built_in, read_test_image, write_test_files
+from microsam_fiji.zoo.weights import (WEIGHT_FORMATS, convert_formats, package_weights, quiet_converter_logs,
+                                       write_weight_files)
 
 
 @dataclass
@@ -46,6 +49,8 @@ class ExportReport:
     """Objects the package's default mode found in the test image."""
     skipped: dict[str, str] = field(default_factory=dict)
     """Weight format asked for but left out -> why."""
+    warnings: list[str] = field(default_factory=list)
+    """What consumers of the package should know (e.g. weights that need micro-sam)."""
 
 
 def export_package(checkpoint: str | os.PathLike, out: str | os.PathLike, *, name: str,
@@ -80,7 +85,10 @@ def export_package(checkpoint: str | os.PathLike, out: str | os.PathLike, *, nam
         **upload: For the Model Zoo upload: ``maintainers`` (like ``authors``), ``uploader``
             (``"EMAIL; NAME"``), ``version``, ``git_repo``, ``training_data`` (a Model Zoo dataset id) and
             ``test_labels`` (ground truth for the test image: mSA and object counts in the documentation's
-            Validation section).
+            Validation section), and for the model card ``documentation`` (a Markdown file of yours, added to
+            the generated documentation), ``covers`` (more cover images), ``cite`` (``"TEXT; doi=..."`` or
+            ``"TEXT; url=..."`` each) and ``training`` (``"epochs=...; batch_size=...; ..."``, see
+            :data:`microsam_fiji.zoo.card.TRAINING_KEYS`).
 
     Returns:
         The path of the package written (``out``).
@@ -109,14 +117,14 @@ def export_package_report(checkpoint, out, *, name, model_type=None, test_image=
                           ais_params=None, mode="apg", authors=None, license="CC-BY-4.0", tags=(),
                           description=None, weight_formats=WEIGHT_FORMATS, progress=None, maintainers=None,
                           uploader=None, version=None, git_repo=None, training_data=None,
-                          test_labels=None) -> ExportReport:
+                          test_labels=None, documentation=None, covers=(), cite=(), training=None) -> ExportReport:
     """:func:`export_package`, returning what was measured as well.
 
     Args:
         checkpoint, out, name, model_type, test_image, apg_params, ais_params, mode, authors, license, tags,
         description, weight_formats, progress: As for :func:`export_package`.
-        maintainers, uploader, version, git_repo, training_data, test_labels: The ``upload`` options of
-            :func:`export_package`.
+        maintainers, uploader, version, git_repo, training_data, test_labels, documentation, covers, cite,
+            training: The ``upload`` options of :func:`export_package`.
 
     Returns:
         The :class:`ExportReport`: the package's path, its weight formats, each format's difference to
@@ -125,7 +133,26 @@ def export_package_report(checkpoint, out, *, name, model_type=None, test_image=
     Raises:
         UserError: as :func:`export_package`.
     """
+    # bioimageio.spec would ask GitHub about every github_user and ping every URL while the description is
+    # built: export works offline, as validate does (the Model Zoo checks them on upload). Set before
+    # bioimageio.spec reads its settings (an explicit ValidationContext(perform_io_checks=False) is no substitute:
+    # 0.5.12 then demands every file in its known_files)
+    os.environ.setdefault("BIOIMAGEIO_PERFORM_IO_CHECKS", "false")
+    return _export(checkpoint, out, name=name, model_type=model_type, test_image=test_image,
+                   apg_params=apg_params, ais_params=ais_params, mode=mode, authors=authors, license=license,
+                   tags=tags, description=description, weight_formats=weight_formats, progress=progress,
+                   maintainers=maintainers, uploader=uploader, version=version, git_repo=git_repo,
+                   training_data=training_data, test_labels=test_labels, documentation=documentation,
+                   covers=covers, cite=cite, training=training)
+
+
+def _export(checkpoint, out, *, name, model_type, test_image, apg_params, ais_params, mode, authors, license,
+            tags, description, weight_formats, progress, maintainers, uploader, version, git_repo, training_data,
+            test_labels, documentation, covers, cite, training) -> ExportReport:
+    import time
+
     from microsam_fiji.core.params import check_mode, resolve_params
+    from microsam_fiji.core.writable import check_writable
     from microsam_fiji.models.backends import apply_backend
     from microsam_fiji.models.checkpoint import load_checkpoint
     from microsam_fiji.engines.segment import run
@@ -133,50 +160,68 @@ def export_package_report(checkpoint, out, *, name, model_type=None, test_image=
     say: Callable[[str], None] = progress or (lambda msg: None)
     out = Path(out)
     _check_output(out, weight_formats)
-    # every option is checked before the slow steps (loading and running the model)
+    check_writable(out, "package")
+    # every option and input is checked before the slow steps (loading and running the model)
     name, license, mode = metadata.check_name(name), metadata.check_license(license), check_mode(mode)
+    description = metadata.check_description(description)
     apg, ais = resolve_params("apg", apg_params), resolve_params("ais", ais_params)
-    state, model_state, model_type = read_source(Path(checkpoint), model_type)
     plane, origin = read_test_image(test_image)
     built_in_image = is_built_in(test_image)
     truth = read_test_labels(test_labels, plane.shape[:2])
     authors_descr = metadata.authors(authors)
     upload_fields = metadata.upload_fields(maintainers, uploader, version, git_repo, training_data)
+    publisher = read_publisher_files(documentation, covers)
+    cite_entries = card.citations(model_type or "", cite)  # checks --cite; redone below with the model type
+    training_fields = card.training_details(training)
+    data_source = metadata.training_data_source(training_data)
+    if data_source:
+        training_fields["training_data_source"] = data_source
+    state, model_state, model_type = read_source(Path(checkpoint), model_type)
+    cite_entries = card.citations(model_type, cite)
     quiet_converter_logs()
 
     say("running micro-sam on the test image")
     model = load_checkpoint(checkpoint, model_type, device="cpu")
-    apply_backend(model, "torch")  # the test outputs are micro-sam's own torch computation
+    apply_backend(model, "torch")  # the reference is micro-sam's own torch computation
+    started = time.perf_counter()
     expected = micro_sam_maps(model, plane)[None]
+    seconds = time.perf_counter() - started
     labels = run(plane, model, mode, tile_threshold=None, **(apg if mode == "apg" else ais)).labels
     n_objects = int(len(np.unique(labels[labels > 0])))
     measured = scores(labels, truth) if truth is not None else None
     conv_transpose = uses_conv_transpose(state["decoder_state"])
     config = micro_sam_config(model_type, mode, apg, ais, use_conv_transpose=conv_transpose)
+    weights_state = package_weights(model_state, state["decoder_state"])
+    model_card = card.bioimageio_config(
+        model_type=model_type, parameter_count=int(sum(v.numel() for v in weights_state.values())),
+        seconds=seconds, shape=plane.shape, scores=measured, training=training_fields,
+        evaluation_source=TEST_IMAGE_URL if built_in_image else (str(git_repo) if git_repo else None))
 
     with tempfile.TemporaryDirectory(prefix="microsam-export-") as tmp_name:
         tmp = Path(tmp_name)
         files = {**write_weight_files(tmp, model_state, state["decoder_state"], model_type),
                  **write_test_files(tmp, plane, expected, built_in_image),
                  "cover": write_cover(tmp / "cover.png", plane, labels),
-                 "documentation": tmp / "documentation.md"}
+                 "documentation": tmp / "documentation.md",
+                 "postprocessing_macro": write_macro(tmp, config)}
         image = as_tensor(plane)
         common = dict(name=name, description=description or default_description(model_type, mode),
                       channels=image.shape[1], files=files, config=config, authors=authors_descr,
                       upload_fields=upload_fields, license=license, tags=package_tags(tags),
-                      architecture_kwargs={"model_type": model_type[:5], "use_conv_transpose": conv_transpose})
+                      architecture_kwargs={"model_type": model_type[:5], "use_conv_transpose": conv_transpose},
+                      cite=cite_entries, covers=publisher["covers"], card=model_card)
         # the documentation reports what the checks below measure: a placeholder until then
         files["documentation"].write_text("(written after validation)\n")
         weights, skipped = convert_formats(describe(**common), weight_formats, tmp, say)
         diffs = check_formats(_with_weights(common, weights), weights, image, expected, skipped, say)
-        files["documentation"].write_text(documentation(
+        files["documentation"].write_text(documentation_text(
             name=name, model_type=model_type, mode=mode, apg=apg, ais=ais, origin=origin, shape=plane.shape,
             n_objects=n_objects, diffs=diffs, skipped=skipped, channels=image.shape[1], scores=measured,
-            built_in_image=built_in_image, training_data=training_data))
+            built_in_image=built_in_image, training_data=training_data) + publisher["documentation"])
         say("writing the package")
         _write_zip(_with_weights(common, weights), out)
     return ExportReport(path=out, weight_formats=list(weights), max_abs_diff=diffs, n_objects=n_objects,
-                        skipped=skipped)
+                        skipped=skipped, warnings=standalone_warnings(list(weights)))
 
 
 def _with_weights(common: dict, weights: dict):

@@ -20,6 +20,37 @@ def check_name(name: str) -> str:
     return name
 
 
+DESCRIPTION_MAX = 1024  # bioimageio.spec 0.5's limit for a model's description (it warns from 512)
+
+
+def check_description(description: str | None) -> str | None:
+    """``description`` when bioimageio.spec accepts it, else a UserError naming the limit."""
+    if description is not None and len(description) > DESCRIPTION_MAX:
+        raise UserError(f"--description is {len(description)} characters: the Model Zoo allows at most "
+                        f"{DESCRIPTION_MAX} (put longer text into --documentation)")
+    return description
+
+
+def training_data_source(text: str | None) -> str | None:
+    """The URL of ``--training-data`` given as an https:// URL or a DOI (``10.x/y`` or ``doi:10.x/y``); None for
+    a Model Zoo dataset id (see :func:`upload_fields`) or nothing."""
+    if not text:
+        return None
+    doi = text.removeprefix("doi:").removeprefix("https://doi.org/")
+    if doi.startswith("10.") and "/" in doi:
+        return f"https://doi.org/{doi}"
+    if text.startswith(("http://", "https://")):
+        from bioimageio.spec.model import v0_5 as spec
+        from pydantic import TypeAdapter, ValidationError
+
+        try:
+            return str(TypeAdapter(spec.HttpUrl).validate_python(text))
+        except ValidationError:
+            raise UserError(f"--training-data {text!r} is not a valid URL: give a Model Zoo dataset id, a DOI "
+                            "or an https:// URL") from None
+    return None
+
+
 def check_license(license: str) -> str:
     """``license`` when it is an SPDX identifier bioimageio.spec knows, else a UserError."""
     from bioimageio.spec.model import v0_5 as spec
@@ -112,7 +143,8 @@ def upload_fields(maintainers, uploader_text, version, git_repo, training_data) 
         uploader_text: ``"EMAIL; NAME"`` or None.
         version: The model's version (e.g. ``1.0.0``) or None.
         git_repo: An https:// URL of the training code, or None.
-        training_data: A Model Zoo dataset id, optionally ``ID/VERSION``, or None.
+        training_data: A Model Zoo dataset id, optionally ``ID/VERSION`` (a URL or DOI is left to
+            :func:`training_data_source`), or None.
 
     Returns:
         Keyword arguments for ``ModelDescr``: only the fields that were given.
@@ -136,11 +168,11 @@ def upload_fields(maintainers, uploader_text, version, git_repo, training_data) 
                 fields[key] = TypeAdapter(kind).validate_python(str(value))
             except ValidationError:
                 raise UserError(f"--{key.replace('_', '-')} {value!r} is not valid: {hint}") from None
-    if training_data:
+    if training_data and training_data_source(training_data) is None:
         dataset_id, _, dataset_version = str(training_data).partition("/")
         try:
             fields["training_data"] = LinkedDataset(id=dataset_id, version=dataset_version or None)  # type: ignore[arg-type]
         except ValidationError:
-            raise UserError(f"--training-data {training_data!r}: give a Model Zoo dataset id, e.g. "
-                            "'amazing-dataset' or 'amazing-dataset/1'") from None
+            raise UserError(f"--training-data {training_data!r}: give a Model Zoo dataset id (e.g. "
+                            "'amazing-dataset' or 'amazing-dataset/1'), a DOI or an https:// URL") from None
     return fields

@@ -6,19 +6,21 @@ from pathlib import Path
 from typing import Mapping
 
 from microsam_fiji.models.package_config import INPUT_ID, MAP_NAMES, OUTPUT_ID
+from microsam_fiji.zoo.hashes import hashed_file
 
 MIN_SIZE = 32  # smallest image side the package declares (and export accepts as test image)
 # micro_sam.util._to_image: (x - min) / (max - min + 1e-7) * 255, per channel
 NORMALISATION_EPS = 1e-7
+# the maps depend on the whole image (per-image scaling, resize to 1024, per-image BatchNorm statistics): no halo
+# makes tiles agree, and bioimageio.spec 0.5 has no way to forbid tiling, so the description says it
+WHOLE_IMAGE = "; pass the whole image, no tiles"
 
 
 def input_text(channels: int) -> str:
     """The input tensor's description: what it declares (Model Zoo consumers follow the declaration)."""
     if channels == 1:
-        return ("2D grayscale image (1 channel), any pixel type, scaled per image to 0..255 "
-                "(an RGB export declares RGB)")
-    return ("2D RGB image (3 channels), any pixel type, scaled per image and channel to 0..255 "
-            "(a gray export declares gray)")
+        return "2D grayscale image (1 channel), any pixel type, scaled per image to 0..255" + WHOLE_IMAGE
+    return "2D RGB image (3 channels), any pixel type, scaled per image and channel to 0..255" + WHOLE_IMAGE
 
 
 def input_tensor(channels: int, files: Mapping[str, Path]):
@@ -41,8 +43,8 @@ def input_tensor(channels: int, files: Mapping[str, Path]):
         axes=[spec.BatchAxis(size=1), spec.ChannelAxis(channel_names=[spec.Identifier(c) for c in channel_names]),
               spec.SpaceInputAxis(id=spec.AxisId("y"), size=size),
               spec.SpaceInputAxis(id=spec.AxisId("x"), size=size)],
-        test_tensor=spec.FileDescr(source=files["test_input"]),
-        sample_tensor=spec.FileDescr(source=files["sample_input"]),
+        test_tensor=hashed_file(files["test_input"]),
+        sample_tensor=hashed_file(files["sample_input"]),
         data=spec.IntervalOrRatioDataDescr(type="float32"),
         preprocessing=[
             spec.ScaleRangeDescr(kwargs=spec.ScaleRangeKwargs(
@@ -72,7 +74,7 @@ def output_tensor(files: Mapping[str, Path]):
                   tensor_id=spec.TensorId(INPUT_ID), axis_id=spec.AxisId("y"))),
               spec.SpaceOutputAxis(id=spec.AxisId("x"), size=spec.SizeReference(
                   tensor_id=spec.TensorId(INPUT_ID), axis_id=spec.AxisId("x")))],
-        test_tensor=spec.FileDescr(source=files["test_output"]),
-        sample_tensor=spec.FileDescr(source=files["sample_output"]),
+        test_tensor=hashed_file(files["test_output"]),
+        sample_tensor=hashed_file(files["sample_output"]),
         data=spec.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
     )

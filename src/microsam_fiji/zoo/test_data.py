@@ -15,6 +15,8 @@ from microsam_fiji.zoo.tensors import MIN_SIZE
 
 DEFAULT_TEST_IMAGE = Path(__file__).resolve().parent.parent / "demo" / "nuclei-256.tif"
 DEFAULT_TEST_IMAGE_LICENSE = DEFAULT_TEST_IMAGE.with_name("nuclei-256-LICENSE.txt")
+# where the built-in crop comes from (an evaluation on it names this source)
+TEST_IMAGE_URL = "https://github.com/stardist/stardist/blob/main/stardist/data/images/img2d.tif"
 TEST_IMAGE_LICENSE_FILE = "test_image_LICENSE.txt"  # attachment: the built-in test / cover image's licence
 
 
@@ -83,7 +85,8 @@ def write_test_files(folder: Path, plane: np.ndarray, expected: np.ndarray, buil
     np.save(files["test_input"], as_tensor(plane))
     np.save(files["test_output"], expected)
     tifffile.imwrite(files["sample_input"], plane)  # the same pixels, for people and imageio
-    tifffile.imwrite(files["sample_output"], expected[0])
+    # ImageJ's layout, so that ImageJ opens it (the package's macro turns these maps into labels)
+    tifffile.imwrite(files["sample_output"], expected[0], imagej=True)
     if built_in_image:
         files["test_image_license"] = folder / TEST_IMAGE_LICENSE_FILE
         shutil.copyfile(DEFAULT_TEST_IMAGE_LICENSE, files["test_image_license"])

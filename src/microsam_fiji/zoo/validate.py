@@ -24,17 +24,24 @@ class Check:
         return "FAILED" if not self.passed else "warning" if self.warning else "ok"
 
 
+FOREIGN = "valid Model Zoo model, not a micro-sam package: micro-sam-fiji cannot run APG with it"
+
+
 @dataclass
 class ValidationResult:
     path: Path
     checks: list[Check]
+    foreign: bool = False  # a Model Zoo model without config.micro_sam (not made for APG)
 
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
 
     def format(self, max_lines: int = 3) -> str:
-        lines = [f"{self.path.name}: {'PASSED' if self.passed else 'FAILED'}"]
+        verdict = "PASSED" if self.passed else "FAILED"
+        if self.foreign:
+            verdict = FOREIGN if self.passed else "FAILED (not a micro-sam package either)"
+        lines = [f"{self.path.name}: {verdict}"]
         for check in self.checks:
             lines.append(f"  [{check.status}] {check.name}")
             lines += [f"      error: {e}" for e in check.errors[:max_lines]]
@@ -63,6 +70,9 @@ def _micro_sam_check(path: Path) -> Check:
                          "defaults)", True)
         contents = read_package(path, descr)  # reads config.micro_sam, its parameters included
     except UserError as err:
+        if "without micro-sam APG metadata" in str(err):
+            return Check("not a micro-sam package (no config.micro_sam): micro-sam-fiji cannot run APG with it",
+                         True, warning=True)
         return Check("micro-sam metadata and hash-checked weights/attachment", False, [str(err)])
     cfg = contents.config
     return Check(f"micro-sam metadata ({cfg.model_type}, default {cfg.default_mode.upper()}) "
@@ -98,11 +108,19 @@ def validate_package(path: str | os.PathLike, weight_format: str | None = None) 
     path = Path(path).expanduser()
     if not path.exists():
         raise UserError(f"package '{path}' not found: check the path")
+    _refuse_non_packages(path)
     checks = [_micro_sam_check(path)]
-    if not checks[0].passed and "not a valid zip" in checks[0].errors[0]:
-        return ValidationResult(path, checks)
+    foreign = checks[0].warning
+    if not checks[0].passed and ("not a valid zip" in checks[0].errors[0]
+                                 or "not a readable Model Zoo package" in checks[0].errors[0]):
+        return ValidationResult(path, checks)  # nothing further can read it: the reason is said
     checks += upload_checks(path)
-    summary = test_model(path, weight_format=weight_format, devices=["cpu"])  # type: ignore[arg-type]
+    try:
+        summary = test_model(path, weight_format=weight_format, devices=["cpu"])  # type: ignore[arg-type]
+    except Exception as err:  # bioimageio.core raises on what it cannot load: one line, not its traceback
+        from microsam_fiji.core.errors import one_line
+
+        return ValidationResult(path, [*checks, Check("bioimageio.core test_model", False, [one_line(err)])])
     stripped = _failed_for_network_only(summary)
     if stripped:
         # bioimageio.spec checks github_user names against GitHub's API when testing, and without network that
@@ -122,7 +140,28 @@ def validate_package(path: str | os.PathLike, weight_format: str | None = None) 
         checks.append(Check(_short(detail.name, 100), detail.status != "failed", errors, warnings))
     if summary.status == "failed" and all(c.passed for c in checks):
         checks.append(Check("bioimageio.core test_model", False, ["failed (see bioimageio.core's summary)"]))
-    return ValidationResult(path, checks)
+    return ValidationResult(path, checks, foreign=foreign)
+
+
+def _refuse_non_packages(path: Path) -> None:
+    """One line (a UserError) for what is no package at all, before bioimageio.spec reads it: a zip or folder
+    without rdf.yaml, an empty zip, a ROI set, a text file (see ``models.package``), a damaged zip member."""
+    import zipfile
+
+    from microsam_fiji.models.package import _description_source
+
+    if path.is_file() and path.suffix.lower() == ".zip" and not zipfile.is_zipfile(path):
+        return  # a broken zip: the checks below report it as a FAILED package
+    source = _description_source(path)
+    if zipfile.is_zipfile(source):
+        with zipfile.ZipFile(source) as z:
+            try:
+                bad = z.testzip()  # reads every member: a damaged one is named, not reported missing later
+            except (zipfile.BadZipFile, OSError, EOFError) as err:
+                bad = str(err)
+        if bad is not None:
+            raise UserError(f"'{path.name}' is damaged: member '{bad}' fails its CRC check: download or export "
+                            "the package again")
 
 
 # pre- and postprocessing that deepImageJ / JDLL run themselves (anything else is refused there)
@@ -238,6 +277,16 @@ def _input_declaration_check(descr) -> Check:
     return Check("input declarations match their descriptions", True)
 
 
+def _standalone_check(descr) -> Check:
+    from microsam_fiji.zoo.publisher import STANDALONE_FORMATS, standalone_warnings
+
+    formats = [wf for wf in STANDALONE_FORMATS if getattr(descr.weights, wf, None) is not None]
+    found = standalone_warnings(["pytorch_state_dict", *formats] if descr.weights.pytorch_state_dict else formats)
+    if found:
+        return Check(found[0], True, warning=True)
+    return Check(f"standalone weights ({', '.join(formats)}: run without micro-sam)", True)
+
+
 def upload_checks(path: Path) -> list[Check]:
     """What the Model Zoo asks of an upload beyond ``bioimageio test``, each point ok or a warning."""
     from microsam_fiji.models.package import read_description
@@ -252,9 +301,11 @@ def upload_checks(path: Path) -> list[Check]:
                         warning=True))
     checks += [_people_check(descr)]
     missing = [f for f in ("version", "git_repo") if getattr(descr, f, None) is None]
-    if descr.training_data is None:
+    training = (descr.config.bioimageio.training.model_extra or {}) if descr.config.bioimageio else {}
+    if descr.training_data is None and not training.get("training_data_source"):
         missing.append("training_data")
     checks.append(Check(f"not given: {', '.join(missing)} (export options --{', --'.join(m.replace('_', '-') for m in missing)})",
                         True, warning=True) if missing else Check("version, git_repo and training_data given", True))
-    checks += [_processing_check(descr), _licence_note_check(descr), _input_declaration_check(descr)]
+    checks += [_processing_check(descr), _licence_note_check(descr), _input_declaration_check(descr),
+               _standalone_check(descr)]
     return [Check(f"upload: {c.name}", c.passed, c.errors, c.warnings, c.warning) for c in checks]

@@ -93,9 +93,11 @@ def state_dict_weights(files: Mapping[str, Path], architecture_kwargs: Mapping):
     return spec.PytorchStateDictWeightsDescr(
         source=files["weights"], sha256=spec.Sha256(sha256(files["weights"])),
         architecture=spec.ArchitectureFromFileDescr(
-            source=files["architecture"], callable=spec.Identifier(ARCHITECTURE_CALLABLE),
+            source=files["architecture"], sha256=spec.Sha256(sha256(files["architecture"])),
+            callable=spec.Identifier(ARCHITECTURE_CALLABLE),
             kwargs=dict(architecture_kwargs)),
         pytorch_version=spec.Version(torch.__version__.split("+")[0]),
+        # no sha256 here: bioimageio.spec 0.5.12 then looks the file up in its known files and, offline, fails
         dependencies=spec.FileDescr(source=files["environment"]),
     )
 
