@@ -74,9 +74,8 @@ def printed(output: str) -> dict[str, str]:
 
 
 def worker_log(tmp: Path) -> str:
-    log = tmp / "micro-sam-fiji" / f"worker-{os.environ.get('USER', 'root')}.log"
-    logs = list((tmp / "micro-sam-fiji").glob("worker-*.log"))
-    return (log if log.exists() else logs[0]).read_text() if logs else ""
+    logs = list(tmp.glob("micro-sam-fiji-*/worker.log"))  # the folder is per user: <tmp>/micro-sam-fiji-<user>/
+    return logs[0].read_text() if logs else ""
 
 
 # --- install -------------------------------------------------------------------------------------------------

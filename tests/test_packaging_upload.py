@@ -71,9 +71,11 @@ def test_vit_b_export_passes_validate_with_every_upload_point(vit_b_export, caps
     printed = capsys.readouterr().out
     assert "PASSED" in printed.splitlines()[0]
     warnings = [line.strip() for line in printed.splitlines() if line.strip().startswith("[warning]")]
-    # no network here: bioimageio.spec cannot ask GitHub about github_user; everything else was tested
-    assert warnings == ["[warning] GitHub users not verified: no network (the Model Zoo checks them on upload)"], \
+    # no network here: bioimageio.spec cannot ask GitHub about github_user; and this package has only
+    # pytorch_state_dict weights (a vit_b pass is slow on a CPU), which the standalone check names
+    assert warnings[-1] == "[warning] GitHub users not verified: no network (the Model Zoo checks them on upload)", \
         printed
+    assert len(warnings) == 2 and "only pytorch_state_dict weights" in warnings[0], printed
     assert "[FAILED]" not in printed, printed
     for point in ("upload: covers at most 500 KB", "upload: documentation has Description, Intended use, "
                   "Validation, Citation", "upload: no id", "upload: only built-in pre/postprocessing",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import zipfile
+import warnings
 
 import numpy as np
 import pytest
@@ -271,3 +272,27 @@ def test_cli_errors_are_one_line(argv, message, tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_labels_warn_about_rois_beyond_the_image_and_a_roiset_skips_what_is_no_roi(tmp_path):
+    """Issue 21: a smaller --shape than the ROIs' image cuts or drops ROIs (a warning says so); a RoiSet.zip with
+    a README.txt inside is read as ImageJ reads it (the README skipped, with a warning)."""
+    from microsam_fiji.rois.decode import RoisOutsideWarning
+    from microsam_fiji.rois.roiset import SkippedEntriesWarning
+
+    labels = np.zeros((60, 60), np.uint16)
+    labels[5:10, 5:10], labels[20:40, 20:40], labels[50:58, 50:58] = 1, 2, 3
+    path = write_roiset(tmp_path / "RoiSet.zip", labels)
+    with pytest.warns(RoisOutsideWarning, match="1 ROI.*outside the 30x45 label image and 1 reach beyond"):
+        cut = rois_to_labels(path, (30, 45))
+    assert set(np.unique(cut)) == {0, 1, 2} and (cut == 2).sum() == 10 * 20
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the full size: no warning
+        np.testing.assert_array_equal(rois_to_labels(path, labels.shape), labels)
+
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("README.txt", "drawn by hand")
+    with pytest.warns(SkippedEntriesWarning, match=r"README\.txt"):
+        assert len(read_roiset(path)) == 3
+    assert main(["labels", str(path), "--shape", "60,60", "--out", str(tmp_path / "l.tif")]) == 0
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "l.tif"), labels)

@@ -89,8 +89,18 @@ final class ApgCall {
 		}
 	}
 
-	/** The request: the image's pixels (and a prompt's ROIs) to files in {@code scratch}, the worker's outputs back. */
+	/**
+	 * The request: the image's pixels (and a prompt's ROIs) to files in {@code scratch}, the worker's outputs back.
+	 * One call at a time, the preview's too: an OK'd call waits until a cancelled preview has been answered (the
+	 * worker then has the model and, often, the embeddings); a preview never stops the shared worker.
+	 */
 	Map<String, Object> send(boolean preview, File scratch, Worker.Listener listener) {
+		synchronized (CALLS) {
+			return sendNow(preview, scratch, listener);
+		}
+	}
+
+	private Map<String, Object> sendNow(boolean preview, File scratch, Worker.Listener listener) {
 		Worker worker = Worker.get();
 		Map<String, Object> request = new LinkedHashMap<String, Object>();
 		request.put("action", action);
@@ -109,12 +119,13 @@ final class ApgCall {
 		} catch (IOException e) {
 			throw new PluginError("could not hand the image to the worker (" + e.getMessage() + ")");
 		}
-		IJ.resetEscape();
+		if (!preview)
+			IJ.resetEscape(); // the preview's thread must not swallow an Esc meant for a macro's call
 		try {
-			return worker.call(request, listener);
+			return worker.call(request, listener, !preview);
 		} catch (Worker.Gone e) {
 			// killed or crashed between calls, before this task started: once more on a fresh worker
-			return Worker.get().call(request, listener);
+			return Worker.get().call(request, listener, !preview);
 		}
 	}
 
@@ -155,13 +166,27 @@ final class ApgCall {
 		};
 	}
 
+	private static final String SCRATCH = "call-";
+	/** A scratch folder untouched this long belongs to no running call (calls read their image first). */
+	private static final long STALE_MS = 3600 * 1000L;
+
 	/** A new folder for one request's files (the image handed over, the worker's outputs). */
 	static File scratchFolder() {
 		try {
-			return java.nio.file.Files.createTempDirectory("micro-sam-fiji-").toFile();
+			return java.nio.file.Files.createTempDirectory(Worker.userFolder().toPath(), SCRATCH).toFile();
 		} catch (IOException e) {
 			throw new PluginError("cannot create a temporary folder (" + e.getMessage() + "): free some disk space");
 		}
+	}
+
+	/** Removes the scratch folders of calls killed mid-run: an hour old, so another ImageJ's calls keep theirs. */
+	static void removeStaleScratch() {
+		File[] folders = Worker.userFolder().listFiles();
+		long now = System.currentTimeMillis();
+		if (folders != null)
+			for (File f : folders)
+				if (f.isDirectory() && f.getName().startsWith(SCRATCH) && now - f.lastModified() > STALE_MS)
+					deleteAll(f);
 	}
 
 	static void deleteAll(File file) {

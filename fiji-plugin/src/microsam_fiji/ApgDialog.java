@@ -55,12 +55,14 @@ final class ApgDialog implements DialogListener {
 
 	/** Shows the dialog; returns the macro options or null when cancelled. */
 	String show() {
-		IJ.showStatus(MicroSamAPG.COMMAND + ": starting the Python worker...");
-		Map<String, Object> hello = Worker.get().hello; // fails here, before the dialog, if not set up
+		// the dialog opens at once; the worker starts behind it (tens of seconds): a preview or OK waits for it,
+		// and a worker that cannot start says why on the status bar now and as the OK'd call's error
+		Worker running = Worker.current();
+		if (running == null)
+			startWorker();
 		@SuppressWarnings("unchecked")
-		Map<String, Object> defaults = hello.get("defaults") instanceof Map
-			? (Map<String, Object>) hello.get("defaults") : null;
-		IJ.showStatus("");
+		Map<String, Object> defaults = running != null && running.hello.get("defaults") instanceof Map
+			? (Map<String, Object>) running.hello.get("defaults") : null;
 		for (int i = 0; i < RECENT; i++) {
 			String m = Prefs.get(PREFIX + "recent" + i, "");
 			if (!m.isEmpty() && !recent.contains(m))
@@ -101,6 +103,22 @@ final class ApgDialog implements DialogListener {
 			return null;
 		Prefs.set(PREFIX + "preview", gd.getPreviewCheckbox().getState());
 		return finalOptions != null ? finalOptions : options(gd, true);
+	}
+
+	private static void startWorker() {
+		Thread t = new Thread(new Runnable() {
+			public void run() {
+				IJ.showStatus(MicroSamAPG.COMMAND + ": starting the Python worker...");
+				try {
+					Worker.get();
+					IJ.showStatus(MicroSamAPG.COMMAND + ": the Python worker is ready");
+				} catch (PluginError e) {
+					IJ.showStatus(MicroSamAPG.COMMAND + ": " + e.getMessage());
+				}
+			}
+		}, "micro-sam worker start");
+		t.setDaemon(true);
+		t.start();
 	}
 
 	public boolean dialogItemChanged(GenericDialog gd, AWTEvent e) {

@@ -104,12 +104,14 @@ final class Rois {
 		return java.awt.GraphicsEnvironment.isHeadless() ? new RoiManager(true) : RoiManager.getRoiManager();
 	}
 
-	/** Adds the ROIs; existing ROIs stay unless {@code replace}. */
+	/** Adds the ROIs (existing ROIs stay unless {@code replace}) and turns on Show All: the user sees them. */
 	static void add(RoiManager rm, List<Roi> rois, ImagePlus imp, boolean replace) {
 		if (replace)
 			rm.reset();
 		for (Roi roi : rois)
 			rm.add(imp, roi, -1);
+		if (imp != null && !rois.isEmpty())
+			rm.runCommand(imp, "show all"); // as roiManager("Show All"); ImageJ leaves it off after add
 	}
 
 	/** Puts {@code roi} in place of the ROI at {@code index} (same place in the list, the new name). */

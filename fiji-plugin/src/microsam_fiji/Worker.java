@@ -46,14 +46,21 @@ final class Worker {
 
 	/** What each EXECUTE runs in the worker: the request goes to the plugin's Python side, one entry point. */
 	private static final String SCRIPT = "from microsam_fiji.plugin.tasks import handle\nhandle(task, request)";
-	/** A worker that does not confirm a CANCEL within this time is stuck between progress points: ended. */
-	private static final long CANCEL_TIMEOUT_MS = 60000;
+	/**
+	 * A cancelled task is waited for as long as the worker answers: its heartbeat (an UPDATE without message,
+	 * every 2 s) says it is busy between progress points, and stopping it would lose the loaded model. Only a
+	 * worker silent this long after a CANCEL is hung: stopped (a preview's task is abandoned instead).
+	 */
+	private static final long HUNG_MS = 30000;
 
 	private static Worker instance;
 
 	private final Process process;
 	private final Channel channel;
 	private final File log;
+	/** The log's length when this worker started: its own lines follow. */
+	private final long logStart;
+	private final String python;
 	private volatile boolean stopped;
 	final Map<String, Object> hello;
 
@@ -75,6 +82,9 @@ final class Worker {
 
 	private Worker(Config config) {
 		this.log = logFile();
+		ApgCall.removeStaleScratch(); // left by a call killed mid-run (ImageJ closed, the machine stopped)
+		this.python = config.python;
+		this.logStart = log.length();
 		List<String> command = new ArrayList<String>();
 		command.add(config.python);
 		command.add("-m");
@@ -90,6 +100,7 @@ final class Worker {
 		ProcessBuilder pb = new ProcessBuilder(command);
 		pb.environment().put("PYTHONUNBUFFERED", "1");
 		pb.environment().put("PYTHONIOENCODING", "utf-8");
+		stamp(log, "starting " + command);
 		pb.redirectError(ProcessBuilder.Redirect.appendTo(log));
 		try {
 			process = pb.start();
@@ -115,10 +126,58 @@ final class Worker {
 		}
 	}
 
+	/**
+	 * The worker's log in a folder of this user's own ({@code <tmp>/micro-sam-fiji-<user>/}): a shared folder
+	 * made by whichever user ran first would not be writable for the next one.
+	 */
 	private static File logFile() {
-		File dir = new File(System.getProperty("java.io.tmpdir"), "micro-sam-fiji");
+		File dir = userFolder();
+		File log = new File(dir, "worker.log");
+		if (!dir.isDirectory() || (log.exists() ? !log.canWrite() : !dir.canWrite()))
+			throw new PluginError("cannot write the worker log " + log + ": make " + dir
+				+ " writable for you (or remove it), or set java.io.tmpdir to a folder of yours");
+		return log;
+	}
+
+	/** {@code <tmp>/micro-sam-fiji-<user>/}: the log and the calls' scratch folders. */
+	static File userFolder() {
+		String user = System.getProperty("user.name", "user").replaceAll("[^A-Za-z0-9._-]", "_");
+		File dir = new File(System.getProperty("java.io.tmpdir"), "micro-sam-fiji-" + user);
 		dir.mkdirs();
-		return new File(dir, "worker-" + System.getProperty("user.name", "user") + ".log");
+		return dir;
+	}
+
+	/** A dated line in the log, so its lines tell which start and which call they belong to. */
+	private static void stamp(File log, String text) {
+		try {
+			java.io.Writer w = new java.io.OutputStreamWriter(new java.io.FileOutputStream(log, true), "UTF-8");
+			try {
+				w.write(new java.text.SimpleDateFormat("yyyy-MM-dd HH:mm:ss").format(new java.util.Date())
+					+ " [plugin] " + text + "\n");
+			} finally {
+				w.close();
+			}
+		} catch (IOException ignored) {
+			// the log is only for the user's reading
+		}
+	}
+
+	/** What this worker wrote to its log so far (at most the last 64 KiB). */
+	private String logTail() {
+		try {
+			java.io.RandomAccessFile f = new java.io.RandomAccessFile(log, "r");
+			try {
+				long start = Math.max(logStart, f.length() - 65536);
+				byte[] bytes = new byte[(int) Math.max(0, f.length() - start)];
+				f.seek(start);
+				f.readFully(bytes);
+				return new String(bytes, "UTF-8");
+			} finally {
+				f.close();
+			}
+		} catch (IOException e) {
+			return "";
+		}
 	}
 
 	File log() {
@@ -184,6 +243,12 @@ final class Worker {
 		} catch (Exception ignored) {
 			// still running or interrupted: no code to show
 		}
+		String tail = logTail();
+		if (tail.contains("No module named 'microsam_fiji") || tail.contains("No module named microsam_fiji")
+			|| tail.contains("No module named 'appose"))
+			// a retry cannot help: the configured Python lacks the package
+			return "the Python '" + python + "' does not have micro-sam-fiji: run '" + python
+				+ " -m pip install micro-sam-fiji', or " + Config.SETUP + " (log: " + log + ")";
 		return "the Python worker stopped" + code + "; the next call starts a new one (log: " + log + ")";
 	}
 
@@ -192,6 +257,14 @@ final class Worker {
 	 * failure, {@link Cancelled} when the listener asked to cancel and the worker confirmed.
 	 */
 	Map<String, Object> call(Map<String, Object> request, Listener listener) {
+		return call(request, listener, true);
+	}
+
+	/**
+	 * As {@link #call(Map, Listener)}; {@code mayStop} false (the dialog's preview): a hung cancelled task is
+	 * abandoned, never the shared worker stopped under another call.
+	 */
+	Map<String, Object> call(Map<String, Object> request, Listener listener, boolean mayStop) {
 		Map<String, Object> inputs = new LinkedHashMap<String, Object>();
 		inputs.put("request", request);
 		Channel.Task task;
@@ -202,15 +275,20 @@ final class Worker {
 		}
 		try {
 			long cancelSent = 0; // when CANCEL went out
+			long heard = System.currentTimeMillis(); // the worker's last message of any kind
 			boolean launched = false;
 			while (true) {
 				Channel.Response response = task.poll(100);
 				if (response == null) {
+					long now = System.currentTimeMillis();
 					if (cancelSent == 0 && listener != null && listener.cancelRequested()) {
 						cancel(task);
-						cancelSent = System.currentTimeMillis();
-					} else if (cancelSent > 0 && System.currentTimeMillis() - cancelSent > CANCEL_TIMEOUT_MS) {
-						stop(); // the next call starts a fresh worker
+						cancelSent = now;
+						if (listener != null)
+							listener.update("cancelling...", -1, -1);
+					} else if (cancelSent > 0 && now - Math.max(cancelSent, heard) > HUNG_MS) {
+						if (mayStop)
+							stop(); // hung: the next call starts a fresh worker
 						throw new Cancelled();
 					}
 					if ((stopped || !channel.isOpen()) && task.drained())
@@ -218,10 +296,12 @@ final class Worker {
 					continue;
 				}
 				String type = response.type;
+				heard = System.currentTimeMillis();
 				if ("LAUNCH".equals(type)) {
 					launched = true;
 				} else if ("UPDATE".equals(type)) {
-					if (listener != null)
+					boolean heartbeat = response.message().isEmpty() && response.current() < 0;
+					if (listener != null && !heartbeat && cancelSent == 0)
 						listener.update(response.message(), response.current(), response.maximum());
 				} else if ("COMPLETION".equals(type)) {
 					return response.outputs();

@@ -44,7 +44,17 @@ def target_roi_manager():
 
 
 def add_to_roi_manager(rm, rois, imp=None, replace: bool = False):
-    """Add Java ROIs to ``rm``; existing ROIs stay unless ``replace``."""
+    """Add Java ROIs to ``rm`` and turn on Show All on ``imp`` (ImageJ leaves it off after adding, so the user
+    would see no outlines); existing ROIs stay unless ``replace``.
+
+    Args:
+        rm: an ``ij.plugin.frame.RoiManager``.
+        rois: ``ij.gui.Roi`` objects.
+        imp: the ``ij.ImagePlus`` they belong to (None: added without an image, Show All left as it is).
+        replace: empty the ROI Manager first.
+
+    Returns:
+        ``rm``."""
     if replace:
         rm.reset()
     for roi in rois:
@@ -52,6 +62,8 @@ def add_to_roi_manager(rm, rois, imp=None, replace: bool = False):
             rm.add(imp, roi, -1)
         else:
             rm.addRoi(roi)
+    if imp is not None and rois:
+        rm.runCommand(imp, "show all")  # as roiManager("Show All")
     return rm
 
 

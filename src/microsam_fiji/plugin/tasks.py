@@ -15,13 +15,16 @@ Requests (``request["action"]``):
   the same image; outputs as for ``segment``.
 
 Progress goes out as Appose updates; a cancel request stops the task at the next progress point (the loaded
-model and cached embeddings stay). Failures are one line (:class:`~microsam_fiji.core.errors.UserError` text, or a
+model and cached embeddings stay). While a task runs, a heartbeat (an update without message or counts) goes out
+every :data:`HEARTBEAT_S` seconds, so the plugin can tell a worker that is busy between progress points (it waits
+for the cancel's answer) from one that is hung (no message at all for long: it is stopped). Failures are one line (:class:`~microsam_fiji.core.errors.UserError` text, or a
 summary of an unexpected error whose traceback goes to the worker's log)."""
 from __future__ import annotations
 
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 from microsam_fiji.core.errors import UserError
@@ -31,6 +34,7 @@ from microsam_fiji.core.version import package_version
 _LOG = logging.getLogger(__name__)
 _config: dict = {"default_model": None, "device": None}
 _caches: list = []
+HEARTBEAT_S = 2.0
 
 
 def configure(default_model: str | None = None, device: str | None = None) -> None:
@@ -57,6 +61,9 @@ def handle(task, request: dict) -> None:
             raise Cancelled()
         task.update(stage, current, total)
 
+    done = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(task, done), name="micro-sam heartbeat", daemon=True)
+    beat.start()
     try:
         if action not in _ACTIONS:
             raise UserError(f"unknown request '{action}': the plugin and the worker differ; reinstall the plugin")
@@ -73,6 +80,23 @@ def handle(task, request: dict) -> None:
         from microsam_fiji.macro.execute import error_message
 
         task.fail(error_message(err, log="the worker log"))
+    finally:
+        done.set()  # a late beat after the task's end is dropped by the plugin (the task is closed)
+        beat.join()
+
+
+def _heartbeat(task, done: threading.Event) -> None:
+    """Sends an empty update every HEARTBEAT_S seconds until ``done``: the plugin's sign that the worker lives.
+
+    Args:
+        task: the Appose task.
+        done: set when the task has ended.
+    """
+    while not done.wait(HEARTBEAT_S):
+        try:
+            task.update()
+        except Exception:  # noqa: BLE001 - stdout gone: the worker is ending anyway
+            return
 
 
 def hello(request: dict) -> dict:
@@ -109,7 +133,7 @@ def _reply(result, scratch: Path, show: bool) -> dict:
     if show:
         shown = str(write_labels(scratch / "labels.tif", result.labels, result.calibration, axes=result.label_axes))
     return {"rois": str(rois), "count": result.count, "replace": result.options.replace, "show": shown,
-            "encoded": result.encoded, "model": result.model.source, "seconds": result.seconds,
+            "encoded": result.encoded, "model_loads": models().model_loads, "model": result.model.source, "seconds": result.seconds,
             # what the user should know about the result (an image rescaled, ...): the plugin logs these lines
             "warnings": result.warnings}
 

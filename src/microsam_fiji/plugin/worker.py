@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import os
 import sys
 import threading
@@ -72,6 +73,9 @@ def main(argv: list[str] | None = None) -> None:
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)
     sys.stdout = ProtocolOut(protocol, sys.stderr)
+    # the log (stderr) is read after the fact: each line says when
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
 
     import numpy  # noqa: F401 - Appose's advice: import numpy on the main thread before tasks run
 

@@ -92,6 +92,28 @@ def _add_roi(spans: PixelSpans, index: int, roi: ImagejRoi) -> None:
         raise UserError(f"ROI '{name}' is a {kind} selection, not an area: remove it from the set")
 
 
+class RoisOutsideWarning(UserWarning):
+    """ROIs reach beyond the label image (a --shape or --like image smaller than the one they were drawn on)."""
+
+
+def _warn_outside(rois: Sequence[ImagejRoi], height: int, width: int) -> None:
+    """Warn, in one line, about ROIs that the label image cuts or leaves out entirely."""
+    import warnings
+
+    # ImagejRoi's bounds: left/top inclusive, right/bottom exclusive, as ImageJ's Rectangle
+    outside, cut = [], []
+    for r in rois:
+        if r.right <= 0 or r.bottom <= 0 or r.left >= width or r.top >= height:
+            outside.append(r)
+        elif r.left < 0 or r.top < 0 or r.right > width or r.bottom > height:
+            cut.append(r)
+    if outside or cut:
+        named = ", ".join((r.name or "?") for r in (outside + cut)[:3])
+        warnings.warn(f"{len(outside)} ROI(s) lie outside the {height}x{width} label image and {len(cut)} reach "
+                      f"beyond it ({named}...): they are left out or cut; give the size of the image they were "
+                      "drawn on (--like IMAGE or a larger --shape)", RoisOutsideWarning, stacklevel=3)
+
+
 def rois_to_labels(rois_or_path, shape: Sequence[int], axes: str | None = None) -> np.ndarray:
     """Rasterise area ROIs into a uint32 label image of ``shape`` ((Y,X), (N,Y,X), ...), as ImageJ fills them.
 
@@ -117,6 +139,7 @@ def rois_to_labels(rois_or_path, shape: Sequence[int], axes: str | None = None) 
     spans = PixelSpans()
     for i, roi in enumerate(rois):
         _add_roi(spans, i, roi)
+    _warn_outside(rois, height, width)  # after each ROI was checked: a refused ROI gets its own error first
     owner, y, x = spans.pixels(height, width)
 
     out = np.zeros((n_slices, height, width), np.uint32)

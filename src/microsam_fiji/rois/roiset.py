@@ -33,12 +33,48 @@ def write_rois(path: str | os.PathLike, rois: Iterable[ImagejRoi]) -> Path:
     return atomic_write(path, lambda tmp: roiwrite(tmp, rois, mode="w"))
 
 
+class SkippedEntriesWarning(UserWarning):
+    """A RoiSet.zip held files that are no ROIs (a README, a results table): skipped, as ImageJ skips them."""
+
+
+def _zip_rois(path: Path) -> list[ImagejRoi] | None:
+    """The ``.roi`` members of a zip (ImageJ's ROI Manager reads only those), warning about the others; None
+    when ``path`` is no zip."""
+    import warnings
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as archive:
+        names = [n for n in archive.namelist() if not n.endswith("/")]
+        members = [n for n in names if n.lower().endswith(".roi")]
+        others = [n for n in names if n not in members]
+        if others and members:
+            shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+            warnings.warn(f"'{path.name}': skipped what is no .roi file in it ({shown}), as ImageJ does",
+                          SkippedEntriesWarning, stacklevel=3)
+        return [ImagejRoi.frombytes(archive.read(n)) for n in members] if members else None
+
+
 def read_roiset(path: str | os.PathLike) -> list[ImagejRoi]:
-    """The ROIs of a RoiSet.zip, a single .roi file, or the overlay of an ImageJ TIFF."""
+    """The ROIs of a RoiSet.zip, a single .roi file, or the overlay of an ImageJ TIFF.
+
+    Args:
+        path: the file. A zip's members that are no ``.roi`` files are skipped with a
+            :class:`SkippedEntriesWarning` (ImageJ's ROI Manager skips them too).
+
+    Returns:
+        The ROIs, in the file's order.
+
+    Raises:
+        UserError: for a missing file or one that holds no ImageJ ROIs."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"ROI file '{path}' not found: check the path")
     try:
+        from_zip = _zip_rois(path)
+        if from_zip is not None:
+            return from_zip
         rois = roiread(path)
     except Exception as err:  # zipfile.BadZipFile, struct errors, ValueError from roifile
         raise UserError(f"'{path}' is not an ImageJ ROI file or RoiSet.zip ({err})") from None
