@@ -175,7 +175,8 @@ def test_our_untiled_decoder_step_is_micro_sams_initialize(onnx, eager, small_im
 
 def test_a_cold_apg_run_with_cached_graphs_does_not_import_torch_em(onnx, small_image, tmp_path):
     """The onnx default's point for a cold start: neither torch_em nor micro-sam's instance_segmentation module
-    (2-3 s of imports) is loaded when the graphs are on disk."""
+    (2-3 s of imports) is loaded when the graphs are on disk, nor napari (0.9 s; micro-sam's util would take its
+    progress bar)."""
     import subprocess
     import sys
 
@@ -185,7 +186,7 @@ def test_a_cold_apg_run_with_cached_graphs_does_not_import_torch_em(onnx, small_
     tifffile.imwrite(path, small_image[:128, :128])
     code = ("import sys; from microsam_fiji.cli import main; main(['segment', sys.argv[1], '--out', sys.argv[2], "
             "'--quiet']); print(sorted(m for m in sys.modules if m.startswith(('torch_em', "
-            "'micro_sam.instance_segmentation'))))")
+            "'micro_sam.instance_segmentation', 'napari'))))")
     out = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "out")], capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -74,8 +74,9 @@ def _decoder_state(path: Path, state) -> dict:
 
 def load_checkpoint(path: str | os.PathLike, model_type: str | None = None, device: str | None = None,
                     source_name: str | None = None) -> Model:
-    from micro_sam.util import get_sam_model
+    from microsam_fiji.core.micro_sam_compat import micro_sam_util
 
+    get_sam_model = micro_sam_util().get_sam_model
     path = Path(path)
     device = resolve_device(device)
     state, model_state = read_checkpoint(path)
