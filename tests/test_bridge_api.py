@@ -30,6 +30,9 @@ def test_to_roi_manager_adds_exact_rois_and_keeps_existing_ones(reference, rm, n
     rois = list(rm.getRoisAsArray())[1:]
     assert np.array_equal(rois_as_labels(rois, nuclei.shape), reference.labels)
     assert float(str(rois[2].getProperty("score"))) == pytest.approx(3 / 100)
+    to_roi_manager(reference.labels, rm=rm)  # a second call: its names continue the first's (issue 20)
+    names = [str(rm.getName(i)) for i in range(rm.getCount())]
+    assert len(set(names)) == len(names) == 2 * n + 1 and names[-1] == f"cell-{2 * n:04d}", names
     to_roi_manager(reference.labels, rm=rm, replace=True, name_prefix="nucleus")
     assert rm.getCount() == n and str(rm.getName(0)).startswith("nucleus-")
 

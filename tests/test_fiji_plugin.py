@@ -226,6 +226,12 @@ def test_macro_rois_equal_segment_and_earlier_rois_stay(batch_run, images, demo_
     np.testing.assert_array_equal(rois_to_labels(tmp / "a_RoiSet.zip", expected.shape), expected)
     n_second = len(np.unique(tifffile.imread(tmp / "a2_labels.tif"))) - 1
     assert int(values["n2"]) == 1 + n_objects + n_second
+    # the second call's names continue the first's (issue 20): unique in the ROI Manager, ids those of its labels
+    names = [roi.name for roi in manager]
+    assert len(set(names)) == len(names) == 1 + n_objects + n_second, names
+    second_call = manager[1 + n_objects:]
+    assert [roi.name for roi in second_call] == [f"cell-{n_objects + k:04d}" for k in range(1, n_second + 1)]
+    assert [int(roi.properties["id"]) for roi in second_call] == list(range(1, n_second + 1))
     # `replace` on image b: only b's objects remain
     n_b = len(np.unique(tifffile.imread(tmp / "b_labels.tif"))) - 1
     assert int(values["n3"]) == n_b

@@ -296,3 +296,30 @@ def test_labels_warn_about_rois_beyond_the_image_and_a_roiset_skips_what_is_no_r
         assert len(read_roiset(path)) == 3
     assert main(["labels", str(path), "--shape", "60,60", "--out", str(tmp_path / "l.tif")]) == 0
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "l.tif"), labels)
+
+
+def test_a_later_calls_names_continue_the_roi_managers_numbering():
+    from microsam_fiji.rois.naming import NAME, continued_names, top_number
+
+    existing = ["keep-me", "cell-0001", "cell-0002", "cell-0003-z002", "nucleus-0040"]
+    assert continued_names(existing, ["cell-0001", "cell-0002-z001", "cell-0002-z002", "odd name"]) == \
+        ["cell-0004", "cell-0005-z001", "cell-0005-z002", "odd name"]
+    assert continued_names(existing, ["cell-0004", "cell-0005"]) == ["cell-0004", "cell-0005"]  # none taken
+    assert continued_names(["cell-0001", "cell-9999"], ["cell-0001"]) == ["cell-10000"]  # the padding grows as ImageJ's does
+    assert continued_names(["nucleus-0040", "nucleus-0001"], ["nucleus-0001"]) == ["nucleus-0041"]
+    assert top_number(existing) == 3 and top_number(existing, "nucleus") == 40 and top_number([]) == 0
+    assert NAME.match("cell-0042-z003")["number"] == "0042"
+
+
+def test_a_prompts_first_id_follows_names_a_later_apg_call_continued():
+    from roifile import ImagejRoi
+
+    from microsam_fiji.macro.prompt_rois import next_id
+
+    rois = []
+    for name, ident in (("cell-0001", 1), ("cell-0002", 2), ("cell-0003", 1)):  # a second call's id 1 → cell-0003
+        roi = ImagejRoi.frompoints([[1, 1], [5, 1], [5, 5]])
+        roi.name = name
+        roi.properties = {"id": ident, "area": 8}
+        rois.append(roi)
+    assert next_id(rois) == 4

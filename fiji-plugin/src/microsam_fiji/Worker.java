@@ -244,11 +244,17 @@ final class Worker {
 			// still running or interrupted: no code to show
 		}
 		String tail = logTail();
-		if (tail.contains("No module named 'microsam_fiji") || tail.contains("No module named microsam_fiji")
-			|| tail.contains("No module named 'appose"))
-			// a retry cannot help: the configured Python lacks the package
-			return "the Python '" + python + "' does not have micro-sam-fiji: run '" + python
-				+ " -m pip install micro-sam-fiji', or " + Config.SETUP + " (log: " + log + ")";
+		java.util.regex.Matcher missing = java.util.regex.Pattern.compile("No module named '?([A-Za-z0-9_.]+)")
+			.matcher(tail);
+		if (missing.find()) {
+			// a retry cannot help: the configured Python lacks the package or a library it needs (a package
+			// found on PYTHONPATH without its dependencies)
+			String module = missing.group(1);
+			boolean ours = module.startsWith("microsam_fiji") || module.startsWith("appose");
+			return "the Python '" + python + "' does not have micro-sam-fiji" + (ours ? "" : " (or what it needs: no "
+				+ "module '" + module + "')") + ": run '" + python + " -m pip install micro-sam-fiji', or "
+				+ Config.SETUP + " (log: " + log + ")";
+		}
 		return "the Python worker stopped" + code + "; the next call starts a new one (log: " + log + ")";
 	}
 

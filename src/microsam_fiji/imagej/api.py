@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from microsam_fiji.imagej.jvm import jclass as _jclass
 from microsam_fiji.models.cache import shared_cache
+from microsam_fiji.rois.naming import continued_names
 from microsam_fiji.rois.positions import stack_positions
 
 
@@ -51,12 +52,19 @@ def add_to_roi_manager(rm, rois, imp=None, replace: bool = False):
         rm: an ``ij.plugin.frame.RoiManager``.
         rois: ``ij.gui.Roi`` objects.
         imp: the ``ij.ImagePlus`` they belong to (None: added without an image, Show All left as it is).
-        replace: empty the ROI Manager first.
+        replace: empty the ROI Manager first; otherwise names it already holds are continued
+            (:func:`~microsam_fiji.rois.naming.continued_names`).
 
     Returns:
         ``rm``."""
     if replace:
         rm.reset()
+    else:  # an earlier call's cell-0001 stays: this call's names continue the numbering
+        existing = [str(r.getName()) for r in rm.getRoisAsArray() if r.getName() is not None]
+        names = [str(roi.getName()) if roi.getName() is not None else "" for roi in rois]
+        for roi, name, new in zip(rois, names, continued_names(existing, names)):
+            if new != name:
+                roi.setName(new)
     for roi in rois:
         if imp is not None:
             rm.add(imp, roi, -1)

@@ -17,6 +17,7 @@ from roifile import ROI_SUBTYPE, ROI_TYPE, ImagejRoi
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.engines.prompted import NEGATIVE, POSITIVE, PromptObject
 from microsam_fiji.rois.decode import roi_slices, rois_to_labels
+from microsam_fiji.rois.naming import top_number
 
 NEGATIVE_COUNTER = 1
 _LINES = (ROI_TYPE.LINE, ROI_TYPE.POLYLINE, ROI_TYPE.FREELINE, ROI_TYPE.ANGLE)
@@ -31,9 +32,11 @@ def is_our_object(roi: ImagejRoi) -> bool:
 
 
 def next_id(rois: list[ImagejRoi]) -> int:
-    """The id after the largest of our objects among ``rois`` (the ROI Manager's): new names stay unique."""
+    """The id after the largest of our objects among ``rois`` (the ROI Manager's), by their ``id`` property and by
+    their names (a later APG call's names continue the numbering, its ``id`` start at 1): new names stay unique."""
     ids = [int(roi.properties["id"]) for roi in rois if is_our_object(roi)]
-    return max(ids, default=0) + 1
+    by_name = top_number(roi.name for roi in rois if is_our_object(roi) and roi.name)
+    return max(max(ids, default=0), by_name) + 1
 
 
 def _points(roi: ImagejRoi) -> np.ndarray:
