@@ -42,7 +42,8 @@ image_state(model, image)
 t3 = time.perf_counter()
 run(image, model)
 t4 = time.perf_counter()
-print(json.dumps({"CLI imports": t1 - t0, "model load (with the imports it needs)": t2 - t1, "encoder + decoder": t3 - t2, "APG": t4 - t3}))
+print(json.dumps({"CLI imports": t1 - t0, "model load (with the imports it needs)": t2 - t1,
+                  "encoder + decoder": t3 - t2, "APG": t4 - t3}))
 """
 
 

@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     print(f"one point prompt, macro (in process):    {spread(macro_times)}  [{len(macro_times)} prompts]")
     print(f"prompt / new-image APG: {np.median(api_times) / np.median(apg_times):.3f} (API), "
           f"{np.median(macro_times) / np.median(apg_times):.3f} (macro); target <= 0.5 s per point: "
-          f"{'met' if max(np.median(api_times), np.median(macro_times), np.median(plugin_times)) <= 0.5 else 'NOT met'}")
+          f"{'met' if max(map(np.median, (api_times, macro_times, plugin_times))) <= 0.5 else 'NOT met'}")
     if bad:
         print(f"{bad} prompts encoded again or differ from micro-sam's segment_from_points", file=sys.stderr)
         return 1
@@ -105,11 +105,12 @@ def plugin_path(folder: Path, points: dict[Path, list[tuple[int, int]]]):
     per APG call, per prompt, and each prompt's ``encoded`` (0: the worker's cached embeddings served it)."""
     import subprocess
 
+    from fiji_plugin_bench import LAST, run_imagej  # the plugin bench's ImageJ start and print() reader
+
     fiji = folder / "ImageJ"
     (fiji / "plugins").mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "microsam_fiji.cli", "install-fiji", str(fiji)], check=True,
                    capture_output=True)
-    last = "microsam_fiji.MicroSamAPG.lastResult"
     lines = []
     for i, (path, centres) in enumerate(points.items()):
         lines += [f'open("{path}");', "t = getTime();", 'run("micro-sam APG", "replace");',
@@ -117,19 +118,14 @@ def plugin_path(folder: Path, points: dict[Path, list[tuple[int, int]]]):
         for r, (y, x) in enumerate(centres):
             lines += [f"makePoint({x}, {y});", "t = getTime();", 'run("micro-sam Prompt", "");',
                       f'print("prompt{i}_{r}=" + (getTime() - t) / 1000);',
-                      f'print("encoded{i}_{r}=" + call("{last}", "encoded"));']
+                      f'print("encoded{i}_{r}=" + call("{LAST}", "encoded"));']
         lines.append("close();")
-    macro = folder / "plugin-prompts.ijm"
-    macro.write_text("\n".join(lines) + "\n")
-    done = subprocess.run(["java", f"-Djava.io.tmpdir={folder}", f"-Dplugins.dir={fiji}", "-jar",
-                           "/usr/share/java/ij.jar", "-ijpath", str(fiji), "-batch", str(macro)],
-                          capture_output=True, text=True, timeout=1800)
-    values = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
-    apg = [float(v) for k, v in values.items() if k.startswith("apg")]
-    prompts = [float(v) for k, v in values.items() if k.startswith("prompt")]
-    encoded = [int(float(v)) for k, v in values.items() if k.startswith("encoded")]
+    values = run_imagej(fiji, "\n".join(lines) + "\n", folder)
+    apg = [v for k, v in values.items() if k.startswith("apg")]
+    prompts = [v for k, v in values.items() if k.startswith("prompt")]
+    encoded = [int(v) for k, v in values.items() if k.startswith("encoded")]
     if not apg or len(prompts) != sum(len(c) for c in points.values()):
-        raise SystemExit(f"the plugin run failed:\n{done.stdout}\n{done.stderr}")
+        raise SystemExit(f"the plugin run gave {len(prompts)} prompt times: {values}")
     return apg, prompts, encoded
 
 

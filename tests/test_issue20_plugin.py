@@ -9,18 +9,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import tifffile
-from conftest import build_random_checkpoint, require_imagej
-from test_fiji_plugin import IJ_JAR, fresh_imagej_folder, printed, run_cli, run_imagej, run_watched, worker_log
-
-
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
-    require_imagej(display=True)
-    folder = fresh_imagej_folder(tmp_path_factory.mktemp("fiji"))
-    run_cli("install-fiji", folder)
-    return folder
+from conftest import build_random_checkpoint
+from test_fiji_plugin import IJ_JAR, installed, printed, run_imagej, run_watched, worker_log  # noqa: F401 (fixture)
 
 
 def test_esc_during_encoding_and_preview_then_ok_keep_worker_and_model(installed, tmp_path):

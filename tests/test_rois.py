@@ -305,7 +305,8 @@ def test_a_later_calls_names_continue_the_roi_managers_numbering():
     assert continued_names(existing, ["cell-0001", "cell-0002-z001", "cell-0002-z002", "odd name"]) == \
         ["cell-0004", "cell-0005-z001", "cell-0005-z002", "odd name"]
     assert continued_names(existing, ["cell-0004", "cell-0005"]) == ["cell-0004", "cell-0005"]  # none taken
-    assert continued_names(["cell-0001", "cell-9999"], ["cell-0001"]) == ["cell-10000"]  # the padding grows as ImageJ's does
+    # past the padding the number grows a digit
+    assert continued_names(["cell-0001", "cell-9999"], ["cell-0001"]) == ["cell-10000"]
     assert continued_names(["nucleus-0040", "nucleus-0001"], ["nucleus-0001"]) == ["nucleus-0041"]
     assert top_number(existing) == 3 and top_number(existing, "nucleus") == 40 and top_number([]) == 0
     assert NAME.match("cell-0042-z003")["number"] == "0042"

@@ -17,8 +17,9 @@ Requests (``request["action"]``):
 Progress goes out as Appose updates; a cancel request stops the task at the next progress point (the loaded
 model and cached embeddings stay). While a task runs, a heartbeat (an update without message or counts) goes out
 every :data:`HEARTBEAT_S` seconds, so the plugin can tell a worker that is busy between progress points (it waits
-for the cancel's answer) from one that is hung (no message at all for long: it is stopped). Failures are one line (:class:`~microsam_fiji.core.errors.UserError` text, or a
-summary of an unexpected error whose traceback goes to the worker's log)."""
+for the cancel's answer) from one that is hung (no message at all for long: it is stopped). Failures are one
+line (:class:`~microsam_fiji.core.errors.UserError` text, or a summary of an unexpected error whose traceback goes
+to the worker's log)."""
 from __future__ import annotations
 
 import logging
@@ -133,7 +134,8 @@ def _reply(result, scratch: Path, show: bool) -> dict:
     if show:
         shown = str(write_labels(scratch / "labels.tif", result.labels, result.calibration, axes=result.label_axes))
     return {"rois": str(rois), "count": result.count, "replace": result.options.replace, "show": shown,
-            "encoded": result.encoded, "model_loads": models().model_loads, "model": result.model.source, "seconds": result.seconds,
+            "encoded": result.encoded, "model_loads": models().model_loads, "model": result.model.source,
+            "seconds": result.seconds,
             # what the user should know about the result (an image rescaled, ...): the plugin logs these lines
             "warnings": result.warnings}
 
