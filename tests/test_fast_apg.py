@@ -218,3 +218,34 @@ def test_decoder_image_cache_follows_the_predictors_image(demo_model, dense_stat
         predictor.features.mul_(2.0)
         fourth, _ = decode_points(predictor, points, labels, False)
         assert torch.allclose(fourth, second, atol=1e-3)
+
+
+def test_mask_progress_moves_within_a_batch_and_esc_stops_it(demo_model, dense_state):
+    """The masks' fraction moves prompt by prompt (a CPU batch of 128 prompts takes seconds), never goes back,
+    and a cancel raised at an intermediate report stops the batch: the chunks not started are dropped."""
+    import time
+
+    from microsam_fiji.core.progress import Cancelled, reporting
+
+    params = resolve_params("apg", {})
+    calls: list = []
+    with reporting(lambda stage, current, total: calls.append((stage, current, total))):
+        generate(demo_model, "apg", dense_state, params)
+    masks = [(c, t) for s, c, t in calls if s == "masks for the prompts"]
+    total = masks[-1][1]
+    assert total >= 100 and masks[-1][0] == total, masks[-3:]
+    inside = [c for c, _ in masks if 0 < c < total]
+    assert len(inside) >= 5, f"the fraction jumped: {masks}"
+    assert [c for c, _ in masks] == sorted(c for c, _ in masks), "the fraction went back"
+
+    def cancel(stage, current, total):
+        if stage == "masks for the prompts" and current and current < total:
+            raise Cancelled()
+
+    start = time.perf_counter()
+    with pytest.raises(Cancelled), reporting(cancel):
+        generate(demo_model, "apg", dense_state, params)
+    cancelled = time.perf_counter() - start
+    start = time.perf_counter()
+    generate(demo_model, "apg", dense_state, params)
+    assert cancelled < 0.5 * (time.perf_counter() - start), "the batch ran to its end after the cancel"

@@ -27,6 +27,7 @@ blocks on a CPU or a GPU (``CHUNK``, ``_block_rows``, looked up here at call tim
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
@@ -60,10 +61,22 @@ def _block_rows(device: torch.device, side: int) -> tuple[int, int]:
 
 
 @torch.inference_mode()
-def decode_points(predictor, points: torch.Tensor, labels: torch.Tensor, multimasking: bool, region=None):
+def decode_points(predictor, points: torch.Tensor, labels: torch.Tensor, multimasking: bool, region=None,
+                  progress: Callable[[int], None] | None = None):
     """Low-resolution mask logits and predicted IoUs for point prompts (model input coordinates), as
-    ``predictor.model.mask_decoder`` returns them (check :func:`supported` first). ``region`` (rows, columns)
-    of the low-resolution masks: only that top-left part is computed, the rest is -inf."""
+    ``predictor.model.mask_decoder`` returns them (check :func:`supported` first).
+
+    Args:
+        predictor: micro-sam's predictor with the image's embeddings set.
+        points, labels: the prompts (B, 1, 2) in model input coordinates and their labels (B, 1).
+        multimasking: three masks per prompt (and the IoU token) instead of one.
+        region: (rows, columns) of the low-resolution masks: only that top-left part is computed, the rest is
+            -inf.
+        progress: called on the calling thread with the number of prompts done so far, after each chunk (a
+            batch on a CPU takes seconds: the user sees it move, and a reporter may raise there to cancel).
+
+    Returns:
+        The logits (B, M, 256, 256) and predicted IoUs (B, M)."""
     model = predictor.model
     md = model.mask_decoder
     sparse, _ = model.prompt_encoder(points=(points, labels), boxes=None, masks=None)
@@ -79,17 +92,22 @@ def decode_points(predictor, points: torch.Tensor, labels: torch.Tensor, multima
     workers = min(torch.get_num_threads(), len(chunks)) if on_cpu else 1
     args = (terms, multimasking, rows, cols, _block_rows(terms.keys.device, side))
     if workers <= 1:
-        results = [decode_chunk(md, chunk, *args) for chunk in chunks]
+        results = []
+        for chunk in chunks:
+            results.append(decode_chunk(md, chunk, *args))
+            if progress is not None:
+                progress(sum(len(c) for c in chunks[:len(results)]))
     else:
-        results = _decode_in_threads(md, chunks, args, workers)
+        results = _decode_in_threads(md, chunks, args, workers, progress)
     return torch.cat([r[0] for r in results]), torch.cat([r[1] for r in results])
 
 
-def _decode_in_threads(md, chunks, args, workers):
+def _decode_in_threads(md, chunks, args, workers, progress=None):
     """Chunks on ``workers`` threads with one intra-op thread each: the decoder is many small operations,
     and one team of threads per operation waits at every barrier for its slowest member (badly so when
-    other processes share the cores)."""
-    from concurrent.futures import ThreadPoolExecutor
+    other processes share the cores). ``progress`` runs on this thread as chunks finish (the reporter lives in
+    this thread's context); if it raises (a cancel), the chunks not started are dropped."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -99,7 +117,17 @@ def _decode_in_threads(md, chunks, args, workers):
             with torch.inference_mode():
                 return decode_chunk(md, chunk, *args)
 
-        with ThreadPoolExecutor(workers) as pool:
-            return list(pool.map(run, chunks))
+        pool = ThreadPoolExecutor(workers)
+        try:
+            futures = [pool.submit(run, chunk) for chunk in chunks]
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(pending, timeout=None if progress is None else 0.5,
+                                         return_when=FIRST_COMPLETED)
+                if progress is not None and finished:
+                    progress(sum(len(c) for c, f in zip(chunks, futures) if f.done()))
+            return [f.result() for f in futures]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     finally:
         torch.set_num_threads(threads)

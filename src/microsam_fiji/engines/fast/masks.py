@@ -64,8 +64,13 @@ def predict_masks(predictor, points_xy: np.ndarray, *, batch_size: int, multimas
     for start in range(0, len(points_xy), step):
         report("masks for the prompts", start, len(points_xy))
         stop = min(start + step, len(points_xy))
-        low_res, ious = decoder(predictor, coords[start:stop], labels[start:stop], multimasking,
-                                region=None if auto else windows.region)
+        region = None if auto else windows.region
+        if decoder is _sams_decoder:  # one call of SAM's batched decoder: nothing to count inside it
+            low_res, ious = decoder(predictor, coords[start:stop], labels[start:stop], multimasking, region=region)
+        else:
+            low_res, ious = decoder(predictor, coords[start:stop], labels[start:stop], multimasking, region=region,
+                                    progress=lambda done, start=start: report("masks for the prompts",
+                                                                              start + done, len(points_xy)))
         if multimasking:  # micro-sam keeps the mask with the highest predicted IoU
             _, best = ious.max(dim=1)
             rows = torch.arange(len(best), device=best.device)
