@@ -53,22 +53,22 @@ def predict_masks(predictor, points_xy: np.ndarray, *, batch_size: int, multimas
     coords = torch.tensor(coords, dtype=torch.float32).to(device)
     labels = torch.ones((len(points_xy), 1), dtype=torch.float32, device=device)
     threshold = predictor.model.mask_threshold if mask_threshold is None else mask_threshold
-    decoder = _sams_decoder if decoder is None else decoder
+    decoder_fn: Callable = _sams_decoder if decoder is None else decoder
     windows = Windows.for_predictor(predictor)
     auto = isinstance(threshold, str)  # "auto": micro-sam's local Otsu threshold, from all of each mask's logits
     # our decoder runs one prompt per thread on a CPU, so its results do not depend on the batch: larger
     # batches leave the threads idle less often at a batch's end. SAM's own decoder keeps micro-sam's batches
     # (its rounding depends on the batch size).
     on_cpu = torch.device(device).type == "cpu"
-    step = max(batch_size, CPU_BATCH) if on_cpu and decoder is not _sams_decoder else batch_size
+    step = max(batch_size, CPU_BATCH) if on_cpu and decoder_fn is not _sams_decoder else batch_size
     for start in range(0, len(points_xy), step):
         report("masks for the prompts", start, len(points_xy))
         stop = min(start + step, len(points_xy))
         region = None if auto else windows.region
-        if decoder is _sams_decoder:  # one call of SAM's batched decoder: nothing to count inside it
-            low_res, ious = decoder(predictor, coords[start:stop], labels[start:stop], multimasking, region=region)
+        if decoder_fn is _sams_decoder:  # one call of SAM's batched decoder: nothing to count inside it
+            low_res, ious = decoder_fn(predictor, coords[start:stop], labels[start:stop], multimasking, region=region)
         else:
-            low_res, ious = decoder(predictor, coords[start:stop], labels[start:stop], multimasking, region=region,
+            low_res, ious = decoder_fn(predictor, coords[start:stop], labels[start:stop], multimasking, region=region,
                                     progress=lambda done, start=start: report("masks for the prompts",
                                                                               start + done, len(points_xy)))
         if multimasking:  # micro-sam keeps the mask with the highest predicted IoU
