@@ -208,3 +208,31 @@ def test_an_onnx_model_can_be_deep_copied_and_pickled(onnx):
     for clone in (copy.deepcopy(encoder), pickle.loads(pickle.dumps(encoder))):
         assert clone.graph.session is not encoder.graph.session
         assert torch.equal(clone(images), expected)
+
+
+def test_per_image_norms_export_to_graphs_that_sum_like_torch(tmp_path):
+    """The decoder's per-image norms (BatchNorm in training mode, InstanceNorm) on a 1024 x 1024 plane: ONNX
+    Runtime's own float32 reduction over the whole plane drifts; ours (row sums, then over rows) stays within
+    float32 rounding of PyTorch's, which is what keeps ONNX's instances equal to eager's at 1024 x 1024."""
+    import onnxruntime as ort
+    import torch
+
+    from microsam_fiji.models.backends.onnx_runtime import _ImageStatistics, _per_image_norm
+
+    torch.manual_seed(0)
+    x = 40.0 + 3.0 * torch.randn(1, 4, 1024, 1024)  # activations with a large mean, as after a ReLU
+    for norm in (torch.nn.BatchNorm2d(4).train(), torch.nn.InstanceNorm2d(4, affine=True)):
+        assert _per_image_norm(norm)
+        with torch.no_grad():
+            torch.nn.init.uniform_(norm.weight, 0.5, 2.0)
+            torch.nn.init.uniform_(norm.bias, -1.0, 1.0)
+            reference = norm(x).numpy()
+            module = _ImageStatistics(norm)
+            assert np.abs(module(x).numpy() - reference).max() < 1e-5
+            path = tmp_path / f"{type(norm).__name__}.onnx"
+            torch.onnx.export(module, (x,), str(path), opset_version=18, dynamo=True, external_data=False,
+                              input_names=["input"], output_names=["output"])
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        out = session.run(None, {"input": x.numpy()})[0]
+        assert np.abs(out - reference).max() < 2e-5, type(norm).__name__
+    assert not _per_image_norm(torch.nn.BatchNorm2d(4).eval())  # running statistics: exported as they are

@@ -23,6 +23,9 @@ _LOG = logging.getLogger(__name__)
 
 CACHE_ENV = "MICROSAM_FIJI_CACHE"
 ONNX_OPSET = 18
+# bumped when the exported modules change (2: the decoder's per-image norms summed a row at a time), so graphs
+# cached by an earlier version are not reused
+GRAPH_VERSION = 2
 
 
 def cache_dir() -> Path:
@@ -46,7 +49,7 @@ def weights_key(state: Mapping[str, Any], name: str, shape: tuple[int, ...]) -> 
     version: what names a graph file."""
     import torch
 
-    digest = hashlib.sha256(f"{name}|{tuple(shape)}|torch {torch.__version__}|opset {ONNX_OPSET}".encode())
+    digest = hashlib.sha256(f"{name}|{tuple(shape)}|torch {torch.__version__}|opset {ONNX_OPSET}|graph {GRAPH_VERSION}".encode())
     for key in sorted(state):
         tensor = state[key]
         digest.update(key.encode())
