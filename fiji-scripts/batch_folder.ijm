@@ -78,7 +78,8 @@ for (i = 0; i < images.length; i++) {
         print("micro-sam APG batch: " + (i + 1) + "/" + images.length + " " + name + ": skipped, not an image ImageJ can open");
         continue;
     }
-    run("micro-sam APG", options + " rois=[" + output + stem + "_RoiSet.zip] labels=[" + output + stem + "_labels.tif]");
+    // "stack": a file of the folder is segmented whole (every plane), as microsam-fiji batch does
+    run("micro-sam APG", options + " stack rois=[" + output + stem + "_RoiSet.zip] labels=[" + output + stem + "_labels.tif]");
     found = roiManager("count") - kept;
     total = total + found;
     done = done + 1;

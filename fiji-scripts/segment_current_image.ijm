@@ -9,7 +9,8 @@
 // From another macro or a script, pass the options as the argument and no dialog opens, e.g.
 //     runMacro("/path/to/segment_current_image.ijm", "model=[/path/model.zip] center=0.3 min_size=30 replace");
 // The options are those of run("micro-sam APG", ...): model=[...] mode=apg|ais foreground= center= boundary=
-// min_size= nms= replace rois=[RoiSet.zip] labels=[labels.tif] show.
+// min_size= nms= replace stack rois=[RoiSet.zip] labels=[labels.tif] show. A stack is segmented whole with
+// "stack", otherwise its current plane; an area selection restricts the command to it.
 
 options = getArgument();
 if (nImages == 0)
@@ -19,12 +20,14 @@ if (options == "") {
     Dialog.addString("Model (empty: demo model)", "", 40);
     Dialog.addMessage("checkpoint (.pt), Model Zoo package (.zip) or micro-sam name, e.g. vit_b_lm");
     Dialog.addChoice("Mode", newArray("apg", "ais"), "apg");
-    Dialog.addNumber("Foreground threshold", 0.5);
-    Dialog.addNumber("Center distance threshold", 0.5);
-    Dialog.addNumber("Boundary distance threshold", 0.5);
+    Dialog.addNumber("Foreground threshold (higher: fewer objects)", 0.5);
+    Dialog.addNumber("Center distance threshold (lower: touching objects split)", 0.5);
+    Dialog.addNumber("Boundary distance threshold (lower: touching objects split)", 0.5);
     Dialog.addNumber("Minimum size (pixels)", 25);
-    Dialog.addNumber("NMS threshold (APG)", 0.9);
+    Dialog.addNumber("NMS threshold (APG; lower: fewer overlapping objects)", 0.9);
     Dialog.addCheckbox("Replace the ROIs in the ROI Manager", false);
+    if (nSlices > 1)
+        Dialog.addCheckbox("Stack: process all " + nSlices + " slices (else the current one)", false);
     Dialog.show();
     model = Dialog.getString();
     mode = Dialog.getChoice();
@@ -37,6 +40,8 @@ if (options == "") {
         options = "model=[" + model + "] " + options;
     if (Dialog.getCheckbox())
         options = options + " replace";
+    if (nSlices > 1 && Dialog.getCheckbox())
+        options = options + " stack";
 }
 before = roiManager("count");
 run("micro-sam APG", options);

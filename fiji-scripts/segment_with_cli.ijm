@@ -10,7 +10,9 @@
 //     runMacro("/path/to/segment_with_cli.ijm", "cli=[/home/me/.venv/bin/microsam-fiji] model=[/m/model.zip] center=0.3 replace");
 // Options: cli=[program], then every option of run("micro-sam APG", "..."): model=[...] mode=apg|ais replace
 // show rois=[...] labels=[...] tile=[...] halo=[...] engine=... and segmentation parameters name=value
-// (foreground, center, boundary, min_size, nms, or any micro-sam parameter name). The whole option string goes
+// (foreground, center, boundary, min_size, nms, or any micro-sam parameter name), stack (every plane of a stack;
+// otherwise the current plane only). An area selection restricts the command to it (saved for the program as a
+// .roi file; the selection stays on the image). The whole option string goes
 // to the program (microsam-fiji macro), which runs the same command code as the plugin: one dialect. Each call
 // loads the model again and re-encodes the image; with the plugin (microsam-fiji install-fiji) both stay cached.
 
@@ -24,6 +26,8 @@ if (arg == "") {
     Dialog.addChoice("Mode", newArray("apg", "ais"), "apg");
     Dialog.addString("Parameters", "foreground=0.5 center=0.5 boundary=0.5 min_size=25", 50);
     Dialog.addCheckbox("Replace the ROIs in the ROI Manager", false);
+    if (nSlices > 1)
+        Dialog.addCheckbox("Stack: process all " + nSlices + " slices (else the current one)", false);
     Dialog.show();
     cli = Dialog.getString();
     call("ij.Prefs.set", "microsam.cli", cli);
@@ -33,6 +37,8 @@ if (arg == "") {
         arg = arg + " model=[" + model + "]";
     if (Dialog.getCheckbox())
         arg = arg + " replace";
+    if (nSlices > 1 && Dialog.getCheckbox())
+        arg = arg + " stack";
 } else {
     // ImageJ's own reading of key=[value] (nested brackets too), as the plugin reads its options
     cli = call("ij.Macro.getValue", arg + " ", "cli", "");
@@ -44,6 +50,16 @@ title = getTitle();
 id = getImageID();
 tmp = newTempFolder();
 input = tmp + "image.tif";
+plane = getSliceNumber() - 1;  // the stack index of the current plane: segmented alone without "stack"
+// the selection for the program (an area one restricts the command to it); removed while duplicating, which
+// would crop the image to it, then restored
+selection = "";
+hadSelection = selectionType() != -1;
+if (hadSelection) {
+    selection = tmp + "selection.roi";
+    saveAs("Selection", selection);
+    run("Select None");
+}
 // save a duplicate: saving the image itself would rename it
 wasBatch = is("Batch Mode");
 setBatchMode(true);
@@ -52,10 +68,15 @@ saveAs("Tiff", input);
 close();
 setBatchMode(wasBatch);
 selectImage(id);
+if (hadSelection)
+    run("Restore Selection");
 
 // the program parses the options itself (all of them, the plugin's grammar) and writes rois.zip, labels.tif
 // (with show) and result.txt (count, replace, show, warnings, or one error line) into the folder
-output = runCli(cli, newArray("macro", input, "--options", arg, "--ignore", "cli", "--out", tmp));
+cliArgs = newArray("macro", input, "--options", arg, "--ignore", "cli", "--out", tmp, "--current-plane", "" + plane);
+if (selection != "")
+    cliArgs = Array.concat(cliArgs, newArray("--selection", selection));
+output = runCli(cli, cliArgs);
 result = tmp + "result.txt";
 if (!File.exists(result)) {
     cleanUp(tmp);

@@ -182,7 +182,7 @@ run("micro-sam APG", "");
 while (parseInt(call("microsam_fiji.MicroSamAPG.completedCalls")) < 5) wait(100);
 print("n4=" + roiManager("count"));
 open("{a.parent}/stack.tif");
-run("micro-sam APG", "labels=[{tmp}/stack_labels.tif] rois=[{tmp}/stack_RoiSet.zip]");
+run("micro-sam APG", "stack labels=[{tmp}/stack_labels.tif] rois=[{tmp}/stack_RoiSet.zip]");
 runMacro("{installed}/macros/batch_folder.ijm", "input=[{folder_in}] output=[{folder_out}]");
 print("batch_done=1");
 """

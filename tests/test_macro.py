@@ -41,7 +41,9 @@ def test_options_in_fiji_style_reach_the_segmentation(image_a, model, rm, nuclei
 
 def test_existing_rois_stay_unless_replace(image_a, reference, rm):
     n = int(reference.labels.max())
-    code = open_image(image_a) + 'makeRectangle(3, 4, 20, 10); Roi.setName("mine"); roiManager("add");'
+    # the rectangle stays the image's selection after roiManager("add"): removed, or APG would run inside it
+    code = (open_image(image_a) + 'makeRectangle(3, 4, 20, 10); Roi.setName("mine"); roiManager("add"); '
+            'run("Select None");')
     count = macro(code + 'run("micro-sam APG", ""); return "" + roiManager("count");')
     assert int(count) == n + 1 and str(rm.getName(0)) == "mine"
     count = macro(open_image(image_a) + 'run("micro-sam APG", "replace"); return "" + roiManager("count");')
@@ -64,12 +66,12 @@ def test_rois_labels_and_show_options(image_a, reference, rm, tmp_path, nuclei):
     assert rm.getCount() == reference.labels.max()
 
 
-def test_stack_is_segmented_slice_by_slice_with_roi_positions(nuclei, model, rm, tmp_path):
+def test_stack_flag_segments_slice_by_slice_with_roi_positions(nuclei, model, rm, tmp_path):
     from microsam_fiji.engines.segment import run
 
     stack = np.stack([nuclei, nuclei[::-1].copy() * 0])  # second slice empty: no objects, no encoder run
     path = write_tiff(tmp_path / "stack.tif", stack, "ZYX")
-    count = macro(open_image(path) + 'run("micro-sam APG", ""); return "" + nSlices + " " + roiManager("count");')
+    count = macro(open_image(path) + 'run("micro-sam APG", "stack"); return "" + nSlices + " " + roiManager("count");')
     expected = run(stack, model).labels
     assert count == f"2 {int(expected.max())}"
     rois = rm.getRoisAsArray()

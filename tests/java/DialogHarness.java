@@ -28,7 +28,9 @@ import javax.imageio.ImageIO;
 /**
  * Test driver for the plugin's dialog, as a user meets it: ImageJ with its main window, the command started like a
  * menu click, Preview ticked, a threshold changed, a screenshot, OK. Prints "key=value" lines for the test.
- * Arguments: image, screenshot.png, recorder-output.txt.
+ * Arguments: image, screenshot.png, recorder-output.txt. With a fourth argument "inspect" it only opens the
+ * dialog, prints what it shows (each field's label and the key ImageJ's Recorder makes of it, the messages, the
+ * models choice, the Help page it opens), takes the screenshot and cancels: no call runs.
  */
 public class DialogHarness {
 	public static void main(String[] args) {
@@ -55,6 +57,10 @@ public class DialogHarness {
 		System.out.println("dialog_seconds=" + (System.currentTimeMillis() - t0) / 1000.0);
 		gd.setLocation(imp.getWindow().getX() + imp.getWindow().getWidth() + 20, 110);
 		gd.toFront();
+		if (args.length > 3 && "inspect".equals(args[3])) {
+			inspect(gd, args[1]);
+			return;
+		}
 		final GenericDialog dialog = gd;
 		final Checkbox preview = gd.getPreviewCheckbox();
 		// every user action on the event thread, one after the other, as real clicks and keys arrive
@@ -112,6 +118,85 @@ public class DialogHarness {
 		FileOutputStream out = new FileOutputStream(args[2]);
 		out.write(Recorder.getInstance().getText().getBytes("UTF-8"));
 		out.close();
+	}
+
+	/** Prints what the dialog shows, opens its Help, then cancels it. */
+	static void inspect(final GenericDialog gd, String screenshot) throws Exception {
+		for (java.awt.Component c : all(gd)) {
+			if (c instanceof java.awt.Label)
+				System.out.println("label=" + ((java.awt.Label) c).getText());
+			else if (c instanceof Checkbox) {
+				String text = ((Checkbox) c).getLabel();
+				System.out.println("checkbox=" + text + "\tkey=" + ij.Macro.trimKey(text));
+			} else if (c instanceof java.awt.Choice) {
+				java.awt.Choice ch = (java.awt.Choice) c;
+				StringBuilder items = new StringBuilder();
+				for (int i = 0; i < ch.getItemCount(); i++)
+					items.append(i == 0 ? "" : ",").append(ch.getItem(i));
+				System.out.println("choice=" + items);
+			}
+		}
+		Thread.sleep(500);
+		ImageIO.write(new Robot().createScreenCapture(new Rectangle(Toolkit.getDefaultToolkit().getScreenSize())),
+			"png", new File(screenshot));
+		Button help = null, cancel = null;
+		for (Button b : gd.getButtons()) {
+			if (b != null && "Help".equals(b.getLabel().trim()))
+				help = b;
+			if (b != null && "Cancel".equals(b.getLabel().trim()))
+				cancel = b;
+		}
+		System.out.println("help_button=" + (help != null));
+		if (help != null) {
+			final ActionEvent pressed = new ActionEvent(help, ActionEvent.ACTION_PERFORMED, "Help");
+			EventQueue.invokeLater(new Runnable() { // the page is a modal dialog: its own event loop
+				public void run() {
+					gd.actionPerformed(pressed);
+				}
+			});
+			final Window page = waitForWindow("micro-sam APG Help", 20000);
+			String text = "";
+			for (java.awt.Component c : all(page))
+				if (c instanceof javax.swing.JEditorPane)
+					text = ((javax.swing.JEditorPane) c).getDocument().getText(0,
+						((javax.swing.JEditorPane) c).getDocument().getLength());
+			System.out.println("help_text=" + text.replaceAll("\\s+", " "));
+			EventQueue.invokeAndWait(new Runnable() {
+				public void run() {
+					page.dispose();
+				}
+			});
+		}
+		final ActionEvent cancelled = new ActionEvent(cancel, ActionEvent.ACTION_PERFORMED, "Cancel");
+		EventQueue.invokeAndWait(new Runnable() {
+			public void run() {
+				gd.actionPerformed(cancelled);
+			}
+		});
+	}
+
+	static java.util.List<java.awt.Component> all(java.awt.Container root) {
+		java.util.List<java.awt.Component> found = new java.util.ArrayList<java.awt.Component>();
+		for (java.awt.Component c : root.getComponents()) {
+			found.add(c);
+			if (c instanceof java.awt.Container)
+				found.addAll(all((java.awt.Container) c));
+		}
+		return found;
+	}
+
+	static Window waitForWindow(String title, long millis) throws InterruptedException {
+		long end = System.currentTimeMillis() + millis;
+		while (System.currentTimeMillis() < end) {
+			for (Window w : Window.getWindows()) {
+				String t = w instanceof java.awt.Dialog ? ((java.awt.Dialog) w).getTitle()
+					: w instanceof java.awt.Frame ? ((java.awt.Frame) w).getTitle() : "";
+				if (w.isShowing() && title.equals(t))
+					return w;
+			}
+			Thread.sleep(100);
+		}
+		throw new IllegalStateException("no window '" + title + "' within " + millis + " ms");
 	}
 
 	static GenericDialog waitForDialog(String title, long millis) throws InterruptedException {

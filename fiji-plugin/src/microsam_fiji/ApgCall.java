@@ -114,6 +114,12 @@ final class ApgCall {
 				request.put("manager", manager.length == 0 ? "" : Rois.write(manager, new File(scratch, "manager.zip")));
 				request.put("current_plane", imp.getCurrentSlice() - 1);
 			} else {
+				// the image's area selection restricts the command to it; points and lines do not
+				Roi roi = imp.getRoi();
+				request.put("selection", roi == null || !roi.isArea() ? ""
+					: Rois.write(new Roi[] {roi}, new File(scratch, "selection.roi")));
+				// the plane segmented without `stack` (and by a preview)
+				request.put("current_plane", imp.getCurrentSlice() - 1);
 				request.put("preview", preview);
 			}
 		} catch (IOException e) {

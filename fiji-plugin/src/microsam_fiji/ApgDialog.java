@@ -19,8 +19,10 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The dialog of a menu click: model (file field with Browse, plus the recently used models), mode, the three
- * thresholds, min_size, nms, replace, and Preview. While Preview is ticked, each change re-runs APG on the
+ * The dialog of a menu click: model (file field with Browse; it names the default; a choice of the recently used
+ * models and those known by name), mode, the three thresholds (each label says which way it moves the result),
+ * min_size, nms, replace, stack (for a stack: all planes, else the current one), Preview, an About line and Help
+ * (this project's page from the jar: {@link Help}). While Preview is ticked, each change re-runs APG on the
  * worker's cached embeddings and shows the outlines as an overlay (the ROI Manager is not touched; a newer
  * change cancels a preview still running). Field labels start with the option keys, so ImageJ's Macro Recorder
  * records {@code run("micro-sam APG", "model=[...] mode=apg foreground=0.5 ...")}: the macro grammar.
@@ -28,12 +30,15 @@ import java.util.Map;
 final class ApgDialog implements DialogListener {
 	private static final String PREFIX = "microsam_fiji.";
 	private static final String[] MODES = {"apg", "ais"};
-	private static final String[][] NUMBERS = { // key, label, digits, fallback (micro-sam's defaults)
-		{"foreground", "foreground threshold", "2", "0.5"},
-		{"center", "center distance threshold", "2", "0.5"},
-		{"boundary", "boundary distance threshold", "2", "0.5"},
-		{"min_size", "min_size (pixels)", "0", "25"},
-		{"nms", "nms threshold", "2", "0.9"}};
+	// key, label, digits, fallback (micro-sam's defaults). A label's first word is the option key (ImageJ's
+	// Recorder records it); the rest says which way the value moves the result (Help says more)
+	private static final String[][] NUMBERS = {
+		{"foreground", "foreground threshold (higher: fewer objects, faint ones dropped)", "2", "0.5"},
+		{"center", "center distance threshold (lower: touching objects split; higher: merged)", "2", "0.5"},
+		{"boundary", "boundary distance threshold (lower: touching objects split; higher: merged)", "2", "0.5"},
+		{"min_size", "min_size (pixels: smaller objects dropped)", "0", "25"},
+		{"nms", "nms threshold (lower: fewer overlapping objects kept)", "2", "0.9"}};
+	static final String DEMO = "demo"; // the bundled model: what an empty field means without install-fiji --model
 	private static final int RECENT = 8;
 
 	private final ImagePlus imp;
@@ -47,6 +52,8 @@ final class ApgDialog implements DialogListener {
 	private Choice recentChoice;
 	private TextField modelField;
 	private final List<String> recent = new ArrayList<String>();
+	private String defaultItem; // the models choice's entry for the default (an empty field)
+	private int planes; // the image's planes (slices x frames): a "stack" checkbox when more than one
 
 	ApgDialog(ImagePlus imp) {
 		this.imp = imp;
@@ -68,13 +75,30 @@ final class ApgDialog implements DialogListener {
 			if (!m.isEmpty() && !recent.contains(m))
 				recent.add(m);
 		}
+		String defaultModel = DEMO, known = "";
+		try {
+			Config config = Config.load();
+			defaultModel = config.model.isEmpty() ? DEMO : config.model;
+			known = config.models;
+		} catch (PluginError e) {
+			// not set up: the OK'd call says so in one line; the dialog still shows
+		}
+		// the choice offers the recently used models first, then the ones known by name (microsam-fiji models)
+		defaultItem = "default (" + new File(defaultModel).getName() + ")";
+		List<String> offered = new ArrayList<String>(recent);
+		offered.add(recent.isEmpty() ? 0 : 1, defaultItem); // chosen: the field empties
+		for (String name : known.split(","))
+			if (!name.trim().isEmpty() && !offered.contains(name.trim()))
+				offered.add(name.trim());
 		GenericDialog gd = new GenericDialog(MicroSamAPG.COMMAND);
-		// mode is the first choice: getNextChoice reads it; the recent-models choice is read from its component
+		// mode is the first choice: getNextChoice reads it; the models choice is read from its component (so the
+		// Recorder records only model=, from the file field it fills in)
 		gd.addChoice("mode", MODES, Prefs.get(PREFIX + "mode", "apg"));
-		gd.addFileField("model (empty: default)", recent.isEmpty() ? "" : recent.get(0), 40);
+		gd.addFileField("model (empty: default, " + new File(defaultModel).getName() + ")",
+			recent.isEmpty() ? "" : recent.get(0), 40);
 		modelField = (TextField) gd.getStringFields().lastElement();
-		if (recent.size() > 1) {
-			gd.addChoice("Recent models", recent.toArray(new String[0]), recent.get(0));
+		if (offered.size() > 1) {
+			gd.addChoice("Models (recent, default, by name)", offered.toArray(new String[0]), offered.get(0));
 			recentChoice = (Choice) gd.getChoices().lastElement();
 		}
 		for (String[] n : NUMBERS) {
@@ -84,10 +108,14 @@ final class ApgDialog implements DialogListener {
 			gd.addNumericField(n[1], Prefs.get(PREFIX + n[0], fallback), Integer.parseInt(n[2]));
 		}
 		gd.addCheckbox("replace ROIs in the ROI Manager", false);
+		planes = imp.getNSlices() * imp.getNFrames();
+		if (planes > 1) // as ImageJ's filters ask "Process all N slices?"; recorded as `stack`
+			gd.addCheckbox("stack (process all " + planes + " planes; else only the current one)", false);
 		gd.addPreviewCheckbox(null);
 		gd.getPreviewCheckbox().setState(Prefs.get(PREFIX + "preview", false));
 		gd.addDialogListener(this);
-		gd.addHelp("https://github.com/computational-cell-analytics/micro-sam");
+		gd.addMessage(Help.about());
+		gd.addHelp(Help.page(defaultModel, known));
 		if (gd.getPreviewCheckbox().getState())
 			schedule(options(gd, false));
 		gd.showDialog();
@@ -125,7 +153,8 @@ final class ApgDialog implements DialogListener {
 		if (e != null && (gd.wasOKed() || gd.wasCanceled()))
 			return true; // a late event of the closing dialog: reading the fields now would record them again
 		if (e != null && recentChoice != null && e.getSource() == recentChoice && e instanceof ItemEvent) {
-			modelField.setText(recentChoice.getSelectedItem());
+			String chosen = recentChoice.getSelectedItem();
+			modelField.setText(chosen.equals(defaultItem) ? "" : chosen);
 		}
 		// e == null: ImageJ's last call after OK, when the Recorder takes the values read here; they are the
 		// result (reading the fields again afterwards would record them a second time)
@@ -169,6 +198,8 @@ final class ApgDialog implements DialogListener {
 		}
 		if (gd.getNextBoolean())
 			sb.append(" replace");
+		if (planes > 1 && gd.getNextBoolean())
+			sb.append(" stack");
 		if (remember) {
 			Prefs.set(PREFIX + "mode", mode);
 			if (!model.isEmpty()) {

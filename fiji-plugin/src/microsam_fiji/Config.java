@@ -10,7 +10,7 @@ import java.util.Properties;
 
 /**
  * What {@code microsam-fiji install-fiji} recorded beside the plugin's jar: the Python interpreter that has
- * micro-sam-fiji, the default model and device, and the version of the package that wrote the jar.
+ * micro-sam-fiji, the default model and device, the models known by name, and the version of the package that wrote the jar.
  */
 final class Config {
 	static final String FILE_NAME = "micro-sam-fiji.properties";
@@ -22,6 +22,8 @@ final class Config {
 	final String model;
 	final String device;
 	final String version;
+	/** The models by name install-fiji listed for the dialog (comma-separated; {@code microsam-fiji models}). */
+	final String models;
 
 	private Config(File file, Properties p) {
 		this.file = file;
@@ -29,6 +31,7 @@ final class Config {
 		this.model = p.getProperty("model", "").trim();
 		this.device = p.getProperty("device", "").trim();
 		this.version = p.getProperty("version", "").trim();
+		this.models = p.getProperty("models", "").trim();
 	}
 
 	/** The folder that holds the plugin's jar (Fiji.app/plugins or an ImageJ plugins folder). */

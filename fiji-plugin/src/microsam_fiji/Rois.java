@@ -149,7 +149,7 @@ final class Rois {
 
 	/**
 	 * Adds the ROIs (existing ROIs stay unless {@code replace}, and the new names continue theirs) and turns on
-	 * Show All: the user sees them.
+	 * Show All: the user sees them. The image's selection stays.
 	 */
 	static void add(RoiManager rm, List<Roi> rois, ImagePlus imp, boolean replace) {
 		if (replace)
@@ -158,8 +158,12 @@ final class Rois {
 			continueNames(rm, rois);
 		for (Roi roi : rois)
 			rm.add(imp, roi, -1);
-		if (imp != null && !rois.isEmpty())
+		if (imp != null && !rois.isEmpty()) {
+			Roi selection = imp.getRoi();
 			rm.runCommand(imp, "show all"); // as roiManager("Show All"); ImageJ leaves it off after add
+			if (selection != null && imp.getRoi() == null)
+				imp.setRoi(selection); // Show All drops the selection: the user's region stays for the next call
+		}
 	}
 
 	/** Puts {@code roi} in place of the ROI at {@code index} (same place in the list, the new name). */

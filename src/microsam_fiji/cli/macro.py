@@ -4,7 +4,9 @@
 string (``--options``) and reads back a folder: ``rois.zip`` (for the ROI Manager), ``labels.tif`` (with
 ``show``) and ``result.txt``, one ``key<TAB>value`` per line (``count``, ``replace``, ``show``, ``warning``
 lines, or one ``error`` line). The command itself is :func:`microsam_fiji.macro.execute.execute`, the same that
-the plugin's worker and the in-process session run, so every transport speaks the whole dialect."""
+the plugin's worker and the in-process session run, so every transport speaks the whole dialect. The image's
+state comes as arguments, as the other transports hand it over: ``--selection`` (the selection saved as a .roi
+file: an area restricts the command to it) and ``--current-plane`` (the plane segmented without ``stack``)."""
 from __future__ import annotations
 
 import argparse
@@ -28,6 +30,11 @@ def register(sub) -> None:
     p.add_argument("--ignore", action="append", default=[], metavar="KEY",
                    help="a key of the calling macro's own (e.g. cli) to leave out of OPTIONS; repeatable")
     p.add_argument("--out", required=True, type=Path, help="folder for rois.zip, labels.tif and result.txt")
+    p.add_argument("--selection", type=existing_path, default=None, metavar="ROI",
+                   help="the image's selection as a .roi file: an area selection restricts the command to it")
+    p.add_argument("--current-plane", type=int, default=0, metavar="N",
+                   help="the current plane, 0-based in ImageJ's stack order (getSliceNumber() - 1): what a stack "
+                        "is segmented on without the option 'stack' (default 0)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="how the image encoder and instance decoder run: onnx (ONNX Runtime, the default on a CPU) "
@@ -41,14 +48,16 @@ def run_macro(args: argparse.Namespace) -> int:
     from microsam_fiji.macro.execute import COMMAND, error_message, execute
     from microsam_fiji.macro.options import without_keys
     from microsam_fiji.models.cache import ModelCache
-    from microsam_fiji.rois.roiset import write_rois
+    from microsam_fiji.rois.roiset import read_roiset, write_rois
 
     out = check_writable(args.out, "--out", folder=True)
     out.mkdir(parents=True, exist_ok=True)
     lines: list[tuple[str, str]] = []
     try:
+        selection = read_roiset(args.selection)[0] if args.selection else None
         result = execute(without_keys(args.options, args.ignore), lambda: read_image(args.image),
-                         ModelCache(device=args.device, backend=args.backend))
+                         ModelCache(device=args.device, backend=args.backend), selection=selection,
+                         current_plane=args.current_plane)
         write_rois(out / "rois.zip", result.rois)
         shown = ""
         if result.options.show:

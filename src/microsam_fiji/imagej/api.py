@@ -71,7 +71,10 @@ def add_to_roi_manager(rm, rois, imp=None, replace: bool = False):
         else:
             rm.addRoi(roi)
     if imp is not None and rois:
+        selection = imp.getRoi()
         rm.runCommand(imp, "show all")  # as roiManager("Show All")
+        if selection is not None and imp.getRoi() is None:
+            imp.setRoi(selection)  # Show All drops the selection: the user's region stays for the next call
     return rm
 
 

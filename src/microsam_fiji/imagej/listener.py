@@ -2,9 +2,10 @@
 
     run("micro-sam APG", "model=[/path/model.zip] mode=apg foreground=0.5 center=0.5 boundary=0.5 min_size=25 replace");
 
-It segments the current image (2D, RGB or a z/t stack, slice by slice) and adds one ROI per object to the ROI
-Manager. What the command does is :func:`microsam_fiji.macro.execute.execute`, shared with the ImageJ
-plugin's worker (:mod:`microsam_fiji.plugin`), which serves the same command in a Fiji started the usual way.
+It segments the current image (2D, RGB, or the current plane of a z/t stack: the whole stack, slice by slice,
+with ``stack``), inside its area selection if it has one, and adds one ROI per object to the ROI Manager. What
+the command does is :func:`microsam_fiji.macro.execute.execute`, shared with the ImageJ plugin's worker
+(:mod:`microsam_fiji.plugin`), which serves the same command in a Fiji started the usual way.
 
 Why a ``CommandListener``: ImageJ 1.x sends every ``run()`` (macros, menus, ``IJ.run``) through ``ij.Executer``,
 which offers the command to its static listeners before looking it up in the menus; a listener returning null
@@ -45,7 +46,8 @@ def run_command(options: str | None, models: ModelCache) -> int:
     imp = JClass("ij.WindowManager").getCurrentImage()
     if imp is None:
         raise UserError("no image is open: open or select the image to segment first")
-    result = execute(opts, lambda: from_imageplus(imp), models, hyperstack=bool(imp.isHyperStack()))
+    result = execute(opts, lambda: from_imageplus(imp), models, hyperstack=bool(imp.isHyperStack()),
+                     selection=current_selection(imp), current_plane=int(imp.getCurrentSlice()) - 1)
     IJ = JClass("ij.IJ")
     for message in result.warnings:
         IJ.log(f"{COMMAND}: {message}")  # e.g. the image was rescaled: where the user looks
@@ -58,6 +60,17 @@ def run_command(options: str | None, models: ModelCache) -> int:
         shown.show()
     IJ.showStatus(f"{COMMAND}: {result.count} objects")
     return result.count
+
+
+def current_selection(imp):
+    """The image's area selection as a ``roifile.ImagejRoi`` (ImageJ's own RoiEncoder bytes), or None (no
+    selection, or a point or line selection, which does not restrict the command)."""
+    from microsam_fiji.imagej.api import java_rois_to_roifile
+
+    roi = imp.getRoi()
+    if roi is None or not bool(roi.isArea()):
+        return None
+    return java_rois_to_roifile([roi])[0]
 
 
 def _report(message: str, command: str = COMMAND) -> None:
@@ -78,7 +91,7 @@ def _report(message: str, command: str = COMMAND) -> None:
             _LOG.error("reporting a macro error failed: %s", err)
 
 
-def ask_options() -> str | None:
+def ask_options(imp=None) -> str | None:
     """The command's dialog, for a click on Plugins > micro-sam APG (a macro never sees it): the options it
     returns are recorded by the Macro Recorder. None when cancelled."""
     from jpype import JArray, JClass, JString
@@ -95,6 +108,9 @@ def ask_options() -> str | None:
     for key, name, digits in fields:
         gd.addNumericField(f"{key} ({name})", float(apg[name]), digits)
     gd.addCheckbox("Replace the ROIs in the ROI Manager", False)
+    planes = 1 if imp is None else int(imp.getNSlices()) * int(imp.getNFrames())
+    if planes > 1:  # as ImageJ's filters ask "Process all N slices?"; recorded as `stack`
+        gd.addCheckbox(f"Stack: process all {planes} planes (else the current one)", False)
     gd.showDialog()
     if gd.wasCanceled():
         return None
@@ -106,6 +122,8 @@ def ask_options() -> str | None:
         parts.append(f"{key}={int(value)}" if digits == 0 else f"{key}={value:g}")
     if gd.getNextBoolean():
         parts.append("replace")
+    if planes > 1 and gd.getNextBoolean():
+        parts.append("stack")
     return " ".join(parts)
 
 
@@ -119,7 +137,7 @@ def _options_for_this_call() -> str | None | bool:
                    and not JClass("java.awt.GraphicsEnvironment").isHeadless())
     if not interactive:
         return None if options is None else str(options)
-    options = ask_options()
+    options = ask_options(JClass("ij.WindowManager").getCurrentImage())
     if options is None:
         return False
     Recorder = JClass("ij.plugin.frame.Recorder")

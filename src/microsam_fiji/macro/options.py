@@ -12,6 +12,11 @@ Options (all optional):
 * ``mode=apg|ais``  default: apg, or the package's mode
 * ``foreground= center= boundary= min_size= nms=`` and any other micro-sam parameter by its own name
 * ``replace``  clear the ROI Manager first (otherwise existing ROIs stay)
+* ``stack``  segment every plane of a stack (slices and frames); without it only the current plane, as ImageJ's
+  own filters do (the dialog's "stack" checkbox; the Recorder records ``stack``). A preview: the current plane
+* the current **selection**, when it is an area (rectangle, oval, polygon, freehand, composite), restricts the
+  command to it: objects only inside it (cut at its edge; smaller than ``min_size`` there: dropped), ROIs and
+  labels in the whole image's coordinates. Point and line selections are ignored; no option is needed
 * ``rois=[path]``  also write the ROIs as a RoiSet.zip; ``labels=[path]``  also write the label image as TIFF
 * ``show``  open the label image as a new image (it becomes the current image)
 * ``tile=[768,768] halo=[128,128]``  tiling of large images; ``engine=...`` segmentation engine"""
@@ -22,7 +27,7 @@ from dataclasses import dataclass, field
 
 from microsam_fiji.core.errors import UserError
 
-FLAGS = ("replace", "show")
+FLAGS = ("replace", "show", "stack")
 OPTION_KEYS = ("model", "mode", "rois", "labels", "tile", "halo", "engine")
 # ``micro-sam Prompt``: the same outputs and model, prompts instead of APG's thresholds
 PROMPT_FLAGS = ("replace", "show", "propagate")
@@ -45,6 +50,7 @@ class MacroOptions:
     engine: str | None = None
     prompts: str | None = None  # micro-sam Prompt: selection (default) or roi-manager
     propagate: bool = False  # micro-sam Prompt: extend the object through the stack
+    stack: bool = False  # micro-sam APG: every plane of a stack (default: the current plane)
 
 
 def macro_value(options: str, key: str, default: str | None = None) -> str | None:
@@ -142,6 +148,7 @@ def parse_options(options: str | None, command: str = "apg") -> MacroOptions:
     opts.replace = "replace" in words
     opts.show = "show" in words
     opts.propagate = "propagate" in words
+    opts.stack = "stack" in words
     known_params = set() if prompt else set(default_params("apg")) | set(default_params("ais")) | set(ALIASES)
     for key in keys:
         value = macro_value(text, key, None)
@@ -171,7 +178,7 @@ def parse_options(options: str | None, command: str = "apg") -> MacroOptions:
             raise UserError(f"unknown option '{key}' for micro-sam Prompt: use prompts=selection|roi-manager, model, "
                             "replace, rois, labels, show, tile, halo or propagate")
         else:
-            raise UserError(f"unknown option '{key}': use model, mode, replace, rois, labels, show, tile, halo, "
+            raise UserError(f"unknown option '{key}': use model, mode, replace, stack, rois, labels, show, tile, halo, "
                             f"engine or a segmentation parameter ({', '.join(ALIASES)}, min_size, ...)")
     return opts
 

@@ -2,8 +2,8 @@
 
 ``DIR/plugins/`` gets ``micro_sam_fiji.jar`` (command *Plugins › Segmentation › micro-sam APG*) and
 ``micro-sam-fiji.properties`` (this Python interpreter, the default model and device, the package version, the
-list of files added and the sha256 of each as written); ``DIR/macros/`` the fiji-scripts (other macros call them
-there by path), and ``DIR/plugins/micro-sam/`` one small launcher per script, which ImageJ 1.x and Fiji list as
+models the dialog offers by name, the list of files added and the sha256 of each as written); ``DIR/macros/``
+the fiji-scripts (other macros call them there by path), and ``DIR/plugins/micro-sam/`` one small launcher per script, which ImageJ 1.x and Fiji list as
 *Plugins › micro-sam › Segment Current Image* etc. (see :data:`MENU`): each runs its script in ``macros/``.
 
 Files of the user's are never overwritten or deleted:
@@ -94,6 +94,18 @@ def _model_setting(model: str | None) -> str:
             and ("/" in model or model.endswith((".pt", ".zip")))):
         raise UserError(f"model '{model}' not found: give an existing checkpoint or package, or a micro-sam name")
     return model
+
+
+def apg_model_names() -> list[str]:
+    """The models the plugin's dialog offers by name: the demo model and micro-sam's registry models that have an
+    instance decoder (APG / AIS need one), as ``microsam-fiji models`` lists them.
+
+    Returns:
+        the names, the demo model first."""
+    from microsam_fiji.models.demo import DEMO_NAME
+    from microsam_fiji.models.registry import registry_models
+
+    return [DEMO_NAME, *(m.name for m in registry_models() if m.has_decoder)]
 
 
 def menu_name(script: str) -> str:
@@ -252,6 +264,8 @@ def install(folder: str | Path, model: str | None = None, device: str | None = N
              f"model={_escape(model_setting)}",
              f"device={device or ''}",
              f"version={package_version()}",
+             "# the models the dialog offers by name (microsam-fiji models lists them and where they are)",
+             f"models={','.join(apg_model_names())}",
              f"files={','.join(recorded)}",
              "# the sha256 of each file as installed: a file that no longer has it was edited, and is kept",
              *(f"{HASH_KEY}{rel}={digest}" for rel, digest in recorded.items() if digest)]

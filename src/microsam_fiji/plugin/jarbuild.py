@@ -25,8 +25,12 @@ class BuildError(RuntimeError):
     """The jar cannot be built here; the message names what is missing."""
 
 
+RESOURCE_SUFFIXES = (".html",)  # files the plugin reads from its jar (the dialog's Help page), copied as they are
+
+
 def source_files(source: Path) -> list[Path]:
-    return sorted([*Path(source).rglob("*.java"), Path(source) / "plugins.config"])
+    resources = [p for suffix in RESOURCE_SUFFIXES for p in Path(source).rglob(f"*{suffix}")]
+    return sorted([*Path(source).rglob("*.java"), *resources, Path(source) / "plugins.config"])
 
 
 def source_digest(source: Path, version: str) -> str:
@@ -84,6 +88,9 @@ def build_jar(out: Path, source: Path, version: str, ij_jar: Path | None = None)
                    "plugins.config": (Path(source) / "plugins.config").read_bytes()}
         for path in sorted(classes.rglob("*.class")):
             entries[path.relative_to(classes).as_posix()] = path.read_bytes()
+        for path in source_files(source):
+            if path.suffix in RESOURCE_SUFFIXES:  # src/microsam_fiji/help.html -> microsam_fiji/help.html
+                entries[path.relative_to(Path(source) / "src").as_posix()] = path.read_bytes()
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as z:

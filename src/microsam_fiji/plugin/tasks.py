@@ -8,7 +8,9 @@ Requests (``request["action"]``):
 * ``segment``: ``options`` (the macro's option string, parsed by :mod:`microsam_fiji.macro.options`, the one
   grammar, run by :func:`microsam_fiji.macro.execute.execute`), ``image`` (the plugin's raw pixels,
   :mod:`microsam_fiji.plugin.raw_image`), ``scratch`` (a folder the
-  plugin removes afterwards), ``preview`` (no outputs written). Outputs: ``rois`` (a RoiSet.zip in scratch for
+  plugin removes afterwards), ``preview`` (no outputs written), ``selection`` (a .roi file of the image's area
+  selection, or "": the command segments inside it), ``current_plane`` (0-based stack index: the plane segmented
+  without ``stack``). Outputs: ``rois`` (a RoiSet.zip in scratch for
   ImageJ's RoiDecoder), ``count``, ``replace``, ``show`` (a label TIFF in scratch, or ""), ``encoded`` (image
   encoder runs: 0 when the embeddings were cached), ``seconds``.
 * ``prompt``: ``micro-sam Prompt`` (see :func:`prompt`): the selection and the ROI Manager's ROIs as prompts on
@@ -145,12 +147,16 @@ def segment(request: dict) -> dict:
     RoiSet.zip in the plugin's scratch folder, for ImageJ's RoiDecoder."""
     from microsam_fiji.macro.execute import execute
     from microsam_fiji.plugin.raw_image import read_raw_image
+    from microsam_fiji.rois.roiset import read_roiset
 
     scratch = _scratch(request)
     meta = dict(request.get("image") or {})
     preview = bool(request.get("preview"))
+    selection = str(request.get("selection") or "")
     result = execute(request.get("options"), lambda: read_raw_image(meta), models(), preview=preview,
-                     hyperstack=bool(meta.get("hyperstack")))
+                     hyperstack=bool(meta.get("hyperstack")),
+                     selection=read_roiset(selection)[0] if selection else None,
+                     current_plane=int(request.get("current_plane") or 0))
     return _reply(result, scratch, show=result.options.show and not preview)
 
 
