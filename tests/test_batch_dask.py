@@ -50,6 +50,21 @@ def assert_same_as_in_process(out: Path, crops, names, demo_model) -> None:
     assert {r["status"] for r in rows} == {"done"}
 
 
+def test_a_workers_warnings_reach_the_user_as_in_a_local_run(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(np.full((48, 48, 2), 9, np.uint8), mode="LA").save(folder / "gray_alpha.png")  # no model run
+    with pytest.warns(UserWarning, match="gray with an alpha channel") as local:
+        segment_many(folder, tmp_path / "local", "demo", device="cpu", rois=False)
+    with pytest.warns(UserWarning, match="gray with an alpha channel") as dask:
+        summary = segment_many(folder, tmp_path / "dask", "demo", device="cpu", rois=False, workers=1)
+    assert [r.status for r in summary.rows] == ["done"]
+    said = {str(w.message) for w in dask if "alpha" in str(w.message)}
+    assert said and said == {str(w.message) for w in local if "alpha" in str(w.message)}
+
+
 def test_local_cluster_of_two_workers_loads_the_model_once_each(tmp_path, crops, demo_model):
     images = write_images(tmp_path / "in", crops, names=("a",))
     summary = segment_many(images, tmp_path / "out", "demo", device="cpu", rois=False, workers=2)

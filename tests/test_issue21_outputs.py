@@ -163,3 +163,38 @@ def test_a_summary_saved_again_by_a_spreadsheet_is_still_merged(tmp_path, demo_m
     (out / "summary.csv").write_text("\ufeff" + text, encoding="utf-8")  # the BOM Excel writes
     segment_many(flat(tmp_path / "b.tif", 2), out, demo_model)
     assert [Path(r["image"]).name for r in summary_rows(out)] == ["a.tif", "b.tif"]
+
+
+def test_two_batches_planning_at_once_into_one_out_take_different_names(tmp_path, demo_model):
+    """The race of two batches started together (A/x.tif and B/x.tif into one --out): each claims its names
+    under the folder's lock before any image is segmented, so the second to plan sees 'x' taken by another
+    input, even though the first has written no output yet."""
+    from microsam_fiji.batch.plan import claim_jobs, expand_images
+
+    a, b = flat(tmp_path / "A" / "x.tif", 3), flat(tmp_path / "B" / "x.tif", 5)
+    out = tmp_path / "out"
+    out.mkdir()
+    first = claim_jobs(expand_images([a]), out, rois=True)  # batch A has planned; it segments nothing yet
+    assert [j.name for j in first] == ["x"] and not (out / "x_labels.tif").exists()
+    with pytest.warns(UserWarning, match="holds the result of another image"):
+        second = claim_jobs(expand_images([b]), out, rois=True)
+    assert [j.name for j in second] == ["x-2"]
+    assert claim_jobs(expand_images([a]), out, rois=True)[0].name == "x"  # A again: its own claim, its name
+    # both batches run to the end: each output holds its own image, the summary both rows
+    segment_many([b], out, demo_model)
+    segment_many([a], out, demo_model)
+    assert json.loads((out / "x.microsam.json").read_text())["image"]["path"] == str(a.resolve())
+    assert json.loads((out / "x-2.microsam.json").read_text())["image"]["path"] == str(b.resolve())
+    assert sorted(Path(r["image"]).parent.name for r in summary_rows(out)) == ["A", "B"]
+
+
+def test_a_batch_that_stops_before_an_image_frees_its_claim(tmp_path):
+    from microsam_fiji.core.errors import UserError
+
+    image = flat(tmp_path / "in" / "y.tif", 4)
+    out = tmp_path / "out"
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")  # found, so the batch plans and claims; its load then fails
+    with pytest.raises(UserError):
+        segment_many([image], out, broken)
+    assert out.is_dir() and not (out / "y.microsam.json").exists()  # the name is free again

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from microsam_fiji.core.errors import UserError
-from microsam_fiji.batch.plan import check_writable, expand_images, plan_jobs
+from microsam_fiji.batch.plan import check_writable, claim_jobs, expand_images, plan_jobs
 from microsam_fiji.batch.progress import Progress
 from microsam_fiji.batch.settings import Settings
-from microsam_fiji.batch.stamp import current_stamp
+from microsam_fiji.batch.stamp import current_stamp, release
 from microsam_fiji.batch.summary import FAILED, SKIPPED, SUMMARY_NAME, Row, Summary, write_csv
 from microsam_fiji.batch.workers import check_scheduler, worker_limit
 
@@ -72,8 +72,11 @@ def run_batch(images, out, settings: Settings, *, loaded=None, overwrite=False, 
     if isinstance(images, (str, os.PathLike)):
         images = [images]
     out = Path(out).expanduser()
-    jobs = plan_jobs(expand_images(list(images)), out, settings.rois)
-    check_writable(out, jobs)
+    paths = expand_images(list(images))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # claim_jobs plans again, under the folder's lock, and warns then
+        check_writable(out, plan_jobs(paths, out, settings.rois))
+    jobs = claim_jobs(paths, out, settings.rois)
     key = settings.stamp_key()
 
     rows: dict[int, Row] = {}
@@ -113,6 +116,8 @@ def run_batch(images, out, settings: Settings, *, loaded=None, overwrite=False, 
         if finished or rows:  # not when the model failed to load: nothing was tried
             write_csv(path, final)
         _remove_leftovers([job for _, job in todo])
+        for _, job in todo:
+            release(job)  # the claim of an image the batch never reached (stopped early, model not loaded)
     return Summary(rows=final, path=path, model_loads=loads, timings=timings)
 
 

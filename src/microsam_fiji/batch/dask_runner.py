@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 import uuid
+import warnings
 from typing import cast
 from pathlib import Path
 from typing import Callable
@@ -68,8 +69,8 @@ class ModelPlugin(WorkerPlugin):
 
 
 def _segment_on_worker(plugin_name: str, job: Job, settings: Settings, key: dict) -> tuple[Row, dict]:
-    """The row, and when the image started and ended on which worker (wall clock: the bench derives the
-    scheduling overhead between images from it)."""
+    """The row; when the image started and ended on which worker (wall clock: the bench derives the scheduling
+    overhead between images from it); and the image's warnings, which the client warns again."""
     from distributed import get_worker
 
     worker = get_worker()
@@ -77,8 +78,13 @@ def _segment_on_worker(plugin_name: str, job: Job, settings: Settings, key: dict
     with plugin.lock:
         model = plugin.get_model()
     started = time.time()
-    row = segment_image(job, model, settings, key)
-    return row, {"worker": worker.address, "started": started, "finished": time.time()}
+    # the image's warnings (series, alpha, rescaling, ...) go back with its row: a worker process's own stderr
+    # is not where the user looks (one task per worker at a time here: the global warnings state is ours)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        row = segment_image(job, model, settings, key)
+    said = sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)})
+    return row, {"worker": worker.address, "started": started, "finished": time.time(), "warnings": said}
 
 
 def _loads(dask_worker, plugin_name: str) -> tuple[int, float]:
@@ -166,6 +172,8 @@ def run_dask(todo: list[tuple[int, Job]], settings: Settings, key: dict, done: C
                 index, job = futures[future]
                 try:
                     row, timing = future.result()
+                    for message in timing.pop("warnings", []):
+                        warnings.warn(message, UserWarning, stacklevel=2)  # as the local runner shows them
                     if timings is not None:
                         timings.append({**timing, "image": job.given, "seconds": row.seconds,
                                         "received": time.time()})

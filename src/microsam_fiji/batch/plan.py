@@ -9,6 +9,9 @@ Nor does an output replace a file this program did not write, or the outputs of 
 batch: an existing file counts as ours only where the stamp of that name lists it and records this same input.
 Otherwise (the user's own ``x_labels.tif``; ``x.tif`` of another folder segmented into the same ``--out`` before)
 the name takes a number, ``x-2``, ``x-3``, ..., with a warning; reruns find that name again by its stamp.
+Two batches planning into one ``--out`` at the same time (``A/x.tif`` and ``B/x.tif``) cannot both take ``x``:
+:func:`claim_jobs` plans under a lock on the folder and writes each new name's claim stamp before releasing it,
+so the second batch sees ``x`` taken by another input and takes ``x-2``.
 
 Folders and glob patterns leave out what is no input: label images this program wrote (their stamp is beside
 them) and a ``<stem>_labels.tif`` beside a ``<stem>.tif`` segmented in the same batch (that image's label image,
@@ -22,7 +25,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from microsam_fiji.batch.stamp import owned_outputs, read_stamp
+from microsam_fiji.batch.stamp import claim, owned_outputs, read_stamp
 from microsam_fiji.batch.summary import SUMMARY_NAME, is_summary
 from microsam_fiji.core.errors import UserError
 
@@ -156,6 +159,27 @@ def plan_jobs(paths: list[Path], out: Path, rois: bool) -> list[Job]:
         jobs.append(Job(image=image, given=str(path), name=name, labels=str(out / f"{name}{LABELS_SUFFIX}"),
                         rois=str(out / f"{name}_RoiSet.zip") if rois else None,
                         stamp=str(out / f"{name}{STAMP_SUFFIX}")))
+    return jobs
+
+
+def claim_jobs(paths: list[Path], out: Path, rois: bool) -> list[Job]:
+    """:func:`plan_jobs`, and each new output name claimed, under an exclusive lock on ``out``.
+
+    Args:
+        paths: the inputs (:func:`expand_images`).
+        out: the output folder (it must exist: :func:`check_writable` makes it).
+        rois: whether the jobs write ROI sets too.
+
+    Returns:
+        the jobs; every one has a stamp of its input in ``out`` (a claim where it had none), so a batch planning
+        into ``out`` at the same time picks other names for other inputs."""
+    from microsam_fiji.core.folder_lock import folder_lock
+
+    with folder_lock(out):
+        jobs = plan_jobs(paths, out, rois)
+        for job in jobs:
+            if read_stamp(job.stamp) is None:  # a new name (plan_jobs never picks one a foreign file holds)
+                claim(job)
     return jobs
 
 

@@ -74,6 +74,18 @@ def claim(job: Outputs) -> None:
     _write(job, {"format": FORMAT, "state": "writing", "image": {"path": job.image}})
 
 
+def release(job: Outputs) -> None:
+    """Remove ``job``'s claim when none of its outputs was written (a batch that stopped before the image):
+    the name is free again. A full stamp, or a claim with outputs beside it, stays."""
+    stamp = read_stamp(job.stamp)
+    if stamp is not None and stamp.get("state") == "writing" and stamp["image"]["path"] == job.image and not any(
+            os.path.exists(p) for p in job.outputs()):
+        try:
+            os.unlink(job.stamp)
+        except OSError:
+            pass
+
+
 def write_stamp(job: Outputs, key: dict, record: dict[str, Any], identity: dict[str, Any] | None = None) -> None:
     """The full stamp; ``identity``: the input's :func:`image_identity` taken before it was read (default now)."""
     _write(job, {"format": FORMAT, "key": key, "image": identity or image_identity(job.image), **record})

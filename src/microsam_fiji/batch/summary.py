@@ -3,14 +3,12 @@ folder, one per input (a rerun replaces the input's row), merged and replaced at
 folder, so batches one after the other (or at once) into one ``--out`` keep each other's rows."""
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Iterator
-
+from microsam_fiji.core.folder_lock import folder_lock
 from microsam_fiji.core.tiff_io import atomic_write
 
 DONE, SKIPPED, FAILED = "done", "skipped", "error"
@@ -93,30 +91,11 @@ def _key(image: str) -> str:
     return os.path.normcase(os.path.abspath(os.path.expanduser(image)))
 
 
-@contextlib.contextmanager
-def _folder_lock(folder: Path) -> Iterator[None]:
-    """An exclusive lock on the folder itself (no lock file left behind); none where the system has no flock."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        yield
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:  # a file system without locks (some network mounts): merge unlocked
-            pass
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
 def write_csv(path: Path, rows: list[Row]) -> Path:
     """Write ``rows`` into ``path``, keeping the rows of earlier batches there: an earlier row of the same input
     (path, or the same label file) is replaced in place, new inputs are added at the end."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _folder_lock(path.parent):
+    with folder_lock(path.parent):
         merged = _read(path)
         by_image = {_key(r["image"]): i for i, r in enumerate(merged)}
         by_labels = {r["labels"]: i for i, r in enumerate(merged) if r["labels"]}
