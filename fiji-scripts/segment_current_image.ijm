@@ -40,8 +40,10 @@ if (options == "") {
         options = "model=[" + model + "] " + options;
     if (Dialog.getCheckbox())
         options = options + " replace";
-    if (nSlices > 1 && Dialog.getCheckbox())
-        options = options + " stack";
+    if (nSlices > 1) {  // the checkbox exists only then (&& does not skip its right side in every ImageJ)
+        if (Dialog.getCheckbox())
+            options = options + " stack";
+    }
 }
 before = roiManager("count");
 run("micro-sam APG", options);

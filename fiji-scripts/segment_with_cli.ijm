@@ -37,8 +37,10 @@ if (arg == "") {
         arg = arg + " model=[" + model + "]";
     if (Dialog.getCheckbox())
         arg = arg + " replace";
-    if (nSlices > 1 && Dialog.getCheckbox())
-        arg = arg + " stack";
+    if (nSlices > 1) {  // the checkbox exists only then (&& does not skip its right side in every ImageJ)
+        if (Dialog.getCheckbox())
+            arg = arg + " stack";
+    }
 } else {
     // ImageJ's own reading of key=[value] (nested brackets too), as the plugin reads its options
     cli = call("ij.Macro.getValue", arg + " ", "cli", "");
