@@ -25,6 +25,9 @@ CASES = {
     "nested": "model=[{model}] labels=[{out}/nested/labels.tif] rois=[{out}/nested/rois.zip] min_size=30",
 }
 ERRORS = ("bogus=1", "model=[/nonexistent/[old] m.pt]", "rois=[{out}/rois.txt]", "tile=[a,b]", "center=2")
+# segment_with_cli.ijm starts the program for each call (seconds each): one error of the option grammar and one
+# of the model stage carry its path; all five are one Python function's (macro/execute.py) in every transport
+CLI_ERRORS = (0, 1)
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +100,8 @@ def in_imagej(setup, tmp_path_factory):
             case.write_text(_case_macro(image, _call(transport, _options(template, out, model)), out, name))
             lines.append(f'runMacro("{case}");')
         for k, template in enumerate(ERRORS):
+            if transport == "segment_with_cli" and k not in CLI_ERRORS:
+                continue
             case = root / f"{transport}-error-{k}.ijm"
             case.write_text(f'close("*"); open("{image}");\n' + _call(transport, _options(template, out, model)))
             lines.append(f'runMacro("{case}");')
@@ -110,7 +115,7 @@ def in_imagej(setup, tmp_path_factory):
     # -batch: the plugin's errors go to standard error, a script's exit("...") to standard output (after them)
     messages = [line for line in done.stderr.splitlines() + done.stdout.splitlines()
                 if line.startswith("micro-sam APG: ") and " objects in " not in line]
-    assert len(messages) == 2 * len(ERRORS), (done.stdout, done.stderr)
+    assert len(messages) == len(ERRORS) + len(CLI_ERRORS), (done.stdout, done.stderr)
     # in -batch a nested macro's ROI Manager is its own: the script's count line says what it added
     counts = [int(line.split()[2]) for line in done.stdout.splitlines()
               if line.startswith("micro-sam APG: ") and " objects in " in line]
@@ -166,4 +171,6 @@ def test_same_one_line_errors_from_every_transport(results):
     for transport in ("plugin", "segment_with_cli"):
         theirs = [line.replace(str(results[transport][0]), "{out}") for line in results[transport][1]]
         ours = [line.replace(str(results["in-process"][0]), "{out}") for line in reference]
+        if transport == "segment_with_cli":
+            ours = [ours[k] for k in CLI_ERRORS]
         assert theirs == ours, transport
