@@ -68,6 +68,20 @@ def test_export_with_github_users_works_offline_without_the_io_setting(exported)
     assert rdf["maintainers"][0]["github_user"] == "jdoe" and rdf["authors"][0]["github_user"] == "jdoe"
 
 
+def test_the_offline_package_passes_validate_with_its_model_run_and_github_users_unverified(exported, capsys):
+    """bioimageio.core's test_model on the pytorch_state_dict weights; without network bioimageio.spec cannot
+    ask GitHub about the github_user names: validate tests everything else and says so in one warning."""
+    out, _, _ = exported
+    assert main(["validate", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "PASSED" in printed.splitlines()[0], printed
+    warnings = [line.strip() for line in printed.splitlines() if line.strip().startswith("[warning]")]
+    assert warnings[-1] == "[warning] GitHub users not verified: no network (the Model Zoo checks them on upload)", \
+        printed
+    assert "Run pytorch_state_dict inference for inputs with batch_size: 1 and size parameter n: 2" in printed
+    assert "[FAILED]" not in printed
+
+
 # --- 2. checks before any work --------------------------------------------------------------------------------
 
 def _refused(argv: list[str], capsys) -> str:

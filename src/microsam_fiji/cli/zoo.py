@@ -71,6 +71,9 @@ def register(sub) -> None:
                     "1 = failed.")
     v.add_argument("package", type=Path, help="package zip, unpacked folder or its rdf.yaml")
     v.add_argument("--weight-format", choices=WEIGHT_FORMATS, help="test only this weight format")
+    v.add_argument("--static", action="store_true",
+                   help="do not run the model (no test_model): format, micro-sam parts and upload points only; "
+                        "seconds instead of minutes for a large model while you edit its metadata")
     v.set_defaults(func=run_validate)
 
     m = sub.add_parser(
@@ -111,7 +114,7 @@ def run_export(args: argparse.Namespace) -> int:
 def run_validate(args: argparse.Namespace) -> int:
     from microsam_fiji.zoo.validate import validate_package
 
-    result = validate_package(args.package, weight_format=args.weight_format)
+    result = validate_package(args.package, weight_format=args.weight_format, static=args.static)
     print(result.format())
     return 0 if result.passed else 1
 
