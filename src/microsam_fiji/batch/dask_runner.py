@@ -68,7 +68,8 @@ class ModelPlugin(WorkerPlugin):
         return self.model
 
 
-def _segment_on_worker(plugin_name: str, job: Job, settings: Settings, key: dict) -> tuple[Row, dict]:
+def _segment_on_worker(plugin_name: str, job: Job, settings: Settings, key: dict
+                       ) -> tuple[Row, dict, list[str]]:
     """The row; when the image started and ended on which worker (wall clock: the bench derives the scheduling
     overhead between images from it); and the image's warnings, which the client warns again."""
     from distributed import get_worker
@@ -84,7 +85,7 @@ def _segment_on_worker(plugin_name: str, job: Job, settings: Settings, key: dict
         warnings.simplefilter("always", UserWarning)
         row = segment_image(job, model, settings, key)
     said = sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)})
-    return row, {"worker": worker.address, "started": started, "finished": time.time(), "warnings": said}
+    return row, {"worker": worker.address, "started": started, "finished": time.time()}, said
 
 
 def _loads(dask_worker, plugin_name: str) -> tuple[int, float]:
@@ -171,8 +172,8 @@ def run_dask(todo: list[tuple[int, Job]], settings: Settings, key: dict, done: C
             for future in as_completed(futures):
                 index, job = futures[future]
                 try:
-                    row, timing = future.result()
-                    for message in timing.pop("warnings", []):
+                    row, timing, said = future.result()
+                    for message in said:
                         warnings.warn(message, UserWarning, stacklevel=2)  # as the local runner shows them
                     if timings is not None:
                         timings.append({**timing, "image": job.given, "seconds": row.seconds,
