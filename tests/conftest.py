@@ -73,6 +73,32 @@ def random_checkpoint(tmp_path_factory) -> Path:
     return build_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "random_vit_t.pt")
 
 
+# --- Model Zoo packages ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def demo_export(tmp_path_factory) -> tuple[Path, str]:
+    """The demo checkpoint exported by the CLI with two APG defaults changed (the slow step, done once)."""
+    import contextlib
+    import io
+
+    from microsam_fiji.cli import main
+    from microsam_fiji.models.demo import DEMO_CHECKPOINT
+
+    out = tmp_path_factory.mktemp("package") / "demo-apg.zip"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = main(["export", "--checkpoint", str(DEMO_CHECKPOINT), "--name", "micro-sam demo nuclei APG",
+                       "--out", str(out), "--apg-param", "center=0.45", "--apg-param", "min_size=20",
+                       "--author", "Test Author", "--tag", "nuclei"])
+    assert status == 0, printed.getvalue()
+    return out, printed.getvalue()
+
+
+@pytest.fixture(scope="session")
+def package_zip(demo_export) -> Path:
+    return demo_export[0]
+
+
 # --- ImageJ tests and the machine ------------------------------------------------------------------------------
 
 IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")

@@ -1,4 +1,4 @@
-"""micro-sam's private names we use (all in microsam_fiji/micro_sam_compat.py) still exist and behave."""
+"""micro-sam's private names we use (all in microsam_fiji/core/micro_sam_compat.py) still exist and behave."""
 from __future__ import annotations
 
 from importlib.metadata import version
@@ -8,7 +8,7 @@ import pytest
 
 from microsam_fiji.core import micro_sam_compat as compat
 
-MODULE = "src/microsam_fiji/micro_sam_compat.py"
+MODULE = "src/microsam_fiji/core/micro_sam_compat.py"
 
 
 def _fail_naming_module(what: str) -> None:
@@ -32,9 +32,21 @@ def test_installed_micro_sam_is_in_tested_range():
 def test_private_functions_behave(random_checkpoint):
     import torch
 
-    state, model_state = compat.load_checkpoint(str(random_checkpoint))
-    if "decoder_state" not in state or not any(k.startswith("image_encoder.") for k in model_state):
-        _fail_naming_module("_load_checkpoint's result (full state, SAM state without prefixes)")
+    from micro_sam.util import get_sam_model
+
+    from microsam_fiji.models.checkpoint import read_checkpoint
+
+    state, model_state = read_checkpoint(random_checkpoint)
+    assert "decoder_state" in state and any(k.startswith("image_encoder.") for k in model_state)
+    # our predictor, handed the state dict, is the one micro-sam's get_sam_model builds from the file
+    ours = compat.sam_predictor(model_state, "vit_t", "cpu", "random")
+    theirs = get_sam_model(model_type="vit_t", checkpoint_path=random_checkpoint, device="cpu")
+    for attribute in ("model_type", "model_name"):
+        if getattr(ours, attribute) != getattr(theirs, attribute):
+            _fail_naming_module(f"the predictor's attribute {attribute}")
+    mine, micro_sams = ours.model.state_dict(), theirs.model.state_dict()
+    if mine.keys() != micro_sams.keys() or not all(torch.equal(mine[k], micro_sams[k]) for k in mine):
+        _fail_naming_module("get_sam_model (the SAM model built from a checkpoint)")
     try:
         assert compat.validate_model_type(model_state) == "vit_t"
     except (KeyError, AssertionError):

@@ -22,26 +22,7 @@ from microsam_fiji.zoo.reproduction import TOLERANCE
 from microsam_fiji.models.package import load_package
 from microsam_fiji.core.params import default_params
 
-
-@pytest.fixture(scope="session")
-def demo_export(tmp_path_factory) -> tuple[Path, str]:
-    """The demo checkpoint exported by the CLI with two APG defaults changed (the slow step, done once)."""
-    import contextlib
-    import io
-
-    out = tmp_path_factory.mktemp("package") / "demo-apg.zip"
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        status = main(["export", "--checkpoint", str(DEMO_CHECKPOINT), "--name", "micro-sam demo nuclei APG",
-                       "--out", str(out), "--apg-param", "center=0.45", "--apg-param", "min_size=20",
-                       "--author", "Test Author", "--tag", "nuclei"])
-    assert status == 0, printed.getvalue()
-    return out, printed.getvalue()
-
-
-@pytest.fixture(scope="session")
-def package_zip(demo_export) -> Path:
-    return demo_export[0]
+from helpers.zips import rewrite_zip
 
 
 def _rdf(path: Path) -> dict:
@@ -49,19 +30,6 @@ def _rdf(path: Path) -> dict:
 
     with zipfile.ZipFile(path) as z:
         return yaml.safe_load(z.read("rdf.yaml"))
-
-
-def _rewrite_zip(src: Path, dst: Path, drop=(), replace=None) -> Path:
-    """Copy package ``src`` to ``dst`` leaving out members ``drop`` and replacing members' bytes."""
-    replace = replace or {}
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
-        for item in zin.infolist():
-            if item.filename in drop:
-                continue
-            # stored, not deflated: re-compressing 200 MB of weights would take most of a minute
-            zout.writestr(item.filename, replace.get(item.filename, zin.read(item.filename)),
-                          compress_type=zipfile.ZIP_STORED)
-    return dst
 
 
 def test_export_writes_all_weight_formats_and_micro_sam_metadata(demo_export, package_zip):
@@ -222,13 +190,13 @@ def test_foreign_model_without_micro_sam_config_is_refused(package_zip, tmp_path
 
     rdf = _rdf(package_zip)
     del rdf["config"]["micro_sam"]
-    foreign = _rewrite_zip(package_zip, tmp_path / "foreign.zip", replace={"rdf.yaml": yaml.safe_dump(rdf)})
+    foreign = rewrite_zip(package_zip, tmp_path / "foreign.zip", replace={"rdf.yaml": yaml.safe_dump(rdf)})
     with pytest.raises(UserError, match=r"without micro-sam APG metadata \(config.micro_sam\)"):
         load_model(foreign)
 
 
 def test_missing_attachment_is_refused(package_zip, tmp_path):
-    incomplete = _rewrite_zip(package_zip, tmp_path / "incomplete.zip", drop={SAM_ATTACHMENT})
+    incomplete = rewrite_zip(package_zip, tmp_path / "incomplete.zip", drop={SAM_ATTACHMENT})
     with pytest.raises(UserError, match=f"lacks its attachment file '{SAM_ATTACHMENT}'"):
         load_package(incomplete)
 
@@ -244,7 +212,7 @@ def test_hash_mismatch_is_refused(package_zip, tmp_path):
     parts[first] = parts[first] + 1.0  # a plausible but different file
     buf = io.BytesIO()
     torch.save(parts, buf)
-    tampered = _rewrite_zip(package_zip, tmp_path / "tampered.zip", replace={SAM_ATTACHMENT: buf.getvalue()})
+    tampered = rewrite_zip(package_zip, tmp_path / "tampered.zip", replace={SAM_ATTACHMENT: buf.getvalue()})
     with pytest.raises(UserError, match=f"'{SAM_ATTACHMENT}' does not match its recorded sha256"):
         load_model(tampered)
 

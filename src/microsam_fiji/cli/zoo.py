@@ -66,14 +66,20 @@ def register(sub) -> None:
     v = sub.add_parser(
         "validate", help="validate a Model Zoo package (bioimageio.spec + bioimageio.core test_model, offline)",
         description="Check a package: bioimageio.spec format validation, bioimageio.core's test_model for every "
-                    "weight format (reproduces the test outputs, tries several input sizes), and the micro-sam "
-                    "parts (config.micro_sam, hash-checked weights and attachment). Exit status 0 = passed, "
-                    "1 = failed.")
+                    "weight format (reproduces the test outputs, tries several input sizes), the micro-sam parts "
+                    "(config.micro_sam, hash-checked weights and attachment) and the upload points. Running the "
+                    "model executes code: ONNX and TorchScript weights run graphs only; pytorch_state_dict weights "
+                    "run the package's architecture, tested only where it is the one micro-sam-fiji or micro-sam "
+                    "writes (otherwise a failed check, or --run-package-code). Exit status 0 = passed, 1 = failed.")
     v.add_argument("package", type=Path, help="package zip, unpacked folder or its rdf.yaml")
     v.add_argument("--weight-format", choices=WEIGHT_FORMATS, help="test only this weight format")
     v.add_argument("--static", action="store_true",
                    help="do not run the model (no test_model): format, micro-sam parts and upload points only; "
                         "seconds instead of minutes for a large model while you edit its metadata")
+    v.add_argument("--run-package-code", action="store_true",
+                   help="also test weights whose test runs Python from the package that is neither micro-sam-fiji's "
+                        "nor micro-sam's architecture (Keras weights, another architecture): only for a package "
+                        "you trust")
     v.set_defaults(func=run_validate)
 
     m = sub.add_parser(
@@ -84,6 +90,19 @@ def register(sub) -> None:
                     "--model also takes a checkpoint (.pt), a package (.zip, folder, rdf.yaml), any Model Zoo "
                     "id or a URL.")
     m.set_defaults(func=run_models)
+
+    c = sub.add_parser(
+        "convert-checkpoint", help="rewrite a checkpoint you trust as weights only (runs the file's code)",
+        description="Every command reads checkpoints as weights only (torch.load(weights_only=True)) and refuses a "
+                    "file that holds other Python objects, because loading those runs code from the file. For a "
+                    "file you made yourself or whose author you trust (e.g. a torch_em trainer's best.pt): this "
+                    "loads it with full unpickling -- RUNNING ANY CODE IT HOLDS -- and writes its model_state and "
+                    "decoder_state (and plain values) to OUT as a weights-only checkpoint every command takes.")
+    c.add_argument("checkpoint", type=Path, help="the checkpoint to convert")
+    c.add_argument("out", type=Path, help="the weights-only checkpoint to write (.pt)")
+    c.add_argument("--run-its-code", action="store_true", required=True,
+                   help="required: you accept that loading CHECKPOINT runs whatever code it holds")
+    c.set_defaults(func=run_convert)
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -114,7 +133,9 @@ def run_export(args: argparse.Namespace) -> int:
 def run_validate(args: argparse.Namespace) -> int:
     from microsam_fiji.zoo.validate import validate_package
 
-    result = validate_package(args.package, weight_format=args.weight_format, static=args.static)
+    result = validate_package(args.package, weight_format=args.weight_format, static=args.static,
+                              run_package_code=args.run_package_code,
+                              progress=lambda line: print(f"validate: {line}", file=sys.stderr, flush=True))
     print(result.format())
     return 0 if result.passed else 1
 
@@ -151,4 +172,12 @@ def _micro_sam_model_cache() -> Path:
 
 def run_models(args: argparse.Namespace) -> int:
     print(models_table())
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from microsam_fiji.models.checkpoint import convert_trusted_checkpoint
+
+    out = convert_trusted_checkpoint(args.checkpoint, args.out)
+    print(f"wrote {out} (weights only: model_state, decoder_state and plain values)")
     return 0

@@ -54,3 +54,23 @@ def gib(n_bytes: float) -> str:
     if n_bytes < 1 << 30:
         return f"{n_bytes / (1 << 20):.0f} MiB"
     return f"{n_bytes / (1 << 30):.1f} GiB"
+
+
+def check_holdable(claimed: int, what: str, fix: str) -> None:
+    """Refuse, before reading, what a file claims to hold when this machine cannot hold it: a zip member's
+    uncompressed size, a TIFF's pixels as its header declares them. A stranger's file can claim anything (a
+    23 KB zip bomb that expands to 21 GiB, a 138-byte TIFF whose header says 200000×200000); reading first ends
+    in an out-of-memory kill or numpy's allocation traceback.
+
+    Args:
+        claimed: the bytes the file says it holds.
+        what: what claims it, ending so that the size follows, e.g. ``"'m.zip': member 'w.pt' expands to"``.
+        fix: the end of the line: what to do instead.
+
+    Raises:
+        UserError: ``claimed`` is more than :func:`available_memory`."""
+    from microsam_fiji.core.errors import UserError
+
+    free = available_memory()
+    if claimed > free:
+        raise UserError(f"{what} {gib(claimed)}, more than this machine can hold ({gib(free)} free): {fix}")

@@ -2,7 +2,7 @@
 
 micro-sam has no public API for some of what we need: the decoder maps its instance-segmentation generators
 compute in ``initialize`` (so that one embedding serves APG and AIS and the embedding cache can restore a
-generator without running the networks), its model-type detection and checkpoint reader, its uint8 image view
+generator without running the networks), its model-type detection, the predictor's attributes, its uint8 image view
 and its local Otsu threshold. A micro-sam release may rename any of them; ``tests/test_micro_sam_compat.py``
 then fails naming this module, and only this module needs changing.
 
@@ -28,7 +28,7 @@ GENERATOR_STATE_ATTRIBUTES = GENERATOR_MAP_ATTRIBUTES + ("_i", "_is_initialized"
 # module -> private functions we call
 PRIVATE_FUNCTIONS = {
     "micro_sam.models.build_sam": ("_validate_model_type",),
-    "micro_sam.util": ("_load_checkpoint", "_to_image"),
+    "micro_sam.util": ("_to_image",),
     "micro_sam.inference": ("_local_otsu_threshold",),
 }
 # used by zoo/architecture.py, which cannot import this module
@@ -42,11 +42,37 @@ def validate_model_type(model_state: dict) -> str:
     return _validate_model_type(model_state)
 
 
-def load_checkpoint(path: str) -> tuple[dict, dict]:
-    """micro-sam's checkpoint reader: (full state, SAM model state with micro-sam's key prefixes removed)."""
-    from micro_sam.util import _load_checkpoint
+def sam_predictor(model_state: dict, model_type: str, device: str, name: str) -> Any:
+    """micro-sam's SAM predictor with ``model_state`` loaded, as ``micro_sam.util.get_sam_model`` builds it from a
+    checkpoint file, but handed the state dict: micro-sam's own file reader unpickles without torch's
+    ``weights_only`` (any code in the file runs), so we read files ourselves (``models.checkpoint.read_state``).
 
-    return _load_checkpoint(path)
+    Args:
+        model_state: the SAM weights, micro-sam's ``sam.`` prefixes removed.
+        model_type: ``vit_t`` ... (a registry suffix such as ``_lm`` is ignored).
+        device: where the model runs.
+        name: the model's name (what micro-sam records as ``checkpoint_path``).
+
+    Returns:
+        A ``SamPredictor`` with micro-sam's attributes (``model_type``, ``model_name``, ``_hash``)."""
+    import torch
+    import xxhash
+
+    util = micro_sam_util()
+    sam = util.sam_model_registry[model_type[:5]]()
+    sam.load_state_dict(model_state)
+    # micro-sam signs saved embeddings with this hash (xxh128 of the file it read); ours is of the weights
+    digest = xxhash.xxh128()
+    for key, value in sam.state_dict().items():
+        digest.update(key.encode())
+        digest.update(value.detach().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    sam.to(device=device)
+    predictor = util.SamPredictor(sam)
+    predictor.model_type = model_type[:5]
+    predictor.model_name = model_type
+    predictor.checkpoint_path = name
+    predictor._hash = f"xxh128:{digest.hexdigest()}"
+    return predictor
 
 
 def to_image(plane: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from microsam_fiji.core.errors import UserError
+from microsam_fiji.core.errors import UserError, first_line
 
 MAX_FLOAT_EXACT = 2**24
 _TIFF_SUFFIXES = (".tif", ".tiff")
@@ -90,6 +90,39 @@ def _without_alpha(data: np.ndarray, axes: str, path: Path) -> tuple[np.ndarray,
     return data[..., :3], axes
 
 
+_TOO_LARGE = ("not an image this machine can read whole (a damaged file, or one made to exhaust memory); if it is "
+              "real, save a crop or a downsampled copy in Fiji and segment that")
+
+
+def _check_claimed_size(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Refuse, before reading, pixels the file's header claims and this machine cannot hold (a 138-byte TIFF may
+    declare 200000×200000)."""
+    from microsam_fiji.core.machine import check_holdable
+
+    claimed = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    check_holdable(claimed, f"'{path.name}' declares a {'×'.join(map(str, shape))} {dtype.name} image of",
+                   _TOO_LARGE)
+
+
+def _check_pillow_size(path: Path) -> None:
+    """The same for PNG, JPEG and the other formats Pillow reads (its header, not its pixels)."""
+    try:
+        from PIL import Image
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own check follows
+            with Image.open(path) as image:
+                width, height = image.size
+                bands = len(image.getbands())
+                frames = getattr(image, "n_frames", 1)
+    except Exception as err:
+        if type(err).__name__ == "DecompressionBombError":  # Pillow's own cap (about 179 million pixels)
+            raise UserError(f"'{path.name}': {first_line(err)}: {_TOO_LARGE}") from None
+        return  # not a format Pillow knows: the reader below says so
+    _check_claimed_size(path, (frames, height, width, bands) if frames > 1 else (height, width, bands),
+                        np.dtype(np.uint8))
+
+
 def read_image(path: str | os.PathLike) -> LoadedImage:
     """Pixels, ImageJ-style axes and calibration of an image file (TIFF via tifffile, others via scikit-image).
 
@@ -104,6 +137,7 @@ def read_image(path: str | os.PathLike) -> LoadedImage:
         try:
             with tifffile.TiffFile(path) as tif:
                 series = _largest_series(tif, path)
+                _check_claimed_size(path, tuple(series.shape), np.dtype(series.dtype))
                 data = series.asarray()
                 axes = "".join(_STACK_LETTERS.get(a, a) for a in series.axes)
                 calibration = _calibration(tif, series.keyframe)
@@ -113,6 +147,7 @@ def read_image(path: str | os.PathLike) -> LoadedImage:
         return LoadedImage(data=data, axes=axes, calibration=calibration)
     from skimage.io import imread
 
+    _check_pillow_size(path)
     try:
         data = imread(path)
     except Exception as err:

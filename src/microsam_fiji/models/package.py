@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,9 +73,19 @@ def _description_source(path: Path) -> Path:
 
 
 def _check_zip_members(path: Path) -> None:
-    """A zip that is no package says what it is (empty, an ImageJ ROI set, a zip without rdf.yaml)."""
+    """A zip that is no package says what it is (empty, an ImageJ ROI set, a zip without rdf.yaml); a member
+    that claims more than this machine can hold (a zip bomb) is refused before anything is read."""
+    from microsam_fiji.core.machine import check_holdable
+
     with zipfile.ZipFile(path) as z:
-        names = [n for n in z.namelist() if not n.endswith("/")]
+        infos = [i for i in z.infolist() if not i.is_dir()]
+    names = [i.filename for i in infos]
+    largest = max(infos, key=lambda i: i.file_size, default=None)
+    if largest is not None:
+        check_holdable(largest.file_size, f"'{path.name}': member '{largest.filename}' "
+                       f"({largest.compress_size:,} bytes packed) expands to",
+                       "not a package this machine can read (a zip bomb or a damaged file); get the package "
+                       "from its source again")
     hint = "pass a Model Zoo package (from 'microsam-fiji export' or bioimage.io)"
     if not names:
         raise UserError(f"'{path.name}' is an empty zip file, not a Model Zoo package: {hint}")
@@ -261,14 +270,9 @@ def micro_sam_export_checkpoint(descr, name: str) -> tuple[dict, str]:
 
 
 def _model_from_checkpoint(checkpoint_state: dict, model_type: str | None, device, source: str) -> Model:
-    import torch
+    from microsam_fiji.models.checkpoint import model_from_state
 
-    from microsam_fiji.models.checkpoint import load_checkpoint
-
-    with tempfile.TemporaryDirectory(prefix="microsam-package-") as tmp:
-        checkpoint = Path(tmp) / "checkpoint.pt"
-        torch.save(checkpoint_state, checkpoint)
-        return load_checkpoint(checkpoint, model_type or None, device, source_name=source)
+    return model_from_state(checkpoint_state, model_type or None, device, source, package_name(source))
 
 
 def load_package(path: str | os.PathLike, device: str | None = None) -> Model:

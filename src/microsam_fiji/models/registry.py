@@ -52,22 +52,33 @@ def models_with_decoder() -> str:
 
 
 def load_registry_model(name: str, device: str | None = None) -> Model:
-    from micro_sam.instance_segmentation import get_predictor_and_decoder
+    """A micro-sam registry model (downloaded and hash-checked by micro-sam's registry, cached), read as every
+    checkpoint is read here: weights only, no code in the files runs (:func:`..checkpoint.read_state`).
+
+    Args:
+        name: a registry name with an instance decoder (``vit_b_lm``).
+        device: where the model runs.
+
+    Returns:
+        The model."""
+    from microsam_fiji.core.micro_sam_compat import micro_sam_util
+    from microsam_fiji.models.checkpoint import model_from_state, read_state, sam_state
 
     names = registry_names()
     if name not in names:
         raise UserError(f"unknown model '{name}': pass a checkpoint file, a Model Zoo package (.zip) or id, or a "
                         f"micro-sam model name ({models_with_decoder()})")
+    registry = micro_sam_util().models()
+    if f"{name}_decoder" not in registry.registry:  # said before a download of a model APG cannot use
+        raise UserError(f"micro-sam model '{name}' has no instance decoder: APG and AIS need one, e.g. "
+                        f"'{name[:5]}_lm'")
     device = resolve_device(device)
     try:
-        predictor, decoder = get_predictor_and_decoder(model_type=name, device=device)
-    except ValueError as err:
-        if "decoder" in str(err):
-            raise UserError(f"micro-sam model '{name}' has no instance decoder: APG and AIS need one, e.g. "
-                            f"'{name[:5]}_lm'") from None
-        raise
+        checkpoint = registry.fetch(name, progressbar=True)
+        decoder = registry.fetch(f"{name}_decoder", progressbar=True)
     except Exception as err:
         if is_network_error(err):
             raise no_network(f"micro-sam model '{name}'") from None
         raise
-    return Model(predictor=predictor, decoder=decoder, model_type=name[:5], source=name, device=str(device))
+    state = {"model_state": sam_state(read_state(checkpoint)), "decoder_state": read_state(decoder)}
+    return model_from_state(state, name[:5], device, name, name)

@@ -45,9 +45,15 @@ def _zip_rois(path: Path) -> list[ImagejRoi] | None:
 
     if not zipfile.is_zipfile(path):
         return None
+    from microsam_fiji.core.machine import check_holdable
+
     with zipfile.ZipFile(path) as archive:
-        names = [n for n in archive.namelist() if not n.endswith("/")]
+        infos = [i for i in archive.infolist() if not i.is_dir()]
+        names = [i.filename for i in infos]
         members = [n for n in names if n.lower().endswith(".roi")]
+        # a .roi is bytes to kilobytes; a member claiming more than memory is a zip bomb, refused before reading
+        check_holdable(sum(i.file_size for i in infos if i.filename in members), f"'{path.name}': its ROIs expand to",
+                       "not a RoiSet.zip this machine can read (a zip bomb or a damaged file)")
         others = [n for n in names if n not in members]
         if others and members:
             shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
@@ -76,6 +82,8 @@ def read_roiset(path: str | os.PathLike) -> list[ImagejRoi]:
         if from_zip is not None:
             return from_zip
         rois = roiread(path)
+    except UserError:
+        raise
     except Exception as err:  # zipfile.BadZipFile, struct errors, ValueError from roifile
         raise UserError(f"'{path}' is not an ImageJ ROI file or RoiSet.zip ({err})") from None
     if isinstance(rois, list):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from microsam_fiji.core.errors import UserError
 
@@ -99,63 +100,181 @@ STATIC_NOTE = "model not run (--static): bioimageio.core's test_model left out; 
               "before uploading"
 
 
-def validate_package(path: str | os.PathLike, weight_format: str | None = None,
-                     static: bool = False) -> ValidationResult:
+# weight formats whose test runs no code from the package (a graph, not Python)
+CODE_FREE_FORMATS = ("onnx", "torchscript")
+# library architectures a package may name: installed code the user already runs (micro-sam's own exports name
+# micro_sam.bioimageio.predictor_adaptor; anything else, ``os.system`` included, would be called by test_model)
+TRUSTED_LIBRARIES = ("micro_sam.", "microsam_fiji.")
+
+
+def _known_sources() -> dict[str, str]:
+    """sha256 of the architecture sources whose code is known: the one this version writes, and the one the
+    installed micro-sam's exporter writes (``predictor_adaptor.py``)."""
+    import hashlib
+    import importlib.util
+
+    from microsam_fiji.zoo import architecture
+
+    known = {hashlib.sha256(Path(architecture.__file__).read_bytes()).hexdigest(): "the one micro-sam-fiji writes"}
+    spec = importlib.util.find_spec("micro_sam.bioimageio")
+    if spec is not None and spec.submodule_search_locations:
+        adaptor = Path(list(spec.submodule_search_locations)[0]) / "predictor_adaptor.py"
+        if adaptor.exists():
+            known[hashlib.sha256(adaptor.read_bytes()).hexdigest()] = "the installed micro-sam's own"
+    return known
+
+
+def code_to_run(descr) -> dict[str, tuple[bool, str]]:
+    """What ``test_model`` would execute for each weight format of ``descr``: (known code, in words).
+
+    Args:
+        descr: the package's model description.
+
+    Returns:
+        weight format -> (whether the code is known: ours, micro-sam's or none, what runs)."""
+    import hashlib
+
+    found: dict[str, tuple[bool, str]] = {}
+    for wf in ("pytorch_state_dict", "torchscript", "onnx", "keras_hdf5", "keras_v3",
+               "tensorflow_saved_model_bundle", "tensorflow_js"):
+        weights = getattr(descr.weights, wf, None)
+        if weights is None:
+            continue
+        if wf in CODE_FREE_FORMATS:
+            found[wf] = (True, "a graph, no Python from the package")
+        elif wf != "pytorch_state_dict":
+            found[wf] = (False, f"{wf} weights, which can hold Python code (e.g. Lambda layers)")
+        else:
+            arch = weights.architecture
+            name = f"{getattr(arch, 'import_from', '') or ''}.{arch.callable}".lstrip(".")
+            if getattr(arch, "import_from", None) is not None:
+                known = str(arch.import_from).startswith(TRUSTED_LIBRARIES)
+                found[wf] = (known, f"{name} from an installed library" + ("" if known else ", not micro-sam's"))
+            else:
+                data = _file_bytes(arch) or b""
+                source = Path(str(arch.source)).name
+                label = _known_sources().get(hashlib.sha256(data).hexdigest())
+                found[wf] = (label is not None,
+                             f"the package's Python '{source}' ({label})" if label else
+                             f"the package's own Python '{source}', which is not the architecture micro-sam-fiji or "
+                             "micro-sam writes")
+    return found
+
+
+def validate_package(path: str | os.PathLike, weight_format: str | None = None, static: bool = False,
+                     run_package_code: bool = False,
+                     progress: Callable[[str], None] | None = None) -> ValidationResult:
     """Run every check on the package at ``path``.
+
+    Running the model (bioimageio.core's ``test_model``) executes what a weight format needs: ONNX and
+    TorchScript graphs run no Python from the package; ``pytorch_state_dict`` runs its architecture, which is run
+    only where it is the one this project (or the installed micro-sam) writes, and Keras / TensorFlow weights
+    never, unless ``run_package_code``. What is not run is a failed check that says why.
 
     Args:
         path: a package zip, its unpacked folder or its rdf.yaml.
         weight_format: restricts ``test_model`` to one weight format.
         static: only the checks that do not run the model (bioimageio.spec's format validation, the micro-sam
             parts, the upload points): seconds instead of minutes for a large model, while editing the metadata.
+        run_package_code: the user's consent to run code from the package that is not ours.
+        progress: called with a line as each stage starts (the model run takes minutes).
 
     Returns:
         every check's result; ``passed`` when none failed."""
+    say = progress or (lambda line: None)
     # offline: check the files inside the package, do not ping the URLs it cites (set before bioimageio loads
     # its settings)
     os.environ.setdefault("BIOIMAGEIO_PERFORM_IO_CHECKS", "false")
     path = Path(path).expanduser()
     if not path.exists():
         raise UserError(f"package '{path}' not found: check the path")
-    _refuse_non_packages(path)
+    _refuse_non_packages(path)  # what is no package at all: one line, before any progress line
+    say("micro-sam parts (config.micro_sam, hash-checked weights and attachment)")
     checks = [_micro_sam_check(path)]
     foreign = checks[0].warning
     if not checks[0].passed and ("not a valid zip" in checks[0].errors[0]
                                  or "not a readable Model Zoo package" in checks[0].errors[0]):
         return ValidationResult(path, checks)  # nothing further can read it: the reason is said
+    say("upload points (covers, documentation, people, member names)")
     checks += upload_checks(path)
     if static:
         from bioimageio.spec import load_description
 
+        say("bioimageio.spec format validation (--static: the model is not run)")
         summary = load_description(path, perform_io_checks=False).validation_summary  # no network, no model run
         checks.append(Check(STATIC_NOTE, True, warning=True))
-        stripped = False
-    else:
-        from bioimageio.core import test_model
+        checks += _detail_checks(summary, False)
+        if summary.status == "failed" and all(c.passed for c in checks):
+            checks.append(Check("bioimageio.spec format validation", False,
+                                ["failed (see bioimageio.spec's summary)"]))
+        return ValidationResult(path, checks, foreign=foreign)
+    from microsam_fiji.models.package import read_description
 
-        try:
-            summary = test_model(path, weight_format=weight_format, devices=["cpu"])  # type: ignore[arg-type]
-        except Exception as err:  # bioimageio.core raises on what it cannot load: one line, not its traceback
-            from microsam_fiji.core.errors import one_line
+    try:
+        descr = read_description(path)
+    except UserError as err:
+        return ValidationResult(path, [*checks, Check("bioimageio.core test_model", False, [str(err)])],
+                                foreign=foreign)
+    formats, refused = _formats_to_run(descr, weight_format, run_package_code)
+    checks += refused
+    tested: list[Check] = []
+    for wf in formats:
+        say(f"bioimageio.core test_model, {wf} weights: runs {code_to_run(descr)[wf][1]} (minutes on a CPU)")
+        tested += _test_format(path, wf)
+    # each format's run repeats the format validation and the GitHub note: each said once
+    seen: set[tuple] = set()
+    for check in tested:
+        key = (check.name, check.passed, tuple(check.errors), tuple(check.warnings))
+        if key not in seen:
+            seen.add(key)
+            checks.append(check)
+    return ValidationResult(path, checks, foreign=foreign)
 
-            return ValidationResult(path, [*checks, Check("bioimageio.core test_model", False, [one_line(err)])])
+
+def _formats_to_run(descr, weight_format: str | None, run_package_code: bool) -> tuple[list[str], list[Check]]:
+    """The weight formats ``test_model`` may run, and a failed check for each whose code is not known."""
+    code = code_to_run(descr)
+    if weight_format is not None:
+        if weight_format not in code:
+            return [], [Check(f"bioimageio.core test_model: the package has no {weight_format} weights", False,
+                              [f"its weight formats: {', '.join(code)}"])]
+        code = {weight_format: code[weight_format]}
+    run, refused = [], []
+    for wf, (known, what) in code.items():
+        if known or run_package_code:
+            run.append(wf)
+        else:
+            refused.append(Check(f"{wf} weights not tested: that would run {what}", False,
+                                 ["code from a package runs only with your consent: check the file, then run "
+                                  "'microsam-fiji validate --run-package-code' (the other formats were tested)"]))
+    return run, refused
+
+
+def _test_format(path: Path, weight_format: str) -> list[Check]:
+    """bioimageio.core's ``test_model`` for one weight format, as checks (GitHub users left out without
+    network: bioimageio.spec asks GitHub's API about them, which fails the format validation offline)."""
+    from bioimageio.core import test_model
+
+    from microsam_fiji.core.errors import one_line
+    from microsam_fiji.models.package import read_description
+
+    try:
+        summary = test_model(path, weight_format=weight_format, devices=["cpu"])  # type: ignore[arg-type]
+        checks = []
         stripped = _failed_for_network_only(summary)
-    if stripped:
-        # bioimageio.spec checks github_user names against GitHub's API when testing, and without network that
-        # fails the format validation before any test runs: test everything else, and say what was not checked
-        from microsam_fiji.models.package import read_description
-
-        summary = test_model(_without_github_users(read_description(path)),
-                             weight_format=weight_format,  # type: ignore[arg-type]  # a format name
-                             devices=["cpu"])
-        checks.append(Check("GitHub users not verified: no network (the Model Zoo checks them on upload)", True,
-                            warning=True))
+        if stripped:
+            summary = test_model(_without_github_users(read_description(path)),
+                                 weight_format=weight_format,  # type: ignore[arg-type]  # a format name
+                                 devices=["cpu"])
+            checks.append(Check("GitHub users not verified: no network (the Model Zoo checks them on upload)", True,
+                                warning=True))
+    except Exception as err:  # bioimageio.core raises on what it cannot load: one line, not its traceback
+        return [Check(f"bioimageio.core test_model ({weight_format})", False, [one_line(err)])]
     checks += _detail_checks(summary, stripped)
     if summary.status == "failed" and all(c.passed for c in checks):
-        checks.append(Check("bioimageio.spec format validation", False, ["failed (see bioimageio.spec's summary)"])
-                      if static else
-                      Check("bioimageio.core test_model", False, ["failed (see bioimageio.core's summary)"]))
-    return ValidationResult(path, checks, foreign=foreign)
+        checks.append(Check(f"bioimageio.core test_model ({weight_format})", False,
+                            ["failed (see bioimageio.core's summary)"]))
+    return checks
 
 
 def _detail_checks(summary, stripped: bool) -> list[Check]:
@@ -318,6 +437,27 @@ def _standalone_check(descr) -> Check:
     return Check(f"standalone weights ({', '.join(formats)}: run without micro-sam)", True)
 
 
+def _member_names_check(path: Path) -> Check:
+    """A zip member named ``../x`` or ``/x`` points outside the package: readers here never write it, but an
+    unzip tool may (zip slip), and the Model Zoo expects every file inside. Failed, not a warning."""
+    import zipfile
+    from pathlib import PurePosixPath, PureWindowsPath
+
+    if not (path.is_file() and zipfile.is_zipfile(path)):
+        return Check("member names (an unpacked folder: none to check)", True)
+    with zipfile.ZipFile(path) as z:
+        names = z.namelist()
+    outside = [n for n in names
+               if PurePosixPath(n).is_absolute() or PureWindowsPath(n).is_absolute() or PureWindowsPath(n).drive
+               or ".." in PurePosixPath(n.replace("\\", "/")).parts]
+    if outside:
+        shown = ", ".join(repr(n) for n in outside[:3]) + (f" and {len(outside) - 3} more" if len(outside) > 3 else "")
+        return Check(f"member names outside the package: {shown}", False,
+                     ["a zip tool unpacking it writes these outside its folder (zip slip): rebuild the package with "
+                      "'microsam-fiji export' or a zip of the package folder"])
+    return Check(f"member names inside the package ({len(names)} files)", True)
+
+
 def upload_checks(path: Path) -> list[Check]:
     """What the Model Zoo asks of an upload beyond ``bioimageio test``, each point ok or a warning."""
     from microsam_fiji.models.package import read_description
@@ -338,5 +478,5 @@ def upload_checks(path: Path) -> list[Check]:
     checks.append(Check(f"not given: {', '.join(missing)} (export options --{', --'.join(m.replace('_', '-') for m in missing)})",
                         True, warning=True) if missing else Check("version, git_repo and training_data given", True))
     checks += [_processing_check(descr), _licence_note_check(descr), _input_declaration_check(descr),
-               _standalone_check(descr)]
+               _standalone_check(descr), _member_names_check(path)]
     return [Check(f"upload: {c.name}", c.passed, c.errors, c.warnings, c.warning) for c in checks]
