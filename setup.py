@@ -1,4 +1,4 @@
-"""Builds the ImageJ plugin's jar into the package (src/microsam_fiji/plugin/_built/) before the usual build_py,
+"""Builds the ImageJ plugin's jar into the package (src/microsam_fiji/installer/_built/) before the usual build_py,
 so every wheel carries a jar compiled from the Java sources it ships with. Without a JDK or ij.jar the build
 goes on without the jar (install-fiji then says how to get one). Everything else is in pyproject.toml."""
 import importlib.util
@@ -10,12 +10,12 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).parent
-BUILT = ROOT / "src" / "microsam_fiji" / "plugin" / "_built"
+BUILT = ROOT / "src" / "microsam_fiji" / "installer" / "_built"
 
 
 def _jarbuild():
     # loaded by path: the package's own imports (torch, micro-sam) are not in an isolated build environment
-    spec = importlib.util.spec_from_file_location("jarbuild", ROOT / "src/microsam_fiji/plugin/jarbuild.py")
+    spec = importlib.util.spec_from_file_location("jarbuild", ROOT / "src/microsam_fiji/installer/jarbuild.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["jarbuild"] = module
     spec.loader.exec_module(module)

@@ -76,10 +76,11 @@ def micro_sam_stages(model, state, params) -> tuple[np.ndarray, dict]:
 
 
 def fast_stages(model, state, params) -> tuple[np.ndarray, dict]:
-    from microsam_fiji.engines.fast import decoder_terms, engine
+    from microsam_fiji.engines.fast import decoder as fast_decoder
+    from microsam_fiji.engines.fast import engine
 
     decoder = engine.default_decoder(model)
-    decoder_terms._TERMS_CACHE.clear()  # what our decoder keeps per image is computed in every timed run
+    fast_decoder._TERMS_CACHE.clear()  # what our decoder keeps per image is computed in every timed run
     t = {}
     points, t["prompts"] = timed(lambda: engine.prompts(state, params))
     (masks, shape), t["masks"] = timed(lambda: engine.apg_masks(model.predictor, state, params, points, decoder))
@@ -113,8 +114,8 @@ def spread(values) -> str:
 
 def make_cases(model, names):
     import tifffile
+    from helpers.oracle import oracle_state
 
-    from microsam_fiji.engines.fast.oracle import oracle_state
     from microsam_fiji.engines.state import compute_state
 
     image = tifffile.imread(ROOT / "tests" / "data" / "img2d.tif")
@@ -151,8 +152,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from microsam_fiji.models.load import load_model
     from microsam_fiji.core.params import resolve_params
+    from microsam_fiji.models.load import load_model
 
     model = load_model("demo")
     params = resolve_params("apg")

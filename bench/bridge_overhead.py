@@ -5,7 +5,7 @@
 Prints (1) the macro command run("micro-sam APG", ...) versus calling microsam_fiji.run on the same pixels with
 the same loaded model and cached embeddings (the bridge's cost: ImagePlus -> numpy, labels -> ROIs -> ROI
 Manager), the same number of runs each, alternating which goes first, as median (min-max); and checks that the
-macro's ROIs fill back to exactly run()'s labels (exit status 1 when they do not); (2) ImagePlus <-> numpy for a
+macro's ROIs fill back to exactly segment_with_scores()'s labels (exit status 1 when they do not); (2) ImagePlus <-> numpy for a
 2048 x 2048 16-bit image versus a plain numpy copy."""
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     from bridge_helpers import rois_as_labels
     from jpype import JClass
 
-    from microsam_fiji.engines.segment import run
+    from microsam_fiji.engines.segment import segment_with_scores
     from microsam_fiji.imagej import from_imageplus, run_macro, session, to_imageplus
 
     if not os.environ.get("DISPLAY"):
@@ -65,18 +65,18 @@ def main(argv=None) -> int:
     model = s.model()
     tmp = Path("/tmp/microsam_fiji_bench.tif")
     tifffile.imwrite(tmp, image, imagej=True)
-    expected = run(image, model).labels  # also warms the embedding cache
+    expected = segment_with_scores(image, model).labels  # also warms the embedding cache
     code = f'close("*"); open("{tmp}"); run("micro-sam APG", "replace");'
     rm = JClass("ij.plugin.frame.RoiManager").getRoiManager()  # the one the macro command fills
-    run_macro(code)  # warm-up of the macro side, as run() above was
+    run_macro(code)  # warm-up of the macro side, as segment_with_scores() above was
     same = np.array_equal(rois_as_labels(rm.getRoisAsArray(), image.shape), expected)
 
-    direct, macro = alternating(args.runs, lambda: run(image, model), lambda: run_macro(code))
+    direct, macro = alternating(args.runs, lambda: segment_with_scores(image, model), lambda: run_macro(code))
     print(f"load average {os.getloadavg()[0]:.1f}; {args.runs} runs per side after one warm-up, alternating")
     print(f"segment {image.shape} ({int(expected.max())} objects, cached embeddings): microsam_fiji.run "
           f"{spread(direct)}, macro command {spread(macro)}, ratio of medians "
           f"{np.median(macro) / np.median(direct):.2f}")
-    print(f"macro ROIs fill back to run()'s labels exactly: {same}")
+    print(f"macro ROIs fill back to segment_with_scores()'s labels exactly: {same}")
 
     big = np.random.default_rng(0).integers(0, 65535, size=(2048, 2048), dtype=np.uint16)
     big_imp = to_imageplus(big)
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
           f"round trip exact: {same_pixels}")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     if not (same and same_pixels):
-        print("FAILED: the bridge's output differs from run()'s labels or the image's pixels")
+        print("FAILED: the bridge's output differs from segment_with_scores()'s labels or the image's pixels")
         return 1
     return 0
 

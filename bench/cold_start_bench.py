@@ -36,11 +36,11 @@ model = load_model(None, device="cpu")
 t2 = time.perf_counter()
 import tifffile
 from microsam_fiji.engines.state import image_state
-from microsam_fiji.engines.segment import run
+from microsam_fiji.engines.segment import segment_with_scores
 image = tifffile.imread(sys.argv[1])
 image_state(model, image)
 t3 = time.perf_counter()
-run(image, model)
+segment_with_scores(image, model)
 t4 = time.perf_counter()
 print(json.dumps({"CLI imports": t1 - t0, "model load (with the imports it needs)": t2 - t1,
                   "encoder + decoder": t3 - t2, "APG": t4 - t3}))

@@ -91,6 +91,7 @@ def passes(model, variant: str, image: np.ndarray) -> tuple[dict[str, float], ob
 
 def agreement(reference_state, state, model, reference_model) -> dict[str, object]:
     from instance_match import best_ious
+
     from microsam_fiji.core.params import resolve_params
     from microsam_fiji.engines.registry import ENGINE_IMPLS
 

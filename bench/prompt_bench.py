@@ -105,7 +105,10 @@ def plugin_path(folder: Path, points: dict[Path, list[tuple[int, int]]]):
     per APG call, per prompt, and each prompt's ``encoded`` (0: the worker's cached embeddings served it)."""
     import subprocess
 
-    from fiji_plugin_bench import LAST, run_imagej  # the plugin bench's ImageJ start and print() reader
+    from fiji_plugin_bench import (  # the plugin bench's ImageJ start and print() reader
+        LAST,
+        run_imagej,
+    )
 
     fiji = folder / "ImageJ"
     (fiji / "plugins").mkdir(parents=True, exist_ok=True)

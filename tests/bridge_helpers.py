@@ -11,7 +11,7 @@ def nuclei_crop(stardist_image) -> np.ndarray:
 
 
 def imagej_with_display():
-    """Start ImageJ for tests that need the ROI Manager or macro ``run()``; without a display, Java or ij.jar:
+    """Start ImageJ for tests that need the ROI Manager or macro ``segment_with_scores()``; without a display, Java or ij.jar:
     a failure under CI=true, else a skip (conftest.require_imagej)."""
     from conftest import require_imagej
 
@@ -90,9 +90,9 @@ def image_a(nuclei, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(nuclei, model):
-    from microsam_fiji.engines.segment import run
+    from microsam_fiji.engines.segment import segment_with_scores
 
-    return run(nuclei, model)
+    return segment_with_scores(nuclei, model)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from instance_match import best_ious
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.core.progress import Cancelled, reporting
-from microsam_fiji.engines.segment import run
+from microsam_fiji.engines.segment import segment_with_scores
 from microsam_fiji.engines.state import compute_state
 from microsam_fiji.models.load import load_model
 
@@ -45,8 +45,8 @@ def test_onnx_gives_eager_torchs_instances(eager, onnx, stardist_image, small_im
     assert (eager.backend, onnx.backend) == ("torch", "onnx")
     image, tiling = (stardist_image, {}) if case == "whole" else (small_image, TILED)
     for mode in ("apg", "ais"):
-        reference = run(image, eager, mode, **tiling)
-        other = run(image, onnx, mode, **tiling)
+        reference = segment_with_scores(image, eager, mode, **tiling)
+        other = segment_with_scores(image, onnx, mode, **tiling)
         n = int(reference.labels.max())
         assert n >= 10, f"{mode}: the reference found {n} objects"
         assert int(other.labels.max()) == n, mode
@@ -79,7 +79,7 @@ def test_torch_passes_report_their_blocks_and_stop_inside(eager, small_image):
     calls.clear()
     before = len(eager.cache)
     with pytest.raises(Cancelled), reporting(_recorder(calls, lambda s, c, t: s == "encoding the image" and c == 3)):
-        run(small_image[:200, :200], eager)
+        segment_with_scores(small_image[:200, :200], eager)
     assert not any(s == "instance decoder" for s, _, _ in calls), "the encoder ran on after Esc"
     assert len(eager.cache) == before, "a cancelled pass left an entry in the embedding cache"
 

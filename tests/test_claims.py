@@ -52,16 +52,16 @@ def test_fast_is_the_default_engine_and_the_environment_switches_it(demo_model, 
                                                                       monkeypatch):
     crop = small_image[:96, :96].copy()
     monkeypatch.delenv("MICROSAM_FIJI_ENGINE", raising=False)
-    default = microsam_fiji.run(crop, demo_model)
+    default = microsam_fiji.segment_with_scores(crop, demo_model)
     monkeypatch.setenv("MICROSAM_FIJI_ENGINE", "micro-sam")
-    switched = microsam_fiji.run(crop, demo_model)
-    explicit = microsam_fiji.run(crop, demo_model, engine="fast")  # engine= wins over the environment
+    switched = microsam_fiji.segment_with_scores(crop, demo_model)
+    explicit = microsam_fiji.segment_with_scores(crop, demo_model, engine="fast")  # engine= wins over the environment
     assert engine_calls == ["fast", "micro-sam", "fast"]
     assert default.labels.max() > 0 and default.scores and switched.scores == {}  # micro-sam reports no scores
     np.testing.assert_array_equal(default.labels, explicit.labels)
     monkeypatch.setenv("MICROSAM_FIJI_ENGINE", "quick")
     with pytest.raises(UserError, match="unknown engine 'quick'"):
-        microsam_fiji.run(crop, demo_model)
+        microsam_fiji.segment_with_scores(crop, demo_model)
 
 
 # --- one exported package ---------------------------------------------------------------------------------------
@@ -138,8 +138,8 @@ def test_test_image_option_becomes_the_packages_test_input(exported, rgb_image):
 
 
 def test_rgb_image_through_the_exported_package_equals_the_checkpoint(package_model, demo_model, rgb_image):
-    from_package = microsam_fiji.run(rgb_image, package_model)
-    from_checkpoint = microsam_fiji.run(rgb_image, demo_model)
+    from_package = microsam_fiji.segment_with_scores(rgb_image, package_model)
+    from_checkpoint = microsam_fiji.segment_with_scores(rgb_image, demo_model)
     assert from_package.labels.max() >= 3
     np.testing.assert_array_equal(from_package.labels, from_checkpoint.labels)
 
@@ -148,7 +148,7 @@ def test_macro_with_model_package_puts_the_packages_rois(bridge, rm, exported, r
     path, _, _ = exported
     image = write_tiff(tmp_path / "rgb nuclei.tif", rgb_image)
     count = macro(open_image(image) + f'run("micro-sam APG", "model=[{path}]"); return "" + roiManager("count");')
-    expected = microsam_fiji.run(rgb_image, bridge.models.model(str(path))).labels
+    expected = microsam_fiji.segment_with_scores(rgb_image, bridge.models.model(str(path))).labels
     assert int(count) == int(expected.max()) >= 3
     np.testing.assert_array_equal(rois_as_labels(rm.getRoisAsArray(), rgb_image.shape[:2]), expected)
 

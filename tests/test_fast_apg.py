@@ -9,7 +9,7 @@ from instance_match import assert_same_instances, assert_same_scores, micro_sam_
 from microsam_fiji.engines.fast import generate, nms
 from microsam_fiji.engines.fast.decoder import decode_points, supported
 from microsam_fiji.engines.fast.mask_set import MaskSet
-from microsam_fiji.engines.fast.oracle import oracle_state
+from helpers.oracle import oracle_state
 from microsam_fiji.engines.fast.prompts import derive_point_prompts
 from microsam_fiji.core.params import resolve_params
 from microsam_fiji.engines.micro_sam import restore_generator

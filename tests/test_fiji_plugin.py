@@ -113,9 +113,9 @@ def test_install_fiji_refuses_foreign_files_and_non_fiji_folders_with_one_line(t
 
 def test_jar_is_built_from_the_sources_it_ships_with(tmp_path):
     """The installed jar carries the digest of fiji-plugin/'s sources; a wheel contains the same build."""
-    from microsam_fiji.plugin import jarbuild
+    from microsam_fiji.installer import jarbuild
     from microsam_fiji.core.version import package_version
-    from microsam_fiji.plugin.jar import SOURCE, ensure_jar, source_digest
+    from microsam_fiji.installer.jar import SOURCE, ensure_jar, source_digest
 
     jar = ensure_jar()  # without a JDK this fails with a line naming one: the jar must come from its source
     assert jarbuild.jar_digest(jar) == source_digest()
@@ -129,8 +129,8 @@ def test_jar_is_built_from_the_sources_it_ships_with(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
                     str(wheel_dir), str(SOURCE.parent)], check=True, capture_output=True, timeout=300)
     with zipfile.ZipFile(next(wheel_dir.glob("*.whl"))) as whl:
-        built = whl.read("microsam_fiji/plugin/_built/micro_sam_fiji.jar")
-        assert any(n.startswith("microsam_fiji/plugin/_built/fiji-scripts/") for n in whl.namelist())
+        built = whl.read("microsam_fiji/installer/_built/micro_sam_fiji.jar")
+        assert any(n.startswith("microsam_fiji/installer/_built/fiji-scripts/") for n in whl.namelist())
     (tmp_path / "wheel.jar").write_bytes(built)
     assert jarbuild.jar_digest(tmp_path / "wheel.jar") == source_digest()
 
@@ -299,9 +299,9 @@ def test_worker_of_another_version_is_refused_naming_the_command(installed, imag
     config = folder / "plugins" / "micro-sam-fiji.properties"
     # a worker that reports another version: the plugin must refuse it with the reinstall command
     fake = tmp_path / "python-other-version"
-    fake.write_text(f"#!/bin/sh\nexec {sys.executable} -c \"import sys, microsam_fiji.plugin.tasks as t; "
+    fake.write_text(f"#!/bin/sh\nexec {sys.executable} -c \"import sys, microsam_fiji.worker.tasks as t; "
                     f"t.package_version = lambda: '0.0.1'; sys.argv[0] = 'worker'; "
-                    f"import microsam_fiji.plugin.worker as w; w.main(sys.argv[3:])\" \"$@\"\n")
+                    f"import microsam_fiji.worker.worker as w; w.main(sys.argv[3:])\" \"$@\"\n")
     fake.chmod(0o755)
     config.write_text(config.read_text().replace(f"python={sys.executable}", f"python={fake}"))
     done = run_imagej(folder, f'open("{a}");\nrun("micro-sam APG", "");\n', tmp_path)
@@ -337,7 +337,7 @@ def test_dialog_preview_overlay_and_recorder(installed, images, tmp_path):
     assert line.count("center=") == 1, line
     for key in ("mode=apg", "foreground=0.5", "center=0.3", "boundary=0.5", "min_size=25", "nms=0.9"):
         assert key in line, line
-    from microsam_fiji.macro.options import parse_options
+    from microsam_fiji.command.options import parse_options
 
     opts = parse_options(line.split('"micro-sam APG", "', 1)[1].rsplit('"', 1)[0])
     assert opts.params["center"] == "0.3"
@@ -357,7 +357,7 @@ class WorkerProcess:
 
         self.json = json
         self.tmp = tmp
-        self.proc = subprocess.Popen([sys.executable, "-m", "microsam_fiji.plugin.worker", "--device", "cpu"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "microsam_fiji.worker.worker", "--device", "cpu"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, bufsize=1)
         self.lines: list[str] = []
@@ -365,7 +365,7 @@ class WorkerProcess:
     def send(self, task: str, request_type: str = "EXECUTE", script: str | None = None, **inputs):
         message = {"task": task, "requestType": request_type}
         if request_type == "EXECUTE":
-            message.update(script=script or "from microsam_fiji.plugin.tasks import handle\nhandle(task, request)",
+            message.update(script=script or "from microsam_fiji.worker.tasks import handle\nhandle(task, request)",
                            inputs=inputs)
         self.proc.stdin.write(self.json.dumps(message) + "\n")
         self.proc.stdin.flush()

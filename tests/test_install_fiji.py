@@ -26,7 +26,7 @@ def files_in(folder: Path) -> list[str]:
 
 
 def config_of(folder: Path) -> dict[str, str]:
-    from microsam_fiji.plugin.install import read_config
+    from microsam_fiji.installer.install import read_config
 
     return read_config(folder / CONFIG)
 

@@ -34,7 +34,7 @@ def inspect_dialog(folder: Path, image: Path, tmp: Path) -> tuple[list[tuple[str
 def test_dialog_names_the_default_offers_models_explains_thresholds_and_opens_its_own_help(
         installed, stardist_image, tmp_path):  # noqa: F811
     from microsam_fiji.core.version import package_version
-    from microsam_fiji.plugin.install import apg_model_names
+    from microsam_fiji.installer.install import apg_model_names
 
     config = (installed / "plugins" / "micro-sam-fiji.properties").read_text(encoding="utf-8")
     names = apg_model_names()

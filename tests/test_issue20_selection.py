@@ -1,7 +1,7 @@
 """Issue 20 item 6: ``micro-sam APG`` honours the image's state as ImageJ's own commands do. An area selection
 restricts the command to it (objects only inside, ROIs and labels in full-image coordinates); a stack is
 segmented whole only with the ``stack`` flag, otherwise only its current plane (the ROIs on that plane).
-Through :func:`~microsam_fiji.macro.execute.execute` directly, in process (JPype) and through the real plugin
+Through :func:`~microsam_fiji.command.execute.execute` directly, in process (JPype) and through the real plugin
 and ``segment_with_cli.ijm`` in a real ImageJ."""
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def cache(demo_model):
 
 def test_a_stack_without_the_stack_flag_segments_the_current_plane_only(loaded, cache, demo_model, tmp_path):
     from microsam_fiji import segment
-    from microsam_fiji.macro.execute import execute
+    from microsam_fiji.command.execute import execute
 
     labels = tmp_path / "labels.tif"
     result = execute(f"labels=[{labels}]", loaded, cache, current_plane=1)
@@ -85,7 +85,7 @@ def test_a_stack_without_the_stack_flag_segments_the_current_plane_only(loaded, 
 
 
 def test_a_rectangle_selection_segments_inside_it_in_full_image_coordinates(loaded, cache, demo_model):
-    from microsam_fiji.macro.execute import execute
+    from microsam_fiji.command.execute import execute
 
     result = execute("", loaded, cache, selection=rect(), current_plane=1)
     expected = crop_reference(loaded.data[1], demo_model)
@@ -103,7 +103,7 @@ def test_a_rectangle_selection_segments_inside_it_in_full_image_coordinates(load
 
 def test_an_oval_or_mask_selection_keeps_only_the_objects_pixels_inside_and_points_are_ignored(loaded, cache):
     from microsam_fiji.core.errors import UserError
-    from microsam_fiji.macro.execute import execute, selection_mask
+    from microsam_fiji.command.execute import execute, selection_mask
 
     oval = ImagejRoi(roitype=ROI_TYPE.OVAL, left=LEFT, top=TOP, right=LEFT + SIZE, bottom=TOP + SIZE, position=2)
     mask = selection_mask(oval, 128, 128)
@@ -123,7 +123,7 @@ def test_an_oval_or_mask_selection_keeps_only_the_objects_pixels_inside_and_poin
 
 
 def test_the_stack_flag_is_an_option_of_the_grammar():
-    from microsam_fiji.macro.options import parse_options
+    from microsam_fiji.command.options import parse_options
 
     assert parse_options("stack replace").stack and not parse_options("replace").stack
     from microsam_fiji.core.errors import UserError

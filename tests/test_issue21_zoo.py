@@ -183,7 +183,7 @@ def test_cover_outlines_stay_closed_when_downscaled(tmp_path):
     from PIL import Image
     from scipy import ndimage as ndi
 
-    from microsam_fiji.zoo.cover import COVER_PANEL, OUTLINE_COLOR, write_cover
+    from microsam_fiji.zoo.card import COVER_PANEL, OUTLINE_COLOR, write_cover
 
     yy, xx = np.mgrid[:512, :512]
     labels = np.zeros((512, 512), np.int32)
@@ -302,7 +302,7 @@ def test_imagej_macro_turns_the_maps_into_micro_sam_ais_instances(exported, demo
     from conftest import require_imagej
     from instance_match import worst_matches
 
-    from microsam_fiji.engines.segment import run
+    from microsam_fiji.engines.segment import segment_with_scores
     from microsam_fiji.zoo.postprocessing import MACRO_FILE
 
     require_imagej(display=False)
@@ -321,7 +321,7 @@ def test_imagej_macro_turns_the_maps_into_micro_sam_ais_instances(exported, demo
                           capture_output=True, text=True, timeout=240)
     assert done.returncode == 0 and (tmp_path / "labels.tif").exists(), done.stdout[-2000:] + done.stderr[-2000:]
     labels = tifffile.imread(tmp_path / "labels.tif").astype(np.int64)
-    reference = run(image, demo_model, "ais").labels
+    reference = segment_with_scores(image, demo_model, "ais").labels
     n_ij, n_ref = len(np.unique(labels[labels > 0])), len(np.unique(reference[reference > 0]))
     ious = np.array([iou for iou, _ in worst_matches(reference, labels)])
     print(f"ImageJ macro: {n_ij} objects, micro-sam AIS: {n_ref}; mean best IoU {ious.mean():.3f}")

@@ -25,16 +25,16 @@ def test_command_puts_exact_rois_into_the_roi_manager(image_a, reference, rm, nu
 
 
 def test_options_in_fiji_style_reach_the_segmentation(image_a, model, rm, nuclei):
-    from microsam_fiji.engines.segment import run
+    from microsam_fiji.engines.segment import segment_with_scores
 
     options = ("model=[demo] mode=apg foreground=0.5 center=0.5 boundary=0.5 min_size=100 nms=0.9")
     macro(open_image(image_a) + f'run("micro-sam APG", "{options}");')
-    expected = run(nuclei, model, "apg", min_size=100).labels
+    expected = segment_with_scores(nuclei, model, "apg", min_size=100).labels
     assert np.array_equal(rois_as_labels(rm.getRoisAsArray(), nuclei.shape), expected)
 
     rm.reset()
     macro(open_image(image_a) + 'run("micro-sam APG", "mode=ais center=0.4 min_size=30");')
-    expected = run(nuclei, model, "ais", center=0.4, min_size=30).labels
+    expected = segment_with_scores(nuclei, model, "ais", center=0.4, min_size=30).labels
     assert expected.max() > 0
     assert np.array_equal(rois_as_labels(rm.getRoisAsArray(), nuclei.shape), expected)
 
@@ -67,12 +67,12 @@ def test_rois_labels_and_show_options(image_a, reference, rm, tmp_path, nuclei):
 
 
 def test_stack_flag_segments_slice_by_slice_with_roi_positions(nuclei, model, rm, tmp_path):
-    from microsam_fiji.engines.segment import run
+    from microsam_fiji.engines.segment import segment_with_scores
 
     stack = np.stack([nuclei, nuclei[::-1].copy() * 0])  # second slice empty: no objects, no encoder run
     path = write_tiff(tmp_path / "stack.tif", stack, "ZYX")
     count = macro(open_image(path) + 'run("micro-sam APG", "stack"); return "" + nSlices + " " + roiManager("count");')
-    expected = run(stack, model).labels
+    expected = segment_with_scores(stack, model).labels
     assert count == f"2 {int(expected.max())}"
     rois = rm.getRoisAsArray()
     assert {int(r.getPosition()) for r in rois} == {1}
@@ -150,7 +150,7 @@ def test_error_in_an_ordinary_macro_shows_imagej_macro_error_box(bridge, rm):
     finished = threading.Event()
     result = {}
 
-    def run():
+    def segment_with_scores():
         result["value"] = IJ.runMacro('run("micro-sam APG", "centre=0.4"); print("not stopped");')
         finished.set()
 

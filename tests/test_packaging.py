@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from microsam_fiji.core.errors import UserError
-from microsam_fiji.engines.segment import run
+from microsam_fiji.engines.segment import segment_with_scores
 from microsam_fiji.models.load import load_model
 from microsam_fiji.cli import main
 from microsam_fiji.models.demo import DEMO_CHECKPOINT
@@ -131,13 +131,13 @@ def test_round_trip_apg_and_ais_labels_equal_source_checkpoint(package_zip, demo
     model = load_model(package_zip, device="cpu")
     assert model.default_mode == "apg" and model.model_type == "vit_t"
     assert model.params["apg"]["center_distance_threshold"] == 0.45 and model.params["apg"]["min_size"] == 20
-    from_package = run(small_image, model)  # the package's mode and parameters
+    from_package = segment_with_scores(small_image, model)  # the package's mode and parameters
     assert from_package.mode == "apg"
-    from_checkpoint = run(small_image, demo_model, "apg", **model.params["apg"])
+    from_checkpoint = segment_with_scores(small_image, demo_model, "apg", **model.params["apg"])
     assert from_package.labels.max() > 5
     np.testing.assert_array_equal(from_package.labels, from_checkpoint.labels)
-    ais_package = run(small_image, model, "ais")
-    ais_checkpoint = run(small_image, demo_model, "ais")
+    ais_package = segment_with_scores(small_image, model, "ais")
+    ais_checkpoint = segment_with_scores(small_image, demo_model, "ais")
     assert ais_package.labels.max() > 5
     np.testing.assert_array_equal(ais_package.labels, ais_checkpoint.labels)
 

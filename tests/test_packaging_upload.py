@@ -12,7 +12,7 @@ import pytest
 
 from conftest import build_random_checkpoint
 
-from microsam_fiji.engines.segment import run
+from microsam_fiji.engines.segment import segment_with_scores
 from microsam_fiji.models.load import load_model
 from microsam_fiji.cli import main
 
@@ -110,8 +110,8 @@ def test_vit_b_package_loads_back_identical_and_runs_both_engines(vit_b_export, 
 
     assert supported(package.predictor.model)  # the fast engine's own mask decoder, not SAM's fallback
     image = vit_b_crop[0]
-    fast = run(image, package, "apg", engine="fast", tile_threshold=None).labels
-    reference = run(image, package, "apg", engine="micro-sam", tile_threshold=None).labels
+    fast = segment_with_scores(image, package, "apg", engine="fast", tile_threshold=None).labels
+    reference = segment_with_scores(image, package, "apg", engine="micro-sam", tile_threshold=None).labels
     np.testing.assert_array_equal(fast, reference)
 
 
@@ -168,7 +168,7 @@ def test_large_models_map_onto_the_package_architecture_by_shape(model_type):
     from microsam_fiji.zoo.architecture import InstanceMaps
     from microsam_fiji.models.package_config import DECODER_PREFIX, ENCODER_PREFIX, SAM_ATTACHMENT
     from microsam_fiji.zoo.description import micro_sam_config
-    from microsam_fiji.zoo.source import uses_conv_transpose
+    from microsam_fiji.zoo.export import uses_conv_transpose
     from microsam_fiji.zoo.weights import package_weights as _package_weights
     from microsam_fiji.models.package import PackageContents, micro_sam_checkpoint
 

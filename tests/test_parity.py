@@ -79,7 +79,7 @@ def test_micro_sam_engine_ais_equals_micro_sam(demo_model, stardist_image, micro
 
 def test_fast_engine_apg_matches_micro_sam(demo_model, stardist_image, micro_sam_apg_labels,
                                            micro_sam_apg_predictions):
-    result = microsam_fiji.run(stardist_image, demo_model, mode="apg", engine="fast")
+    result = microsam_fiji.segment_with_scores(stardist_image, demo_model, mode="apg", engine="fast")
     assert_same_instances(micro_sam_apg_labels, result.labels)
     np.testing.assert_array_equal(result.labels, micro_sam_apg_labels)  # README: pixel-identical on test images
     assert sorted(result.scores) == list(range(1, int(result.labels.max()) + 1))

@@ -15,7 +15,7 @@ import microsam_fiji
 from microsam_fiji import UserError, segment_from_prompts
 from microsam_fiji.engines.prompted import PromptObject, objects_from_arrays
 from microsam_fiji.engines.state import image_state
-from microsam_fiji.macro.prompt_rois import next_id, prompts_from_rois
+from microsam_fiji.command.prompt_rois import next_id, prompts_from_rois
 from microsam_fiji.rois.decode import rois_to_labels
 
 from bridge_helpers import bridge, macro, open_image, rm, rois_as_labels, showing_dialogs, write_tiff  # noqa: F401
@@ -196,8 +196,8 @@ def test_prompt_command_in_process(bridge, rm, crop, demo_model, embeddings, tmp
 def test_a_prompt_corrects_the_last_apg_call_on_its_embeddings(stardist_image, demo_model):
     """No model= / tile= on the prompt: the last APG call's model and tiling, so nothing is encoded again."""
     from microsam_fiji.core.tiff_io import Calibration, LoadedImage
-    from microsam_fiji.macro.execute import execute
-    from microsam_fiji.macro.prompt import execute_prompt
+    from microsam_fiji.command.execute import execute
+    from microsam_fiji.command.prompt import execute_prompt
     from microsam_fiji.models.cache import ModelCache
 
     image = LoadedImage(data=stardist_image[:192, 256:448].copy(), axes="YX", calibration=Calibration())
@@ -243,7 +243,7 @@ def test_propagate_through_a_z_stack_equals_micro_sams_segment_mask_in_volume(st
 
     # through the command: one object, one ROI per slice, all with the object's name and their slice's position
     from microsam_fiji.core.tiff_io import Calibration, LoadedImage
-    from microsam_fiji.macro.prompt import execute_prompt
+    from microsam_fiji.command.prompt import execute_prompt
     from microsam_fiji.models.cache import ModelCache
 
     loaded = LoadedImage(data=stack, axes="ZYX", calibration=Calibration())

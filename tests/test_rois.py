@@ -315,7 +315,7 @@ def test_a_later_calls_names_continue_the_roi_managers_numbering():
 def test_a_prompts_first_id_follows_names_a_later_apg_call_continued():
     from roifile import ImagejRoi
 
-    from microsam_fiji.macro.prompt_rois import next_id
+    from microsam_fiji.command.prompt_rois import next_id
 
     rois = []
     for name, ident in (("cell-0001", 1), ("cell-0002", 2), ("cell-0003", 1)):  # a second call's id 1 → cell-0003

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from microsam_fiji.core.errors import UserError
-from microsam_fiji.engines.segment import run
+from microsam_fiji.engines.segment import segment_with_scores
 from microsam_fiji import segment
 from microsam_fiji.core.params import default_params, resolve_params
 from microsam_fiji.engines.segment import DEFAULT_HALO, DEFAULT_TILE_SHAPE, tiling
@@ -114,7 +114,7 @@ def test_constant_image_gives_empty_labels_without_the_model(demo_model):
 
 
 def test_ais_mode_gives_instances(demo_model, small_image):
-    result = run(small_image, demo_model, mode="ais")
+    result = segment_with_scores(small_image, demo_model, mode="ais")
     assert result.mode == "ais" and result.labels.max() > 5
     assert result.params == default_params("ais")
 

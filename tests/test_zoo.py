@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from microsam_fiji.core.errors import UserError
-from microsam_fiji.engines.segment import run
+from microsam_fiji.engines.segment import segment_with_scores
 from microsam_fiji.models.load import load_model
 from microsam_fiji.cli import main
 from microsam_fiji.models.demo import DEMO_CHECKPOINT
@@ -64,8 +64,8 @@ def test_micro_sam_export_has_the_layout_we_read(micro_sam_export):
 def test_micro_sam_export_segments_like_its_source_checkpoint(micro_sam_model, demo_model, micro_sam_crop, mode):
     assert micro_sam_model.model_type == "vit_t"
     assert micro_sam_model.params == {} and micro_sam_model.default_mode == "apg"  # micro-sam's defaults
-    labels = run(micro_sam_crop, micro_sam_model, mode).labels
-    expected = run(micro_sam_crop, demo_model, mode).labels
+    labels = segment_with_scores(micro_sam_crop, micro_sam_model, mode).labels
+    expected = segment_with_scores(micro_sam_crop, demo_model, mode).labels
     assert labels.max() > 0
     np.testing.assert_array_equal(labels, expected)
 

@@ -16,7 +16,7 @@ import java.awt.GraphicsEnvironment;
  *
  * <p>It segments the current image in the warm Python {@link Worker} and adds one ROI per object to the ROI
  * Manager (kept unless {@code replace}): one {@link ApgCall}. The option string goes to the worker unparsed:
- * Python's {@code microsam_fiji.macro.options} is the one grammar, shared with the in-process command. Run from
+ * Python's {@code microsam_fiji.command.options} is the one grammar, shared with the in-process command. Run from
  * the menu without options it opens {@link ApgDialog}, whose values the Macro Recorder records with the same keys.
  * This class is the entry point only: picking the image and the options, and reporting errors ImageJ's way; its
  * static methods are what macros reach with {@code call("microsam_fiji.MicroSamAPG....")}.

@@ -18,7 +18,7 @@ import java.util.Map;
  * An image's pixels as one raw file for the worker, plus a description of them: planes in ImageJ's stack order
  * (channel fastest, then slice, then frame), little-endian; 8-bit as bytes, 16-bit as unsigned shorts, 32-bit as
  * floats, RGB (and 8-bit indexed colour, through its LUT) as three bytes R, G, B per pixel. The Python side
- * ({@code microsam_fiji.plugin.raw_image}) turns them into the same array as the in-process bridge's
+ * ({@code microsam_fiji.worker.raw_image}) turns them into the same array as the in-process bridge's
  * {@code from_imageplus}. A raw file rather than a TIFF: no encoding on either side (see the plugin bench).
  */
 final class Pixels {

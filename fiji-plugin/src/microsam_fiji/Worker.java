@@ -45,7 +45,7 @@ final class Worker {
 	}
 
 	/** What each EXECUTE runs in the worker: the request goes to the plugin's Python side, one entry point. */
-	private static final String SCRIPT = "from microsam_fiji.plugin.tasks import handle\nhandle(task, request)";
+	private static final String SCRIPT = "from microsam_fiji.worker.tasks import handle\nhandle(task, request)";
 	/**
 	 * A cancelled task is waited for as long as the worker answers: its heartbeat (an UPDATE without message,
 	 * every 2 s) says it is busy between progress points, and stopping it would lose the loaded model. Only a
@@ -88,7 +88,7 @@ final class Worker {
 		List<String> command = new ArrayList<String>();
 		command.add(config.python);
 		command.add("-m");
-		command.add("microsam_fiji.plugin.worker");
+		command.add("microsam_fiji.worker.worker");
 		if (!config.model.isEmpty()) {
 			command.add("--model");
 			command.add(config.model);

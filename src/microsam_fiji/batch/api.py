@@ -7,13 +7,25 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from microsam_fiji.core.errors import UserError
-from microsam_fiji.batch.plan import check_writable, claim_jobs, expand_images, plan_jobs
+from microsam_fiji.batch.plan import (
+    check_writable,
+    claim_jobs,
+    expand_images,
+    plan_jobs,
+)
 from microsam_fiji.batch.progress import Progress
 from microsam_fiji.batch.settings import Settings
 from microsam_fiji.batch.stamp import current_stamp, release
-from microsam_fiji.batch.summary import FAILED, SKIPPED, SUMMARY_NAME, Row, Summary, write_csv
+from microsam_fiji.batch.summary import (
+    FAILED,
+    SKIPPED,
+    SUMMARY_NAME,
+    Row,
+    Summary,
+    write_csv,
+)
 from microsam_fiji.batch.workers import check_scheduler, worker_limit
+from microsam_fiji.core.errors import UserError
 
 __all__ = ["SUMMARY_NAME", "run_batch", "segment_many"]
 

@@ -13,18 +13,17 @@ import threading
 import time
 import uuid
 import warnings
-from typing import cast
 from pathlib import Path
-from typing import Callable
+from typing import Callable, cast
 
 from distributed import WorkerPlugin
 
 from microsam_fiji.batch.job import segment_image
-from microsam_fiji.core.errors import UserError, one_line
-from microsam_fiji.core.machine import cpu_cores
 from microsam_fiji.batch.plan import Job
 from microsam_fiji.batch.settings import Settings
 from microsam_fiji.batch.summary import FAILED, Row
+from microsam_fiji.core.errors import UserError, one_line
+from microsam_fiji.core.machine import cpu_cores
 
 
 class ModelPlugin(WorkerPlugin):

@@ -8,11 +8,11 @@ import time
 
 import numpy as np
 
-from microsam_fiji.core.errors import UserError, one_line
 from microsam_fiji.batch.plan import Job
 from microsam_fiji.batch.settings import Settings
 from microsam_fiji.batch.stamp import claim, image_identity, write_stamp
 from microsam_fiji.batch.summary import DONE, FAILED, Row
+from microsam_fiji.core.errors import UserError, one_line
 
 
 def image_axes(file_axes: str, shape: tuple[int, ...], given: str | None, path: str) -> str | None:
@@ -38,8 +38,8 @@ def label_axes(image_axes: str | None, ndim: int) -> str | None:
 
 
 def segment_image(job: Job, model, settings: Settings, key: dict) -> Row:
-    from microsam_fiji.engines.segment import run
     from microsam_fiji.core.tiff_io import read_image, write_labels
+    from microsam_fiji.engines.segment import segment_with_scores
 
     start = time.perf_counter()
     row = Row(image=job.given, engine=settings.engine or "", model=str(model.source))
@@ -49,7 +49,7 @@ def segment_image(job: Job, model, settings: Settings, key: dict) -> Row:
         identity = image_identity(job.image) if os.path.isfile(job.image) else None
         loaded = read_image(job.image)
         axes = image_axes(loaded.axes, loaded.data.shape, settings.axes, job.given)
-        result = run(loaded.data, model, settings.mode, axes=axes, tile_shape=settings.tile_shape,
+        result = segment_with_scores(loaded.data, model, settings.mode, axes=axes, tile_shape=settings.tile_shape,
                      halo=settings.halo, tile_threshold=settings.tile_threshold, engine=settings.engine,
                      **settings.params)
         claim(job)  # the outputs are ours before the first is written (see stamp.py)

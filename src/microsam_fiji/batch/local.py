@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from microsam_fiji.core.params import resolve_params
 from microsam_fiji.batch.job import segment_image
 from microsam_fiji.batch.plan import Job
 from microsam_fiji.batch.settings import Settings
 from microsam_fiji.batch.summary import Row
+from microsam_fiji.core.params import resolve_params
 
 
 def run_local(todo: list[tuple[int, Job]], settings: Settings, key: dict, done: Callable[[int, Row], None],

@@ -8,6 +8,7 @@ import io
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
 from microsam_fiji.core.folder_lock import folder_lock
 from microsam_fiji.core.tiff_io import atomic_write
 

@@ -3,7 +3,7 @@
 ``fiji-scripts/segment_with_cli.ijm`` saves the current image, hands this program the macro's whole option
 string (``--options``) and reads back a folder: ``rois.zip`` (for the ROI Manager), ``labels.tif`` (with
 ``show``) and ``result.txt``, one ``key<TAB>value`` per line (``count``, ``replace``, ``show``, ``warning``
-lines, or one ``error`` line). The command itself is :func:`microsam_fiji.macro.execute.execute`, the same that
+lines, or one ``error`` line). The command itself is :func:`microsam_fiji.command.execute.execute`, the same that
 the plugin's worker and the in-process session run, so every transport speaks the whole dialect. The image's
 state comes as arguments, as the other transports hand it over: ``--selection`` (the selection saved as a .roi
 file: an area restricts the command to it) and ``--current-plane`` (the plane segmented without ``stack``)."""
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
 from microsam_fiji.models.backends import BACKENDS
 
 RESULT = "result.txt"
@@ -39,14 +40,14 @@ def register(sub) -> None:
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="how the image encoder and instance decoder run: onnx (ONNX Runtime, the default on a CPU) "
                         "or torch (the default on a GPU); also $MICROSAM_FIJI_BACKEND")
-    p.set_defaults(func=run_macro)
+    p.set_defaults(func=run_command_on_image)
 
 
-def run_macro(args: argparse.Namespace) -> int:
+def run_command_on_image(args: argparse.Namespace) -> int:
+    from microsam_fiji.command.execute import COMMAND, error_message, execute
+    from microsam_fiji.command.options import without_keys
     from microsam_fiji.core.tiff_io import atomic_write, read_image, write_labels
     from microsam_fiji.core.writable import check_writable
-    from microsam_fiji.macro.execute import COMMAND, error_message, execute
-    from microsam_fiji.macro.options import without_keys
     from microsam_fiji.models.cache import ModelCache
     from microsam_fiji.rois.roiset import read_roiset, write_rois
 

@@ -32,7 +32,7 @@ def run_install(args: argparse.Namespace) -> int:
 
     Returns:
         0 (errors are :class:`UserError`, exit 2)."""
-    from microsam_fiji.plugin.install import SUBMENU, install, uninstall
+    from microsam_fiji.installer.install import SUBMENU, install, uninstall
 
     if args.uninstall:
         done = uninstall(args.folder)

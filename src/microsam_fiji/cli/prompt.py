@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import csv
 from pathlib import Path
+
 from microsam_fiji.models.backends import BACKENDS
 
 
@@ -59,11 +60,11 @@ def read_points_csv(path: Path) -> dict:
 
 
 def run_prompt(args: argparse.Namespace) -> int:
+    from microsam_fiji.command.prompt_rois import prompts_from_rois
     from microsam_fiji.core.images import to_planes
     from microsam_fiji.core.tiff_io import read_image, write_labels
     from microsam_fiji.core.writable import check_writable
     from microsam_fiji.engines.prompted import objects_from_arrays, segment_from_prompts
-    from microsam_fiji.macro.prompt_rois import prompts_from_rois
     from microsam_fiji.models.load import load_model
     from microsam_fiji.rois.encode import labels_to_rois
     from microsam_fiji.rois.positions import stack_positions

@@ -12,9 +12,8 @@ in one grey level (a hot pixel, a -3.4e38 "no data" marker) is refused: the resu
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 

@@ -8,6 +8,7 @@ from microsam_fiji.core.embedding_cache import ImageState
 from microsam_fiji.core.micro_sam_compat import restore_generator_state
 from microsam_fiji.models.model import Model
 
+
 def generator(model: Model, mode: str, tiled: bool):
     from micro_sam.instance_segmentation import get_instance_segmentation_generator
 

@@ -205,7 +205,7 @@ def segment_from_prompts(image, model: Model | str | os.PathLike | None = None, 
         model: a :class:`Model` or a source for :func:`microsam_fiji.load_model`.
         points, point_labels, objects, boxes, masks: see :func:`objects_from_arrays` (a 2D image).
         prompts: :class:`PromptObject` objects instead (any plane of a stack).
-        axes, tile_shape, halo, tile_threshold: as for :func:`microsam_fiji.run`; the same tiling as APG's
+        axes, tile_shape, halo, tile_threshold: as for :func:`microsam_fiji.segment_with_scores`; the same tiling as APG's
             reuses APG's embeddings.
         propagate_objects: extend each object from its plane through a z (or t) stack (:func:`propagate`).
 

@@ -14,12 +14,13 @@ import numpy as np
 
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.core.images import is_constant, to_planes
+from microsam_fiji.core.params import check_mode, check_tiling, resolve_params
+from microsam_fiji.core.progress import report
 from microsam_fiji.engines.registry import ENGINE_IMPLS, check_engine
 from microsam_fiji.engines.state import image_state
 from microsam_fiji.models.load import load_model
 from microsam_fiji.models.model import Model
-from microsam_fiji.core.params import check_mode, check_tiling, resolve_params
-from microsam_fiji.core.progress import report
+
 
 class TilingWarning(UserWarning):
     """A parameter that micro-sam's tiled generators do not use was given for a tiled image."""
@@ -62,10 +63,13 @@ def segment_plane(model: Model, plane: np.ndarray, mode: str, params: dict, tile
         return ENGINE_IMPLS[check_engine(engine)](model, mode, state, params)
 
 
-def run(image, model: Model | str | os.PathLike | None = None, mode: str | None = None, *, axes: str | None = None,
-        tile_shape=None, halo=None, tile_threshold: int | None = DEFAULT_TILE_THRESHOLD, engine: str | None = None,
-        progress: Callable[[int, int], None] | None = None, backend: str | None = None, **params) -> Segmentation:
-    """Segment ``image`` and return labels plus per-object scores.
+def segment_with_scores(image, model: Model | str | os.PathLike | None = None, mode: str | None = None, *,
+                        axes: str | None = None, tile_shape=None, halo=None,
+                        tile_threshold: int | None = DEFAULT_TILE_THRESHOLD, engine: str | None = None,
+                        progress: Callable[[int, int], None] | None = None, backend: str | None = None,
+                        **params) -> Segmentation:
+    """Segment ``image`` and return a :class:`Segmentation`: labels plus per-object scores, mode and parameters
+    (:func:`segment` returns the labels alone).
 
     Args:
         image: as for :func:`segment`.
@@ -123,9 +127,13 @@ def segment(image, model: Model | str | os.PathLike | None = None, mode: str | N
         image: the image (NumPy array, or anything array-like).
         model: a :class:`Model` or a source for :func:`microsam_fiji.load_model`.
         mode: ``"apg"`` (default) or ``"ais"``.
-        **kwargs: as for :func:`run`.
+        **kwargs: as for :func:`segment_with_scores`.
 
     Returns:
         The uint32 label image.
     """
-    return run(image, model, mode, **kwargs).labels
+    return segment_with_scores(image, model, mode, **kwargs).labels
+
+
+run = segment_with_scores
+"""The earlier name of :func:`segment_with_scores` (before 0.2), kept so that existing scripts run."""

@@ -13,6 +13,7 @@ from microsam_fiji.core.progress import in_parts, report
 from microsam_fiji.engines.micro_sam import generator
 from microsam_fiji.models.model import Model
 
+
 def compute_state(model: Model, plane: np.ndarray, tile_shape=None, halo=None) -> ImageState:
     """Image encoder + instance decoder for one plane (what micro-sam's ``initialize`` does).
 

@@ -90,11 +90,11 @@ def to_roi_manager(labels, rm=None, replace: bool = False, scores: dict | None =
 def segment_imageplus_labels(imp, model=None, mode: str | None = None, **kwargs):
     """Segment an ``ij.ImagePlus`` with this process's models; returns (Segmentation, stack axes of the labels,
     the image as read)."""
-    from microsam_fiji.engines.segment import run
+    from microsam_fiji.engines.segment import segment_with_scores
     from microsam_fiji.imagej.imageplus import from_imageplus
 
     loaded = from_imageplus(imp)
-    result = run(loaded.data, shared_cache().model(model), mode, axes=loaded.axes, **kwargs)
+    result = segment_with_scores(loaded.data, shared_cache().model(model), mode, axes=loaded.axes, **kwargs)
     stack_axes = "".join(a for a in loaded.axes if a in "ZT")
     return result, stack_axes, loaded
 

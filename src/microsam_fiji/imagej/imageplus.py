@@ -14,7 +14,7 @@ import numpy as np
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.core.tiff_io import Calibration, LoadedImage
 from microsam_fiji.imagej.jvm import jclass as _jclass
-from microsam_fiji.plugin.raw_image import assemble
+from microsam_fiji.worker.raw_image import assemble
 
 
 def _plane_to_numpy(pixels, height: int, width: int) -> np.ndarray:

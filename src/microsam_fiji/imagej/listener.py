@@ -4,8 +4,8 @@
 
 It segments the current image (2D, RGB, or the current plane of a z/t stack: the whole stack, slice by slice,
 with ``stack``), inside its area selection if it has one, and adds one ROI per object to the ROI Manager. What
-the command does is :func:`microsam_fiji.macro.execute.execute`, shared with the ImageJ plugin's worker
-(:mod:`microsam_fiji.plugin`), which serves the same command in a Fiji started the usual way.
+the command does is :func:`microsam_fiji.command.execute.execute`, shared with the ImageJ plugin's worker
+(:mod:`microsam_fiji.worker`), which serves the same command in a Fiji started the usual way.
 
 Why a ``CommandListener``: ImageJ 1.x sends every ``run()`` (macros, menus, ``IJ.run``) through ``ij.Executer``,
 which offers the command to its static listeners before looking it up in the menus; a listener returning null
@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import logging
 
+from microsam_fiji.command.execute import COMMAND, check_options, error_message, execute
+from microsam_fiji.command.prompt import COMMAND as PROMPT_COMMAND
 from microsam_fiji.core.errors import UserError
-from microsam_fiji.macro.execute import COMMAND, check_options, error_message, execute
-from microsam_fiji.macro.prompt import COMMAND as PROMPT_COMMAND
 from microsam_fiji.models.cache import ModelCache
 
 _LOG = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ _registered: dict[str, object] = {}
 
 
 def run_command(options: str | None, models: ModelCache) -> int:
-    """Do what ``run("micro-sam APG", options)`` asks, on the current image (:func:`~microsam_fiji.macro.execute.
+    """Do what ``run("micro-sam APG", options)`` asks, on the current image (:func:`~microsam_fiji.command.execute.
     execute`), then put the ROIs into the ROI Manager; returns the number of ROIs."""
     from jpype import JClass
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.imagej.jvm import jclass as _jclass
 
+
 class Unattended:
     """While active, no window can wait for a person: every dialog that opens (ImageJ's "Macro Error", the
     message box of a macro's ``exit("...")``, ``IJ.error``, a ``Dialog.create`` or file chooser asking for input)

@@ -1,9 +1,9 @@
 """``micro-sam Prompt`` served in process: the current selection or the ROI Manager's ROIs as prompts on the
-current image (:func:`microsam_fiji.macro.prompt.execute_prompt`), the new objects into the ROI Manager."""
+current image (:func:`microsam_fiji.command.prompt.execute_prompt`), the new objects into the ROI Manager."""
 from __future__ import annotations
 
+from microsam_fiji.command.prompt import COMMAND, execute_prompt
 from microsam_fiji.core.errors import UserError
-from microsam_fiji.macro.prompt import COMMAND, execute_prompt
 from microsam_fiji.models.cache import ModelCache
 
 
@@ -18,10 +18,10 @@ def run_prompt_command(options: str | None, models: ModelCache) -> int:
     """Do what ``run("micro-sam Prompt", options)`` asks on the current image; returns the number of new ROIs."""
     from jpype import JClass
 
+    from microsam_fiji.command.prompt import check_prompt_options
     from microsam_fiji.core.tiff_io import labels_for_imagej
     from microsam_fiji.imagej.api import add_to_roi_manager, target_roi_manager
     from microsam_fiji.imagej.imageplus import from_imageplus, to_imageplus
-    from microsam_fiji.macro.prompt import check_prompt_options
 
     opts = check_prompt_options(options)
     imp = JClass("ij.WindowManager").getCurrentImage()

@@ -60,7 +60,9 @@ def start(ij: str | os.PathLike | None = None, fiji: str | os.PathLike | None = 
     or a pyimagej endpoint, started with ``imagej.init(fiji, mode=mode)``. ``headless=None`` uses the display
     when ``$DISPLAY`` is set; macro ``run()`` and the ROI Manager need one. ``gui`` opens ImageJ's main window
     (plain ImageJ; for Fiji call ``session.ij.ui().showUI()``)."""
-    from microsam_fiji.imagej.listener import register  # the listener needs the JVM: imported once it runs
+    from microsam_fiji.imagej.listener import (
+        register,  # the listener needs the JVM: imported once it runs
+    )
 
     global _session
     gateway = None

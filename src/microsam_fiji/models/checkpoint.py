@@ -9,6 +9,7 @@ from pathlib import Path
 from microsam_fiji.core.errors import UserError, one_line
 from microsam_fiji.models.model import Model, resolve_device
 
+
 def infer_model_type(model_state: dict) -> str:
     """vit_t / vit_b / vit_l / vit_h from the image encoder's weight shapes (as micro-sam itself decides)."""
     from microsam_fiji.core.micro_sam_compat import validate_model_type

@@ -9,6 +9,7 @@ from microsam_fiji.models.model import Model, resolve_device
 from microsam_fiji.models.network import is_network_error, no_network
 from microsam_fiji.models.zoo_id import zoo_id_of_url
 
+
 def registry_names() -> list[str]:
     from micro_sam.util import get_model_names
 

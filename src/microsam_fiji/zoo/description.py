@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from microsam_fiji.models.package_config import MicroSamConfig
-from microsam_fiji.zoo.hashes import hashed_file
 from microsam_fiji.zoo.tensors import input_tensor, output_tensor
-from microsam_fiji.zoo.weights import state_dict_weights
+from microsam_fiji.zoo.weights import hashed_file, state_dict_weights
 
 DEFAULT_TAGS = ("micro-sam", "segment-anything", "instance-segmentation", "automatic-prompt-generation",
                 "microscopy", "2d", "pytorch")

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from microsam_fiji.models.package_config import (DECODER_PREFIX, ENCODER_PREFIX, INPUT_ID, OUTPUT_ID,
-                                                 SAM_ATTACHMENT, WEIGHTS_FILE)
-from microsam_fiji.zoo.card import APG_PAPER_URL, MICRO_SAM_DOC, MICRO_SAM_DOI, MOBILE_SAM_URL, SAM_DOI
+from microsam_fiji.models.package_config import (
+    DECODER_PREFIX,
+    ENCODER_PREFIX,
+    INPUT_ID,
+    OUTPUT_ID,
+    SAM_ATTACHMENT,
+    WEIGHTS_FILE,
+)
+from microsam_fiji.zoo.card import (
+    APG_PAPER_URL,
+    MICRO_SAM_DOC,
+    MICRO_SAM_DOI,
+    MOBILE_SAM_URL,
+    SAM_DOI,
+)
 from microsam_fiji.zoo.postprocessing import MACRO_FILE
 from microsam_fiji.zoo.reproduction import TOLERANCE
 from microsam_fiji.zoo.tensors import MIN_SIZE

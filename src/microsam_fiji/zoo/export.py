@@ -22,17 +22,37 @@ import numpy as np
 
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.zoo import card, metadata
-from microsam_fiji.zoo.cover import write_cover
-from microsam_fiji.zoo.description import default_description, describe, micro_sam_config, package_tags
+from microsam_fiji.zoo.card import write_cover
+from microsam_fiji.zoo.description import (
+    default_description,
+    describe,
+    micro_sam_config,
+    package_tags,
+)
 from microsam_fiji.zoo.documentation import documentation as documentation_text
-from microsam_fiji.zoo.publisher import read_publisher_files, standalone_warnings
 from microsam_fiji.zoo.postprocessing import write_macro
-from microsam_fiji.zoo.evaluation import read_test_labels, scores
-from microsam_fiji.zoo.reproduction import check_formats, micro_sam_maps
-from microsam_fiji.zoo.source import read_source, uses_conv_transpose
-from microsam_fiji.zoo.test_data import TEST_IMAGE_URL, as_tensor, is_built_in, read_test_image, write_test_files
-from microsam_fiji.zoo.weights import (WEIGHT_FORMATS, convert_formats, package_weights, quiet_converter_logs,
-                                       write_weight_files)
+from microsam_fiji.zoo.reproduction import (
+    check_formats,
+    micro_sam_maps,
+    read_test_labels,
+    scores,
+)
+from microsam_fiji.zoo.test_data import (
+    TEST_IMAGE_URL,
+    as_tensor,
+    is_built_in,
+    read_test_image,
+    write_test_files,
+)
+from microsam_fiji.zoo.weights import (
+    WEIGHT_FORMATS,
+    convert_formats,
+    package_weights,
+    quiet_converter_logs,
+    read_publisher_files,
+    standalone_warnings,
+    write_weight_files,
+)
 
 
 @dataclass
@@ -72,7 +92,7 @@ def export_package(checkpoint: str | os.PathLike, out: str | os.PathLike, *, nam
         test_image: A path or a 2D / RGB array (default: a built-in nuclei crop); the package's test tensors,
             cover and documented validation come from it, and it fixes the declared channels (gray or RGB).
         apg_params: Overrides of micro-sam's APG defaults, stored as the package's defaults (names as for
-            :func:`microsam_fiji.run`).
+            :func:`microsam_fiji.segment_with_scores`).
         ais_params: Overrides of micro-sam's AIS defaults, as ``apg_params``.
         mode: The package's default mode, ``apg`` or ``ais``.
         authors: ``"NAME; github_user=USER; affiliation=...; orcid=...; email=..."`` each (default: the user's
@@ -153,9 +173,9 @@ def _export(checkpoint, out, *, name, model_type, test_image, apg_params, ais_pa
 
     from microsam_fiji.core.params import check_mode, resolve_params
     from microsam_fiji.core.writable import check_writable
+    from microsam_fiji.engines.segment import segment_with_scores
     from microsam_fiji.models.backends import apply_backend
     from microsam_fiji.models.checkpoint import load_checkpoint
-    from microsam_fiji.engines.segment import run
 
     say: Callable[[str], None] = progress or (lambda msg: None)
     out = Path(out)
@@ -186,7 +206,7 @@ def _export(checkpoint, out, *, name, model_type, test_image, apg_params, ais_pa
     started = time.perf_counter()
     expected = micro_sam_maps(model, plane)[None]
     seconds = time.perf_counter() - started
-    labels = run(plane, model, mode, tile_threshold=None, **(apg if mode == "apg" else ais)).labels
+    labels = segment_with_scores(plane, model, mode, tile_threshold=None, **(apg if mode == "apg" else ais)).labels
     n_objects = int(len(np.unique(labels[labels > 0])))
     measured = scores(labels, truth) if truth is not None else None
     conv_transpose = uses_conv_transpose(state["decoder_state"])
@@ -239,3 +259,42 @@ def _write_zip(descr, out: Path) -> None:
     from microsam_fiji.core.tiff_io import atomic_write
 
     atomic_write(out, lambda tmp_zip: save_bioimageio_package(descr, output_path=Path(tmp_zip)))
+
+
+# --- source ----------------------------------------------------------------------------------------------------------
+# The export's source: a micro-sam finetuning checkpoint with an instance decoder, read and checked.
+
+def read_source(checkpoint: Path, model_type: str | None) -> tuple[dict, dict, str]:
+    """Read the checkpoint to export and settle its model type.
+
+    Args:
+        checkpoint: A micro-sam finetuning checkpoint (.pt) with a ``decoder_state``.
+        model_type: The SAM encoder type the user named, or None to infer it from the weights.
+
+    Returns:
+        (the whole checkpoint state, its SAM ``model_state``, the model type: ``model_type`` or the inferred one).
+
+    Raises:
+        UserError: the file is missing, has no instance decoder, or its weights are not ``model_type``'s.
+    """
+    from microsam_fiji.models.checkpoint import infer_model_type, read_checkpoint
+
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise UserError(f"checkpoint '{checkpoint}' not found: pass a micro-sam finetuning checkpoint (.pt)")
+    state, model_state = read_checkpoint(checkpoint)
+    if "decoder_state" not in state:
+        raise UserError(f"checkpoint '{checkpoint.name}' has no instance decoder ('decoder_state'): APG needs a "
+                        "model trained with one (micro-sam finetuning with the UNETR decoder)")
+    inferred = infer_model_type(model_state)
+    # a suffix (vit_b_lm) names a registry model, not another architecture: compare the encoder type alone
+    if model_type is not None and model_type[:5] != inferred:
+        raise UserError(f"--model-type {model_type} does not match the checkpoint, whose weights are {inferred}: "
+                        f"use --model-type {inferred} or leave it out")
+    return state, model_state, model_type or inferred
+
+
+def uses_conv_transpose(decoder_state: Mapping) -> bool:
+    """Whether the UNETR decoder of ``decoder_state`` upsamples with transposed convolutions (an argument of the
+    packaged architecture), decided as ``micro_sam.instance_segmentation.get_unetr`` decides it."""
+    return any(".block." in k for k in decoder_state if k.startswith("decoder.samplers"))

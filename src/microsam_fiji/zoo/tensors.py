@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Mapping
 
 from microsam_fiji.models.package_config import INPUT_ID, MAP_NAMES, OUTPUT_ID
-from microsam_fiji.zoo.hashes import hashed_file
+from microsam_fiji.zoo.weights import hashed_file
 
 MIN_SIZE = 32  # smallest image side the package declares (and export accepts as test image)
 # micro_sam.util._to_image: (x - min) / (max - min + 1e-7) * 255, per channel

@@ -60,8 +60,12 @@ def _short(text: str, width: int = 160) -> str:
 
 
 def _micro_sam_check(path: Path) -> Check:
-    from microsam_fiji.models.package import (is_micro_sam_export, micro_sam_export_checkpoint, read_description,
-                                              read_package)
+    from microsam_fiji.models.package import (
+        is_micro_sam_export,
+        micro_sam_export_checkpoint,
+        read_description,
+        read_package,
+    )
 
     try:
         descr = read_description(path)
@@ -331,7 +335,7 @@ def _cover_check(descr) -> Check:
 
     from PIL import Image
 
-    from microsam_fiji.zoo.cover import COVER_MAX_BYTES
+    from microsam_fiji.zoo.card import COVER_MAX_BYTES
 
     if not descr.covers:
         return Check("covers: none (the Model Zoo shows a cover image for each model)", True, warning=True)
@@ -428,7 +432,7 @@ def _input_declaration_check(descr) -> Check:
 
 
 def _standalone_check(descr) -> Check:
-    from microsam_fiji.zoo.publisher import STANDALONE_FORMATS, standalone_warnings
+    from microsam_fiji.zoo.weights import STANDALONE_FORMATS, standalone_warnings
 
     formats = [wf for wf in STANDALONE_FORMATS if getattr(descr.weights, wf, None) is not None]
     found = standalone_warnings(["pytorch_state_dict", *formats] if descr.weights.pytorch_state_dict else formats)

@@ -70,7 +70,11 @@ def apply_backend(model: Any, backend: str, explicit: bool = True) -> None:
     Raises:
         UserError: for weights that do not fit (a bad ``decoder_state``), or a chosen ``onnx`` that cannot run."""
     from microsam_fiji.models.backends.onnx_export import GraphCacheError
-    from microsam_fiji.models.backends.progress_hooks import add_progress_hooks, decoder_units, encoder_units
+    from microsam_fiji.models.backends.progress_hooks import (
+        add_progress_hooks,
+        decoder_units,
+        encoder_units,
+    )
 
     encoder = model.predictor.model.image_encoder
     if backend == "onnx":

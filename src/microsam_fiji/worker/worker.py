@@ -1,4 +1,4 @@
-"""``python -m microsam_fiji.plugin.worker [--model M] [--device D]``: the ImageJ plugin's warm Python worker.
+"""``python -m microsam_fiji.worker.worker [--model M] [--device D]``: the ImageJ plugin's warm Python worker.
 
 It is Appose's own Python worker (``appose.python_worker``: JSON lines on stdin/stdout, one thread per task,
 ``task.update`` / ``task.cancel_requested`` / ``task.fail``), started with two additions:
@@ -65,7 +65,7 @@ def is_response(line: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m microsam_fiji.plugin.worker", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m microsam_fiji.worker.worker", description=__doc__)
     parser.add_argument("--model", default=None, help="default model (a macro's model=[...] overrides it)")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     args = parser.parse_args(argv)
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import numpy  # noqa: F401 - Appose's advice: import numpy on the main thread before tasks run
 
-    from microsam_fiji.plugin import tasks
+    from microsam_fiji.worker import tasks
 
     tasks.configure(default_model=args.model, device=args.device)
     import appose.python_worker as appose_worker

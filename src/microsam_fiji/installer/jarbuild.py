@@ -3,7 +3,7 @@
 
 ``javac --release 8`` against ImageJ 1.x's ``ij.jar`` only: one jar runs in Fiji (Java 8 or 21) and in plain
 ImageJ. The manifest records a digest of the sources and the version (:func:`source_digest`), which
-:mod:`microsam_fiji.plugin.jar` compares to rebuild a stale jar. Entries are sorted and carry a fixed timestamp,
+:mod:`microsam_fiji.installer.jar` compares to rebuild a stale jar. Entries are sorted and carry a fixed timestamp,
 so the same sources and compiler give the same jar."""
 from __future__ import annotations
 

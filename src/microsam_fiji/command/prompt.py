@@ -14,13 +14,13 @@ from typing import Callable
 import numpy as np
 from roifile import ImagejRoi
 
+from microsam_fiji.command.execute import CommandResult
+from microsam_fiji.command.options import MacroOptions, check_outputs, parse_options
+from microsam_fiji.command.prompt_rois import is_our_object, next_id, prompts_from_rois
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.core.progress import report
 from microsam_fiji.core.tiff_io import LoadedImage, write_labels
 from microsam_fiji.engines.prompted import segment_from_prompts
-from microsam_fiji.macro.execute import CommandResult
-from microsam_fiji.macro.options import MacroOptions, check_outputs, parse_options
-from microsam_fiji.macro.prompt_rois import is_our_object, next_id, prompts_from_rois
 from microsam_fiji.models.cache import ModelCache
 from microsam_fiji.rois.encode import labels_to_rois
 from microsam_fiji.rois.positions import stack_positions
@@ -73,7 +73,7 @@ def execute_prompt(options: str | MacroOptions | None, image: LoadedImage | Call
         hyperstack: whether the image is an ImageJ hyperstack (ROI positions (c, z, t)).
 
     Returns:
-        The :class:`~microsam_fiji.macro.execute.CommandResult` (``rois=`` / ``labels=`` written).
+        The :class:`~microsam_fiji.command.execute.CommandResult` (``rois=`` / ``labels=`` written).
 
     Raises:
         UserError: one line naming the fix; nothing was written."""

@@ -144,7 +144,7 @@ def launcher(script: str) -> bytes:
 
 def _shipped() -> dict[str, bytes]:
     """The macros this version installs (``macros/`` and the launchers), by path relative to the folder."""
-    from microsam_fiji.plugin.jar import fiji_scripts
+    from microsam_fiji.installer.jar import fiji_scripts
 
     files: dict[str, bytes] = {}
     for script in fiji_scripts():
@@ -166,7 +166,7 @@ def _recorded(config: dict[str, str]) -> tuple[list[str], dict[str, str]]:
 
 def _ours_alone(rel: str) -> bool:
     """The jar and the .new files: never the user's, always replaced and removed."""
-    from microsam_fiji.plugin.jar import JAR_NAME
+    from microsam_fiji.installer.jar import JAR_NAME
 
     return rel == f"plugins/{JAR_NAME}" or rel.endswith(NEW_SUFFIX)
 
@@ -208,9 +208,9 @@ def install(folder: str | Path, model: str | None = None, device: str | None = N
     Raises:
         UserError: not such a folder, not writable, a bad model, or a file of the user's in the way."""
     from microsam_fiji.core.tiff_io import atomic_write
-    from microsam_fiji.core.writable import check_writable
     from microsam_fiji.core.version import package_version
-    from microsam_fiji.plugin.jar import JAR_NAME, ensure_jar
+    from microsam_fiji.core.writable import check_writable
+    from microsam_fiji.installer.jar import JAR_NAME, ensure_jar
 
     folder = Path(folder).expanduser().resolve()
     plugins = _plugins_folder(folder)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.core.version import package_version
-from microsam_fiji.plugin import jarbuild
+from microsam_fiji.installer import jarbuild
 
 JAR_NAME = "micro_sam_fiji.jar"  # ImageJ 1.x installs only jars whose name has an underscore
 BUILT = Path(__file__).with_name("_built")  # package data: the jar and the fiji-scripts of a build

@@ -1,13 +1,13 @@
 """What the ImageJ plugin asks of its worker. Each request runs as one Appose task: the plugin sends the script
-``from microsam_fiji.plugin.tasks import handle; handle(task, request)`` with the request as input.
+``from microsam_fiji.worker.tasks import handle; handle(task, request)`` with the request as input.
 
 Requests (``request["action"]``):
 
 * ``hello``: version handshake (``plugin_version``: the jar's); outputs the worker's version, pid and the dialog's
   default parameters. A jar of another version is refused with the command that reinstalls it.
-* ``segment``: ``options`` (the macro's option string, parsed by :mod:`microsam_fiji.macro.options`, the one
-  grammar, run by :func:`microsam_fiji.macro.execute.execute`), ``image`` (the plugin's raw pixels,
-  :mod:`microsam_fiji.plugin.raw_image`), ``scratch`` (a folder the
+* ``segment``: ``options`` (the macro's option string, parsed by :mod:`microsam_fiji.command.options`, the one
+  grammar, run by :func:`microsam_fiji.command.execute.execute`), ``image`` (the plugin's raw pixels,
+  :mod:`microsam_fiji.worker.raw_image`), ``scratch`` (a folder the
   plugin removes afterwards), ``preview`` (no outputs written), ``selection`` (a .roi file of the image's area
   selection, or "": the command segments inside it), ``current_plane`` (0-based stack index: the plane segmented
   without ``stack``). Outputs: ``rois`` (a RoiSet.zip in scratch for
@@ -80,7 +80,7 @@ def handle(task, request: dict) -> None:
         command = "micro-sam Prompt" if action == "prompt" else "micro-sam APG"
         _LOG.exception("%s: %s failed", command, action)
         print(f"{command}: {action} failed", file=sys.stderr)
-        from microsam_fiji.macro.execute import error_message
+        from microsam_fiji.command.execute import error_message
 
         task.fail(error_message(err, log="the worker log"))
     finally:
@@ -143,11 +143,11 @@ def _reply(result, scratch: Path, show: bool) -> dict:
 
 
 def segment(request: dict) -> dict:
-    """The command on the plugin's image (:func:`~microsam_fiji.macro.execute.execute`); the ROIs go back as a
+    """The command on the plugin's image (:func:`~microsam_fiji.command.execute.execute`); the ROIs go back as a
     RoiSet.zip in the plugin's scratch folder, for ImageJ's RoiDecoder."""
-    from microsam_fiji.macro.execute import execute
-    from microsam_fiji.plugin.raw_image import read_raw_image
+    from microsam_fiji.command.execute import execute
     from microsam_fiji.rois.roiset import read_roiset
+    from microsam_fiji.worker.raw_image import read_raw_image
 
     scratch = _scratch(request)
     meta = dict(request.get("image") or {})
@@ -161,13 +161,13 @@ def segment(request: dict) -> dict:
 
 
 def prompt(request: dict) -> dict:
-    """``micro-sam Prompt`` on the plugin's image (:func:`~microsam_fiji.macro.prompt.execute_prompt`):
+    """``micro-sam Prompt`` on the plugin's image (:func:`~microsam_fiji.command.prompt.execute_prompt`):
     ``selection`` (a .roi file of the current selection, or a RoiSet.zip of several ROIs — the prompt tool's
     rectangle with its points —, or ""), ``manager`` (a RoiSet.zip of the ROI Manager, or ""), ``current_plane``
     (0-based); outputs as for ``segment``."""
-    from microsam_fiji.macro.prompt import execute_prompt
-    from microsam_fiji.plugin.raw_image import read_raw_image
+    from microsam_fiji.command.prompt import execute_prompt
     from microsam_fiji.rois.roiset import read_roiset
+    from microsam_fiji.worker.raw_image import read_raw_image
 
     scratch = _scratch(request)
     meta = dict(request.get("image") or {})

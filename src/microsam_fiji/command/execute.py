@@ -5,7 +5,7 @@ string unparsed and the image they read:
 
 * in process (:mod:`microsam_fiji.imagej.listener`): ImageJ runs inside Python (JPype); the image comes from
   the current ``ImagePlus``, the ROIs go into the ROI Manager through ImageJ's ``RoiDecoder``;
-* the plugin's worker (:mod:`microsam_fiji.plugin.tasks`): the image comes as the plugin's raw pixels, the
+* the plugin's worker (:mod:`microsam_fiji.worker.tasks`): the image comes as the plugin's raw pixels, the
   ROIs go back as a RoiSet.zip that the plugin decodes with the same ``RoiDecoder``;
 
 and ``fiji-scripts/segment_with_cli.ijm`` hands the same string to ``microsam-fiji macro``, which calls it too.
@@ -34,12 +34,17 @@ from typing import Callable
 import numpy as np
 from roifile import ROI_TYPE, ImagejRoi
 
+from microsam_fiji.command.options import (
+    MacroOptions,
+    check_outputs,
+    for_mode,
+    parse_options,
+)
 from microsam_fiji.core.errors import UserError, one_line
 from microsam_fiji.core.params import check_mode, resolve_params
 from microsam_fiji.core.progress import report
 from microsam_fiji.core.tiff_io import Calibration, LoadedImage, write_labels
-from microsam_fiji.engines.segment import run
-from microsam_fiji.macro.options import MacroOptions, check_outputs, for_mode, parse_options
+from microsam_fiji.engines.segment import segment_with_scores
 from microsam_fiji.models.cache import ModelCache
 from microsam_fiji.models.model import Model
 from microsam_fiji.rois.encode import labels_to_rois
@@ -130,7 +135,7 @@ def execute(options: str | MacroOptions | None, image: LoadedImage | Callable[[]
     encoded_before = model.cache.misses
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        result = run(data, model, mode, axes=axes, tile_shape=opts.tile_shape, halo=opts.halo,
+        result = segment_with_scores(data, model, mode, axes=axes, tile_shape=opts.tile_shape, halo=opts.halo,
                      engine=opts.engine, **for_mode(mode, opts.params))
     models.last_apg = (opts.model, opts.tile_shape, opts.halo)
     labels, scores = result.labels, result.scores
