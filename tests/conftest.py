@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -52,24 +51,10 @@ def demo_model():
     return load_model("demo", device="cpu")
 
 
-def build_random_checkpoint(path: Path, model_type: str = "vit_t") -> Path:
-    """A micro-sam finetuning checkpoint ({"model_state", "decoder_state"}) of a random SAM ``model_type`` + UNETR
-    decoder, from micro-sam's own builders."""
-    import torch
-    from micro_sam.instance_segmentation import get_unetr
-    from micro_sam.util import sam_model_registry
-
-    torch.manual_seed(0)
-    sam = sam_model_registry[model_type]()
-    unetr = get_unetr(sam.image_encoder, None, device="cpu")
-    decoder_state = {k: v for k, v in unetr.state_dict().items() if not k.startswith("encoder")}
-    torch.save({"model_state": {f"sam.{k}": v for k, v in sam.state_dict().items()},
-                "decoder_state": decoder_state}, path)
-    return path
-
-
 @pytest.fixture(scope="session")
 def random_checkpoint(tmp_path_factory) -> Path:
+    from helpers.models import build_random_checkpoint
+
     return build_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "random_vit_t.pt")
 
 
@@ -99,46 +84,72 @@ def package_zip(demo_export) -> Path:
     return demo_export[0]
 
 
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """A fresh ImageJ folder with the plugin installed by ``microsam-fiji install-fiji`` (one per test module)."""
+    from helpers.imagej import fresh_imagej_folder, run_cli
+
+    require_imagej(display=True)
+    folder = fresh_imagej_folder(tmp_path_factory.mktemp("fiji"))
+    run_cli("install-fiji", folder)
+    return folder
+
+
+# --- ImageJ inside this process (the in-process command) -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bridge():
+    """ImageJ in this process with the micro-sam commands (the in-process session), a display required."""
+    from helpers.bridge import imagej_with_display, start_session
+
+    imagej_with_display()
+    return start_session()
+
+
+@pytest.fixture(scope="module")
+def model(bridge):
+    return bridge.models.model()  # the session's default: the demo model, loaded by the session itself
+
+
+@pytest.fixture(scope="module")
+def nuclei(stardist_image):
+    from helpers.bridge import nuclei_crop
+
+    return nuclei_crop(stardist_image)
+
+
+@pytest.fixture(scope="module")
+def image_a(nuclei, tmp_path_factory):
+    from helpers.bridge import write_tiff
+
+    return write_tiff(tmp_path_factory.mktemp("macro") / "nuclei a.tif", nuclei)
+
+
+@pytest.fixture(scope="module")
+def reference(nuclei, model):
+    from microsam_fiji.engines.segment import segment_with_scores
+
+    return segment_with_scores(nuclei, model)
+
+
+@pytest.fixture
+def rm(bridge):
+    from helpers.bridge import clean_roi_manager
+
+    return clean_roi_manager()
+
+
+
 # --- ImageJ tests and the machine ------------------------------------------------------------------------------
 
-IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+from helpers.imagej import IN_CI, imagej_missing, require_imagej  # noqa: E402 (after the environment set above)
+
+
 # fixtures that start ImageJ in this process: the bridge session needs a display (menus, macros, ROI Manager),
 # the ImagePlus / ROI decoding tests run headless too
 IMAGEJ_FIXTURES = {"bridge": True, "ij": False}
 # skip reasons that mean "this machine lacks something", never acceptable in CI
 ENVIRONMENT_SKIP = re.compile(r"\bdisplay\b|xvfb|\bjava\b|ij\.jar", re.IGNORECASE)
-
-
-def imagej_missing(display: bool) -> str | None:
-    """What this machine lacks for the ImageJ tests, with the fix, or None."""
-    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
-        return "Java (no `java` on PATH): install a JRE (Debian: apt-get install default-jre) or set JAVA_HOME"
-    from microsam_fiji.imagej.jvm import find_ij_jar
-    from microsam_fiji.core.errors import UserError
-
-    try:
-        find_ij_jar()
-    except UserError as err:
-        return f"ImageJ ({err})"
-    if display:
-        if not os.environ.get("DISPLAY"):
-            return "a display ($DISPLAY is unset): run the tests under xvfb-run -a"
-        import scyjava
-
-        if scyjava.jvm_started() and scyjava.jimport("java.awt.GraphicsEnvironment").isHeadless():
-            return "a display (this process started Java headless): run the tests under xvfb-run -a"
-    return None
-
-
-def require_imagej(display: bool) -> None:
-    """Fail (CI) or skip (elsewhere) the current test when :func:`imagej_missing` names something."""
-    missing = imagej_missing(display)
-    if missing is None:
-        return
-    if IN_CI:
-        pytest.fail(f"CI=true, and the ImageJ tests need {missing}", pytrace=False)
-    pytest.skip(f"needs {missing}")
-
 
 def pytest_report_header(config):
     found = imagej_missing(display=True)

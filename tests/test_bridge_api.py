@@ -9,10 +9,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import require_imagej
+from helpers.imagej import require_imagej
 
-from bridge_helpers import (bridge, model, nuclei, nuclei_crop, reference, rm,  # noqa: F401
-                            rois_as_labels, write_tiff)
+from helpers.bridge import nuclei_crop, rois_as_labels, write_tiff
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from bridge_helpers import bridge, macro, open_image, rm, rois_as_labels, write_tiff  # noqa: F401
-from instance_match import assert_same_instances
+from helpers.bridge import macro, open_image, rois_as_labels, write_tiff
+from helpers.instance_match import assert_same_instances
 
 import microsam_fiji
 from microsam_fiji.core.errors import UserError
@@ -144,7 +144,7 @@ def test_rgb_image_through_the_exported_package_equals_the_checkpoint(package_mo
     np.testing.assert_array_equal(from_package.labels, from_checkpoint.labels)
 
 
-def test_macro_with_model_package_puts_the_packages_rois(bridge, rm, exported, rgb_image, tmp_path):  # noqa: F811
+def test_macro_with_model_package_puts_the_packages_rois(bridge, rm, exported, rgb_image, tmp_path):
     path, _, _ = exported
     image = write_tiff(tmp_path / "rgb nuclei.tif", rgb_image)
     count = macro(open_image(image) + f'run("micro-sam APG", "model=[{path}]"); return "" + roiManager("count");')
@@ -158,7 +158,7 @@ def test_macro_with_model_package_puts_the_packages_rois(bridge, rm, exported, r
 def test_mask_threshold_auto_end_to_end_gives_micro_sams_instances(demo_model, stardist_image, tmp_path):
     """micro-sam's local Otsu threshold per mask, through the command line, against micro-sam's own engine; an
     image with few prompts (6: "auto" costs ~1 s per prompt, micro-sam's own ~250 MB per prompt)."""
-    from bridge_helpers import nuclei_crop
+    from helpers.bridge import nuclei_crop
 
     from microsam_fiji.cli import main
 

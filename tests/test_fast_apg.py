@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from instance_match import assert_same_instances, assert_same_scores, micro_sam_scores
+from helpers.instance_match import assert_same_instances, assert_same_scores, micro_sam_scores
 
 from microsam_fiji.engines.fast import generate, nms
 from microsam_fiji.engines.fast.decoder import decode_points, supported

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import zipfile
@@ -16,67 +15,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import require_imagej
-
-IJ_JAR = Path("/usr/share/java/ij.jar")
-# what the `microsam-fiji` console script runs (`-m microsam_fiji.cli` needs a cli/__main__.py)
-CLI_MAIN = "import sys; from microsam_fiji.cli import main; sys.exit(main())"
-CLI = [sys.executable, "-c", CLI_MAIN]
-
-
-def run_cli(*args, check=True):
-    done = subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300)
-    if check:
-        assert done.returncode == 0, done.stderr
-    return done
-
-
-def fresh_imagej_folder(root: Path) -> Path:
-    folder = root / "ImageJ"
-    (folder / "plugins").mkdir(parents=True)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
-    require_imagej(display=True)
-    folder = fresh_imagej_folder(tmp_path_factory.mktemp("fiji"))
-    run_cli("install-fiji", folder)
-    return folder
-
-
-def run_watched(cmd: list[str], timeout: int, env=None) -> subprocess.CompletedProcess:
-    """Run ``cmd`` in its own process group; past ``timeout`` (a dialog waiting for a click?) the whole group
-    (Xvfb, ImageJ, the worker) is killed and the test fails."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"{cmd[4:6]} did not finish within {timeout} s (a dialog?):\n{out}\n{err}")
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-
-
-def run_imagej(folder: Path, macro: str, tmp: Path, *, batch: bool = True, timeout: int = 600, env=None):
-    """Run ``macro`` in a new ImageJ on ``folder`` under the watchdog of :func:`run_watched`."""
-    path = tmp / "macro.ijm"
-    path.write_text(macro)
-    mode = ["-batch", str(path)] if batch else ["-macro", str(path)]
-    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "java", f"-Djava.io.tmpdir={tmp}",
-           f"-Dplugins.dir={folder}", "-jar", str(IJ_JAR), "-ijpath", str(folder), *mode]
-    return run_watched(cmd, timeout, env=env)
-
-
-def printed(output: str) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in output.splitlines() if "=" in line and " " not in line.split("=")[0])
-
-
-def worker_log(tmp: Path) -> str:
-    logs = list(tmp.glob("micro-sam-fiji-*/worker.log"))  # the folder is per user: <tmp>/micro-sam-fiji-<user>/
-    return logs[0].read_text() if logs else ""
-
+from helpers.imagej import CLI_MAIN, IJ_JAR, fresh_imagej_folder, printed, require_imagej, run_cli, run_imagej, run_watched, worker_log
 
 # --- install -------------------------------------------------------------------------------------------------
 

@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import require_imagej
+from helpers.imagej import require_imagej
 
-from bridge_helpers import (bridge, image_a, macro, model, nuclei, open_image, reference, rm,  # noqa: F401
-                            rois_as_labels, showing_dialogs, write_tiff)
+from helpers.bridge import macro, open_image, rois_as_labels, showing_dialogs, write_tiff
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "fiji-scripts"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
-from conftest import build_random_checkpoint
-from test_fiji_plugin import IJ_JAR, installed, printed, run_imagej, run_watched, worker_log  # noqa: F401 (fixture)
+from helpers.models import build_random_checkpoint
+from helpers.imagej import IJ_JAR, printed, run_imagej, run_watched, worker_log
 
 
 def test_esc_during_encoding_and_preview_then_ok_keep_worker_and_model(installed, tmp_path):

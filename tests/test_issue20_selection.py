@@ -135,7 +135,7 @@ def test_the_stack_flag_is_an_option_of_the_grammar():
 # --- in process (JPype) ---------------------------------------------------------------------------------------
 
 def test_in_process_command_honours_selection_and_current_slice(stardist_image, tmp_path):
-    from bridge_helpers import clean_roi_manager, imagej_with_display, macro, start_session, write_tiff
+    from helpers.bridge import clean_roi_manager, imagej_with_display, macro, start_session, write_tiff
 
     imagej_with_display()
     start_session()
@@ -165,7 +165,7 @@ def test_in_process_command_honours_selection_and_current_slice(stardist_image, 
 # --- the plugin and segment_with_cli.ijm in a real ImageJ -------------------------------------------------------
 
 def test_plugin_and_cli_macro_honour_selection_and_current_slice(installed, stardist_image, tmp_path):
-    from test_fiji_plugin import printed, run_imagej, worker_log
+    from helpers.imagej import printed, run_imagej, worker_log
 
     path = tmp_path / "stack.tif"
     tifffile.imwrite(path, stack_of(stardist_image), imagej=True, metadata={"axes": "ZYX"})
@@ -195,4 +195,4 @@ def test_plugin_and_cli_macro_honour_selection_and_current_slice(installed, star
     assert np.array_equal(tifffile.imread(tmp_path / "slice.tif"), tifffile.imread(tmp_path / "cli.tif"))
 
 
-from test_fiji_plugin import installed  # noqa: E402,F401 (fixture)
+

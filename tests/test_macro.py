@@ -9,8 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from bridge_helpers import (bridge, image_a, macro, model, nuclei, open_image, reference, rm,  # noqa: F401
-                            rois_as_labels, showing_dialogs, write_tiff)
+from helpers.bridge import macro, open_image, rois_as_labels, showing_dialogs, write_tiff
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -150,7 +149,7 @@ def test_error_in_an_ordinary_macro_shows_imagej_macro_error_box(bridge, rm):
     finished = threading.Event()
     result = {}
 
-    def segment_with_scores():
+    def run():
         result["value"] = IJ.runMacro('run("micro-sam APG", "centre=0.4"); print("not stopped");')
         finished.set()
 

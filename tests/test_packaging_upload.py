@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import build_random_checkpoint
+from helpers.models import build_random_checkpoint
 
 from microsam_fiji.engines.segment import segment_with_scores
 from microsam_fiji.models.load import load_model

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from instance_match import assert_same_instances, assert_same_scores, micro_sam_scores
+from helpers.instance_match import assert_same_instances, assert_same_scores, micro_sam_scores
 
 import microsam_fiji
 from microsam_fiji.engines.state import image_state

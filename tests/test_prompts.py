@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import roifile
 import tifffile
+from helpers.bridge import macro, open_image, rois_as_labels, showing_dialogs, write_tiff
 from roifile import ROI_TYPE, ImagejRoi
 
 import microsam_fiji
 from microsam_fiji import UserError, segment_from_prompts
+from microsam_fiji.command.prompt_rois import prompts_from_rois
 from microsam_fiji.engines.prompted import PromptObject, objects_from_arrays
 from microsam_fiji.engines.state import image_state
-from microsam_fiji.command.prompt_rois import next_id, prompts_from_rois
 from microsam_fiji.rois.decode import rois_to_labels
-
-from bridge_helpers import bridge, macro, open_image, rm, rois_as_labels, showing_dialogs, write_tiff  # noqa: F401
+from microsam_fiji.rois.naming import next_id
 
 POINT, NEGATIVE_POINT = (97, 116), (103, 125)
 BOX = (60, 170, 110, 225)  # y0, x0, y1, x1 (max exclusive)
@@ -167,7 +167,7 @@ def test_cli_prompt_from_a_roiset_and_a_csv(tmp_path, crop, demo_model, embeddin
         np.testing.assert_array_equal(rois_to_labels(out / "crop_RoiSet.zip", crop.shape) == 1, expected)
 
 
-def test_prompt_command_in_process(bridge, rm, crop, demo_model, embeddings, tmp_path):  # noqa: F811
+def test_prompt_command_in_process(bridge, rm, crop, demo_model, embeddings, tmp_path):
     from microsam_fiji.imagej import MacroError
 
     bridge.models.set_default_model(demo_model)
@@ -195,9 +195,9 @@ def test_prompt_command_in_process(bridge, rm, crop, demo_model, embeddings, tmp
 
 def test_a_prompt_corrects_the_last_apg_call_on_its_embeddings(stardist_image, demo_model):
     """No model= / tile= on the prompt: the last APG call's model and tiling, so nothing is encoded again."""
-    from microsam_fiji.core.tiff_io import Calibration, LoadedImage
     from microsam_fiji.command.execute import execute
     from microsam_fiji.command.prompt import execute_prompt
+    from microsam_fiji.core.tiff_io import Calibration, LoadedImage
     from microsam_fiji.models.cache import ModelCache
 
     image = LoadedImage(data=stardist_image[:192, 256:448].copy(), axes="YX", calibration=Calibration())
@@ -242,8 +242,8 @@ def test_propagate_through_a_z_stack_equals_micro_sams_segment_mask_in_volume(st
         segment_from_prompts(stack[0], demo_model, points=[[60, 60]], propagate_objects=True)
 
     # through the command: one object, one ROI per slice, all with the object's name and their slice's position
-    from microsam_fiji.core.tiff_io import Calibration, LoadedImage
     from microsam_fiji.command.prompt import execute_prompt
+    from microsam_fiji.core.tiff_io import Calibration, LoadedImage
     from microsam_fiji.models.cache import ModelCache
 
     loaded = LoadedImage(data=stack, axes="ZYX", calibration=Calibration())

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import roifile
-from test_rois import hard_shapes, random_blobs, random_labels
+from helpers.shapes import hard_shapes, random_blobs, random_labels
 
 from microsam_fiji.imagej.jvm import start_imagej
 from microsam_fiji.rois.decode import rois_to_labels

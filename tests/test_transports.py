@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from bridge_helpers import bridge, macro, open_image, rm  # noqa: F401
-from test_fiji_plugin import IJ_JAR, fresh_imagej_folder, run_cli, run_watched
+from helpers.bridge import macro, open_image
+from helpers.imagej import IJ_JAR, fresh_imagej_folder, run_cli, run_watched
 
 pytestmark = pytest.mark.timeout(1500)
 
@@ -63,7 +63,7 @@ def _call(transport: str, options: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def in_process(setup, bridge):  # noqa: F811
+def in_process(setup, bridge):
     from microsam_fiji.imagej import MacroError
 
     root, image, model = setup
@@ -85,7 +85,7 @@ def in_process(setup, bridge):  # noqa: F811
 def in_imagej(setup, tmp_path_factory):
     """The plugin and segment_with_cli.ijm in one ImageJ started as a user starts it; each case a nested macro,
     so an error stops only its case; ImageJ prints each error on standard error, in order."""
-    from conftest import require_imagej
+    from helpers.imagej import require_imagej
 
     require_imagej(display=True)
     root, image, model = setup

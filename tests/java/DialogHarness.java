@@ -61,6 +61,16 @@ public class DialogHarness {
 			inspect(gd, args[1]);
 			return;
 		}
+		if (args.length > 3 && "cancel".equals(args[3])) {
+			press(gd, "Cancel");
+			Thread.sleep(1500); // anything ImageJ would record after the command ends
+			System.out.println("recorded=" + Recorder.getInstance().getText().replace("\n", "\\n"));
+			return;
+		}
+		if (args.length > 4 && "choose".equals(args[3])) {
+			choose(gd, args[4]);
+			return;
+		}
 		final GenericDialog dialog = gd;
 		final Checkbox preview = gd.getPreviewCheckbox();
 		// every user action on the event thread, one after the other, as real clicks and keys arrive
@@ -120,6 +130,46 @@ public class DialogHarness {
 		out.close();
 	}
 
+	/** Presses the dialog's button {@code label} on the event thread. */
+	static void press(final GenericDialog gd, String label) throws Exception {
+		Button button = null;
+		for (Button b : gd.getButtons())
+			if (b != null && label.equals(b.getLabel().trim()))
+				button = b;
+		final ActionEvent pressed = new ActionEvent(button, ActionEvent.ACTION_PERFORMED, label);
+		EventQueue.invokeAndWait(() -> gd.actionPerformed(pressed));
+	}
+
+	/**
+	 * Selects the model entry that contains {@code part}, presses OK, waits for the call, then prints what the
+	 * Recorder recorded, the ROI Manager's count and the models the dialog will offer next time.
+	 */
+	static void choose(final GenericDialog gd, String part) throws Exception {
+		final java.awt.Choice models = (java.awt.Choice) gd.getChoices().get(0);
+		String item = null;
+		for (int i = 0; i < models.getItemCount(); i++)
+			if (models.getItem(i).contains(part))
+				item = models.getItem(i);
+		if (item == null)
+			throw new IllegalStateException("no model entry with '" + part + "'");
+		final String chosen = item;
+		EventQueue.invokeAndWait(() -> {
+			models.select(chosen);
+			gd.itemStateChanged(new ItemEvent(models, ItemEvent.ITEM_STATE_CHANGED, chosen, ItemEvent.SELECTED));
+		});
+		press(gd, "OK");
+		long end = System.currentTimeMillis() + 240000;
+		RoiManager rm = RoiManager.getInstance();
+		while (System.currentTimeMillis() < end && (rm == null || rm.getCount() == 0)) {
+			Thread.sleep(200);
+			rm = RoiManager.getInstance();
+		}
+		Thread.sleep(500); // the call remembers its model after adding the ROIs
+		System.out.println("roi_manager_count=" + (rm == null ? 0 : rm.getCount()));
+		System.out.println("recent0=" + ij.Prefs.get("microsam_fiji.recent0", ""));
+		System.out.println("recorded=" + Recorder.getInstance().getText().replace("\n", "\\n"));
+	}
+
 	/** Prints what the dialog shows, opens its Help, then cancels it. */
 	static void inspect(final GenericDialog gd, String screenshot) throws Exception {
 		for (java.awt.Component c : all(gd)) {
@@ -128,6 +178,8 @@ public class DialogHarness {
 			else if (c instanceof Checkbox) {
 				String text = ((Checkbox) c).getLabel();
 				System.out.println("checkbox=" + text + "\tkey=" + ij.Macro.trimKey(text));
+			} else if (c instanceof TextField) {
+				System.out.println("field=" + ((TextField) c).getText());
 			} else if (c instanceof java.awt.Choice) {
 				java.awt.Choice ch = (java.awt.Choice) c;
 				StringBuilder items = new StringBuilder();

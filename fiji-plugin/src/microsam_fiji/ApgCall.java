@@ -7,6 +7,7 @@ import ij.plugin.frame.RoiManager;
 
 import java.io.File;
 import java.io.IOException;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -33,6 +34,8 @@ final class ApgCall {
 	private Roi[] manager = new Roi[0];
 	/** prompt only: the name of an object in the ROI Manager that the result replaces (the tool's shift-click) */
 	private String replacing;
+	/** this call's outputs, once {@link #run} completed */
+	private Map<String, Object> lastOutputs;
 
 	/** A {@code micro-sam APG} call. */
 	ApgCall(ImagePlus imp, String options) {
@@ -60,6 +63,12 @@ final class ApgCall {
 		return this;
 	}
 
+	/** The model the last {@link #run} of this call used ("" before it completed): the worker names it. */
+	String model() {
+		Object m = lastOutputs == null ? null : lastOutputs.get("model");
+		return m == null ? "" : String.valueOf(m);
+	}
+
 	/** The outputs of the last completed {@link #run} of either command (empty before the first). */
 	static Map<String, Object> last() {
 		return last;
@@ -79,12 +88,14 @@ final class ApgCall {
 				List<Roi> rois = apply(out);
 				out.put("command", command);
 				last = out;
+				lastOutputs = out;
 				completed++;
 				return rois;
 			} catch (IOException e) {
 				throw new PluginError("could not read the worker's results (" + e.getMessage() + ")");
 			} finally {
 				deleteAll(scratch);
+				IJ.showProgress(1.0); // no half-filled progress bar after a call, however it ended
 			}
 		}
 	}
@@ -106,6 +117,14 @@ final class ApgCall {
 		request.put("action", action);
 		request.put("options", options);
 		request.put("scratch", scratch.getAbsolutePath());
+		// the ROI Manager's names: Python names the new ROIs after them (the numbering is decided there)
+		List<String> names = new ArrayList<String>();
+		for (Roi r : Rois.managerRois())
+			if (r.getName() != null)
+				names.add(r.getName());
+		request.put("manager_names", names);
+		if (replacing != null)
+			request.put("replacing", replacing);
 		try {
 			request.put("image", Pixels.write(imp, new File(scratch, "image.raw")));
 			if ("prompt".equals(action)) {
@@ -142,8 +161,10 @@ final class ApgCall {
 				IJ.log(command + ": " + w); // e.g. the image was rescaled: not only in the worker's log
 		List<Roi> rois = Rois.read(new File(String.valueOf(out.get("rois"))));
 		RoiManager rm = Rois.target();
-		int old = replacing == null ? -1 : rm.getIndex(replacing);
-		if (old >= 0 && rois.size() == 1 && !Boolean.TRUE.equals(out.get("replace")))
+		// Python decided the names and whether the result replaces the object the Prompt Tool refines
+		Object replaces = out.get("replaces");
+		int old = replaces instanceof String && !((String) replaces).isEmpty() ? rm.getIndex((String) replaces) : -1;
+		if (old >= 0 && rois.size() == 1)
 			Rois.replace(rm, old, rois.get(0), imp);
 		else
 			Rois.add(rm, rois, imp, Boolean.TRUE.equals(out.get("replace")));
@@ -157,7 +178,7 @@ final class ApgCall {
 	}
 
 	/** Progress on ImageJ's status bar; Esc cancels. */
-	private static Worker.Listener statusListener(final String command) {
+	private static Worker.Listener statusListener(String command) {
 		return new Worker.Listener() {
 			public void update(String message, long current, long maximum) {
 				String counts = maximum > 0 ? " " + current + "/" + maximum : "";

@@ -7,39 +7,36 @@ import ij.gui.DialogListener;
 import ij.gui.GenericDialog;
 import ij.gui.Overlay;
 import ij.gui.Roi;
+import ij.io.OpenDialog;
+import ij.plugin.frame.Recorder;
 
 import java.awt.AWTEvent;
 import java.awt.Checkbox;
 import java.awt.Choice;
-import java.awt.TextField;
 import java.awt.event.ItemEvent;
 import java.io.File;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * The dialog of a menu click: model (file field with Browse; it names the default; a choice of the recently used
- * models and those known by name), mode, the three thresholds (each label says which way it moves the result),
- * min_size, nms, replace, stack (for a stack: all planes, else the current one), Preview, an About line and Help
- * (this project's page from the jar: {@link Help}). While Preview is ticked, each change re-runs APG on the
- * worker's cached embeddings and shows the outlines as an overlay (the ROI Manager is not touched; a newer
- * change cancels a preview still running). Field labels start with the option keys, so ImageJ's Macro Recorder
- * records {@code run("micro-sam APG", "model=[...] mode=apg foreground=0.5 ...")}: the macro grammar.
+ * The dialog of a menu click, rendered from the fields the Python worker sends at start (Python's
+ * {@code microsam_fiji.command.options}: the one table of the command's options, with micro-sam's defaults): this
+ * class holds no labels or defaults, only how each kind of field is shown and written back as an option string.
+ * Kinds: {@code model} (one choice: the default, the models that worked before, the models by name, and "Other
+ * file..."), {@code choice}, {@code number}, {@code integer}, {@code flag}, {@code file}, {@code pair},
+ * {@code text}; a field {@code shown} only on a {@code stack} appears when the image has several planes.
+ *
+ * <p>While Preview is ticked, each change re-runs APG on the worker's cached embeddings and shows the outlines as
+ * an overlay (the ROI Manager is not touched; a newer change cancels a preview still running). OK records the
+ * option string this dialog builds (so a value with a ']' is written in quotes, which ImageJ's own recording
+ * cannot); Cancel records nothing, as ImageJ's own commands.
  */
 final class ApgDialog implements DialogListener {
 	private static final String PREFIX = "microsam_fiji.";
-	private static final String[] MODES = {"apg", "ais"};
-	// key, label, digits, fallback (micro-sam's defaults). A label's first word is the option key (ImageJ's
-	// Recorder records it); the rest says which way the value moves the result (Help says more)
-	private static final String[][] NUMBERS = {
-		{"foreground", "foreground threshold (higher: fewer objects, faint ones dropped)", "2", "0.5"},
-		{"center", "center distance threshold (lower: touching objects split; higher: merged)", "2", "0.5"},
-		{"boundary", "boundary distance threshold (lower: touching objects split; higher: merged)", "2", "0.5"},
-		{"min_size", "min_size (pixels: smaller objects dropped)", "0", "25"},
-		{"nms", "nms threshold (lower: fewer overlapping objects kept)", "2", "0.9"}};
-	static final String DEMO = "demo"; // the bundled model: what an empty field means without install-fiji --model
 	private static final int RECENT = 8;
+	private static final String OTHER = "Other file...";
 
 	private final ImagePlus imp;
 	private final Overlay original;
@@ -48,74 +45,90 @@ final class ApgDialog implements DialogListener {
 	private volatile boolean restart; // a newer change arrived: cancel the preview that runs
 	private volatile boolean closed;
 	private Thread previewThread;
-	private String finalOptions;
-	private Choice recentChoice;
-	private TextField modelField;
-	private final List<String> recent = new ArrayList<String>();
-	private String defaultItem; // the models choice's entry for the default (an empty field)
-	private int planes; // the image's planes (slices x frames): a "stack" checkbox when more than one
+	private final List<Map<String, Object>> fields = new ArrayList<Map<String, Object>>();
+	private int planes; // the image's planes (slices x frames): fields shown on a stack appear when more than one
+	private Choice modelChoice;
+	/** the model choice's entries: what each shows -> the value written as model=... ("" for the default) */
+	private final Map<String, String> models = new LinkedHashMap<String, String>();
+	private String lastModelItem;
 
 	ApgDialog(ImagePlus imp) {
 		this.imp = imp;
 		this.original = imp.getOverlay();
 	}
 
-	/** Shows the dialog; returns the macro options or null when cancelled. */
-	String show() {
-		// the dialog opens at once; the worker starts behind it (tens of seconds): a preview or OK waits for it,
-		// and a worker that cannot start says why on the status bar now and as the OK'd call's error
-		Worker running = Worker.current();
-		if (running == null)
-			startWorker();
-		@SuppressWarnings("unchecked")
-		Map<String, Object> defaults = running != null && running.hello.get("defaults") instanceof Map
-			? (Map<String, Object>) running.hello.get("defaults") : null;
+	/** The models that a call with {@code model=...} completed with, most recent first (the dialog offers them). */
+	static List<String> recentModels() {
+		List<String> recent = new ArrayList<String>();
 		for (int i = 0; i < RECENT; i++) {
 			String m = Prefs.get(PREFIX + "recent" + i, "");
 			if (!m.isEmpty() && !recent.contains(m))
 				recent.add(m);
 		}
-		String defaultModel = DEMO, known = "";
+		return recent;
+	}
+
+	/** Remembers a model after a call with it completed: a path that failed is never offered again. */
+	static void remember(String model) {
+		if (model == null || model.isEmpty())
+			return;
+		List<String> recent = recentModels();
+		recent.remove(model);
+		recent.add(0, model);
+		for (int i = 0; i < RECENT; i++)
+			Prefs.set(PREFIX + "recent" + i, i < recent.size() ? recent.get(i) : "");
+	}
+
+	/** Shows the dialog; returns the macro options or null when cancelled (then nothing is recorded). */
+	String show() {
+		// the fields come from the worker (its start answers within a second or two; the model loads later)
+		Worker worker = Worker.current();
+		if (worker == null) {
+			IJ.showStatus(MicroSamAPG.COMMAND + ": starting the Python worker...");
+			worker = Worker.get();
+			IJ.showStatus("");
+		}
+		fields.addAll(fieldsOf(worker.hello, "apg"));
+		planes = imp.getNSlices() * imp.getNFrames();
+		String defaultModel = Config.DEMO, known = "";
 		try {
 			Config config = Config.load();
-			defaultModel = config.model.isEmpty() ? DEMO : config.model;
+			defaultModel = config.model.isEmpty() ? Config.DEMO : config.model;
 			known = config.models;
 		} catch (PluginError e) {
-			// not set up: the OK'd call says so in one line; the dialog still shows
+			// the worker runs, so the set-up is readable; a broken file shows the bundled default here
 		}
-		// the choice offers the recently used models first, then the ones known by name (microsam-fiji models)
-		defaultItem = "default (" + new File(defaultModel).getName() + ")";
-		List<String> offered = new ArrayList<String>(recent);
-		offered.add(recent.isEmpty() ? 0 : 1, defaultItem); // chosen: the field empties
-		for (String name : known.split(","))
-			if (!name.trim().isEmpty() && !offered.contains(name.trim()))
-				offered.add(name.trim());
 		GenericDialog gd = new GenericDialog(MicroSamAPG.COMMAND);
-		// mode is the first choice: getNextChoice reads it; the models choice is read from its component (so the
-		// Recorder records only model=, from the file field it fills in)
-		gd.addChoice("mode", MODES, Prefs.get(PREFIX + "mode", "apg"));
-		gd.addFileField("model (empty: default, " + new File(defaultModel).getName() + ")",
-			recent.isEmpty() ? "" : recent.get(0), 40);
-		modelField = (TextField) gd.getStringFields().lastElement();
-		if (offered.size() > 1) {
-			gd.addChoice("Models (recent, default, by name)", offered.toArray(new String[0]), offered.get(0));
-			recentChoice = (Choice) gd.getChoices().lastElement();
+		for (Map<String, Object> f : fields) {
+			if (!shown(f))
+				continue;
+			String key = (String) f.get("key"), kind = (String) f.get("kind");
+			String label = ((String) f.get("label")).replace("{planes}", String.valueOf(planes));
+			Object def = f.get("default");
+			if ("model".equals(kind)) {
+				String[] items = modelItems(defaultModel, known);
+				gd.addChoice(label, items, items[0]);
+				modelChoice = (Choice) gd.getChoices().lastElement();
+				lastModelItem = items[0];
+			} else if ("choice".equals(kind)) {
+				String[] choices = strings(f.get("choices"));
+				gd.addChoice(label, choices, Prefs.get(PREFIX + key, def == null ? choices[0] : String.valueOf(def)));
+			} else if ("number".equals(kind) || "integer".equals(kind)) {
+				double fallback = def instanceof Number ? ((Number) def).doubleValue() : 0;
+				gd.addNumericField(label, Prefs.get(PREFIX + key, fallback), ((Number) f.get("digits")).intValue());
+			} else if ("flag".equals(kind)) {
+				gd.addCheckbox(label, false);
+			} else if ("file".equals(kind)) {
+				gd.addFileField(label, "", 30);
+			} else {
+				gd.addStringField(label, def == null ? "" : String.valueOf(def), 12);
+			}
 		}
-		for (String[] n : NUMBERS) {
-			double fallback = Double.parseDouble(n[3]);
-			if (defaults != null && defaults.get(n[0]) instanceof Number)
-				fallback = ((Number) defaults.get(n[0])).doubleValue();
-			gd.addNumericField(n[1], Prefs.get(PREFIX + n[0], fallback), Integer.parseInt(n[2]));
-		}
-		gd.addCheckbox("replace ROIs in the ROI Manager", false);
-		planes = imp.getNSlices() * imp.getNFrames();
-		if (planes > 1) // as ImageJ's filters ask "Process all N slices?"; recorded as `stack`
-			gd.addCheckbox("stack (process all " + planes + " planes; else only the current one)", false);
 		gd.addPreviewCheckbox(null);
 		gd.getPreviewCheckbox().setState(Prefs.get(PREFIX + "preview", false));
 		gd.addDialogListener(this);
 		gd.addMessage(Help.about());
-		gd.addHelp(Help.page(defaultModel, known));
+		gd.addHelp(Help.page(defaultModel, known, String.valueOf(helpOf(worker.hello, "apg"))));
 		if (gd.getPreviewCheckbox().getState())
 			schedule(options(gd, false));
 		gd.showDialog();
@@ -127,44 +140,81 @@ final class ApgDialog implements DialogListener {
 		}
 		waitForPreview();
 		imp.setOverlay(original);
+		// what OK means is recorded below, as this dialog wrote it; ImageJ's own recording of the fields is off
+		// (and a Cancel records nothing at all, as ImageJ's own commands)
+		Recorder.disableCommandRecording();
 		if (gd.wasCanceled())
 			return null;
 		Prefs.set(PREFIX + "preview", gd.getPreviewCheckbox().getState());
-		return finalOptions != null ? finalOptions : options(gd, true);
+		String options = options(gd, true);
+		if (options != null && Recorder.record)
+			Recorder.recordString("run(\"" + MicroSamAPG.COMMAND + "\", \"" + Recorder.fixString(options) + "\");\n");
+		return options;
 	}
 
-	private static void startWorker() {
-		Thread t = new Thread(new Runnable() {
-			public void run() {
-				IJ.showStatus(MicroSamAPG.COMMAND + ": starting the Python worker...");
-				try {
-					Worker.get();
-					IJ.showStatus(MicroSamAPG.COMMAND + ": the Python worker is ready");
-				} catch (PluginError e) {
-					IJ.showStatus(MicroSamAPG.COMMAND + ": " + e.getMessage());
-				}
-			}
-		}, "micro-sam worker start");
-		t.setDaemon(true);
-		t.start();
+	/** The worker's dialog fields for {@code command} (hello's "dialog"). */
+	@SuppressWarnings("unchecked")
+	static List<Map<String, Object>> fieldsOf(Map<String, Object> hello, String command) {
+		Object dialog = hello.get("dialog");
+		Object list = dialog instanceof Map ? ((Map<String, Object>) dialog).get(command) : null;
+		if (!(list instanceof List))
+			throw new PluginError("the Python worker sent no dialog: run 'microsam-fiji install-fiji "
+				+ Config.pluginFolder().getParentFile() + "' again");
+		List<Map<String, Object>> out = new ArrayList<Map<String, Object>>();
+		for (Object f : (List<Object>) list)
+			out.add((Map<String, Object>) f);
+		return out;
+	}
+
+	@SuppressWarnings("unchecked")
+	static Object helpOf(Map<String, Object> hello, String command) {
+		Object help = hello.get("help");
+		return help instanceof Map ? ((Map<String, Object>) help).get(command) : "";
+	}
+
+	private boolean shown(Map<String, Object> f) {
+		return !"stack".equals(f.get("shown")) || planes > 1;
+	}
+
+	private static String[] strings(Object list) {
+		List<String> out = new ArrayList<String>();
+		if (list instanceof List)
+			for (Object o : (List<?>) list)
+				out.add(String.valueOf(o));
+		return out.toArray(new String[0]);
+	}
+
+	/**
+	 * The model choice: the default first, the models that worked before, the models install-fiji listed by name
+	 * (those other than the bundled demo are downloaded on first use), and "Other file...". One entry per model.
+	 */
+	private String[] modelItems(String defaultModel, String known) {
+		models.clear();
+		String defaultName = new File(defaultModel).getName();
+		models.put("default (" + defaultName + ")", "");
+		for (String m : recentModels())
+			if (!m.equals(defaultModel) && !models.containsValue(m))
+				models.put(m, m);
+		for (String name : known.split(",")) {
+			String n = name.trim();
+			if (n.isEmpty() || n.equals(defaultModel) || n.equals(defaultName) || models.containsValue(n))
+				continue;
+			models.put(Config.DEMO.equals(n) ? n : n + " (downloaded on first use)", n);
+		}
+		models.put(OTHER, null);
+		return models.keySet().toArray(new String[0]);
 	}
 
 	public boolean dialogItemChanged(GenericDialog gd, AWTEvent e) {
 		if (e != null && (gd.wasOKed() || gd.wasCanceled()))
-			return true; // a late event of the closing dialog: reading the fields now would record them again
-		if (e != null && recentChoice != null && e.getSource() == recentChoice && e instanceof ItemEvent) {
-			String chosen = recentChoice.getSelectedItem();
-			modelField.setText(chosen.equals(defaultItem) ? "" : chosen);
-		}
-		// e == null: ImageJ's last call after OK, when the Recorder takes the values read here; they are the
-		// result (reading the fields again afterwards would record them a second time)
-		String options = options(gd, e == null);
+			return true; // a late event of the closing dialog
+		if (e != null && modelChoice != null && e.getSource() == modelChoice && e instanceof ItemEvent)
+			chooseModel();
+		if (e == null)
+			return options(gd, false) != null; // ImageJ's last call after OK: only whether the numbers are valid
+		String options = options(gd, false);
 		if (options == null)
 			return false;
-		if (e == null) {
-			finalOptions = options;
-			return true;
-		}
 		Checkbox preview = gd.getPreviewCheckbox();
 		if (preview != null && preview.getState())
 			schedule(options);
@@ -178,38 +228,76 @@ final class ApgDialog implements DialogListener {
 		return true;
 	}
 
-	/** The options the fields say (read with getNext*, which ImageJ records); null if a number is invalid. */
-	private String options(GenericDialog gd, boolean remember) {
-		String model = gd.getNextString().trim();
-		String mode = gd.getNextChoice();
-		StringBuilder sb = new StringBuilder();
-		if (!model.isEmpty())
-			sb.append("model=[").append(model).append("] ");
-		sb.append("mode=").append(mode);
-		for (String[] n : NUMBERS) {
-			double v = gd.getNextNumber();
-			if (Double.isNaN(v))
-				return null;
-			String text = n[2].equals("0") ? String.valueOf(Math.round(v)) : IJ.d2s(v, 4).replaceAll("0+$", "")
-				.replaceAll("\\.$", "");
-			sb.append(' ').append(n[0]).append('=').append(text);
-			if (remember)
-				Prefs.set(PREFIX + n[0], v);
+	/** "Other file..." asks for a file and adds it to the choice (cancelled: the choice goes back). */
+	private void chooseModel() {
+		String item = modelChoice.getSelectedItem();
+		if (!OTHER.equals(item)) {
+			lastModelItem = item;
+			return;
 		}
-		if (gd.getNextBoolean())
-			sb.append(" replace");
-		if (planes > 1 && gd.getNextBoolean())
-			sb.append(" stack");
-		if (remember) {
-			Prefs.set(PREFIX + "mode", mode);
-			if (!model.isEmpty()) {
-				recent.remove(model);
-				recent.add(0, model);
-				for (int i = 0; i < RECENT; i++)
-					Prefs.set(PREFIX + "recent" + i, i < recent.size() ? recent.get(i) : "");
+		OpenDialog od = new OpenDialog("micro-sam model (.pt checkpoint, .zip package or rdf.yaml)");
+		if (od.getFileName() == null) {
+			modelChoice.select(lastModelItem);
+			return;
+		}
+		String path = new File(od.getDirectory(), od.getFileName()).getPath();
+		if (!models.containsKey(path)) {
+			models.put(path, path);
+			modelChoice.insert(path, modelChoice.getItemCount() - 1);
+		}
+		modelChoice.select(path);
+		lastModelItem = path;
+	}
+
+	/** The options the fields say, as a macro writes them; null if a number is invalid. */
+	private String options(GenericDialog gd, boolean remember) {
+		StringBuilder sb = new StringBuilder();
+		for (Map<String, Object> f : fields) {
+			if (!shown(f))
+				continue;
+			String key = (String) f.get("key"), kind = (String) f.get("kind");
+			String value = null;
+			if ("model".equals(kind)) {
+				String item = gd.getNextChoice();
+				value = models.get(item);
+				if (value == null) // "Other file..." still selected: the default
+					value = "";
+			} else if ("choice".equals(kind)) {
+				value = gd.getNextChoice();
+				if (remember)
+					Prefs.set(PREFIX + key, value);
+			} else if ("number".equals(kind) || "integer".equals(kind)) {
+				double v = gd.getNextNumber();
+				if (Double.isNaN(v))
+					return null;
+				value = "integer".equals(kind) ? String.valueOf(Math.round(v))
+					: IJ.d2s(v, 4).replaceAll("0+$", "").replaceAll("\\.$", "");
+				if (remember)
+					Prefs.set(PREFIX + key, v);
+			} else if ("flag".equals(kind)) {
+				if (gd.getNextBoolean())
+					append(sb, key);
+				continue;
+			} else {
+				value = gd.getNextString().trim();
 			}
+			if (!value.isEmpty())
+				append(sb, key + "=" + quoted(value));
 		}
 		return sb.toString();
+	}
+
+	private static void append(StringBuilder sb, String option) {
+		if (sb.length() > 0)
+			sb.append(' ');
+		sb.append(option);
+	}
+
+	/** A value as ImageJ's macro options hold it: in [...] with spaces, in '...' when it has a ']'. */
+	static String quoted(String value) {
+		if (value.indexOf(']') >= 0 && value.indexOf('\'') < 0)
+			return "'" + value + "'";
+		return value.indexOf(' ') >= 0 || value.indexOf('[') >= 0 ? "[" + value + "]" : value;
 	}
 
 	private void schedule(String options) {
@@ -218,11 +306,7 @@ final class ApgDialog implements DialogListener {
 			restart = true;
 			lock.notifyAll();
 			if (previewThread == null) {
-				previewThread = new Thread(new Runnable() {
-					public void run() {
-						previewLoop();
-					}
-				}, "micro-sam preview");
+				previewThread = new Thread(this::previewLoop, "micro-sam preview");
 				previewThread.setDaemon(true);
 				previewThread.start();
 			}

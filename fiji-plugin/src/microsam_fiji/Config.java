@@ -14,8 +14,11 @@ import java.util.Properties;
  */
 final class Config {
 	static final String FILE_NAME = "micro-sam-fiji.properties";
-	static final String SETUP = "run 'microsam-fiji install-fiji <this Fiji.app or ImageJ folder>' in the Python "
-		+ "environment that has micro-sam-fiji";
+	/** The bundled model: what no model= means without install-fiji --model. */
+	static final String DEMO = "demo";
+	/** The fix for a missing or broken set-up, naming this Fiji.app or ImageJ folder. */
+	static final String SETUP = "run 'microsam-fiji install-fiji " + pluginFolder().getAbsoluteFile().getParentFile()
+		+ "' in the Python environment that has micro-sam-fiji";
 
 	final File file;
 	final String python;

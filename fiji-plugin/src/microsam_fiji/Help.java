@@ -16,18 +16,20 @@ final class Help {
 	}
 
 	/**
-	 * The page with its placeholders filled in: {version}, {default_model}, {models} and {log}.
+	 * The page with its placeholders filled in: {version}, {default_model}, {models}, {log} and {options}.
 	 *
 	 * @param defaultModel what an empty model field means
 	 * @param models the model names install-fiji recorded (comma-separated text)
+	 * @param options the options' rows ({@code <li>...}), made by the worker from the one table of options
 	 * @return {@code <html>...}, which GenericDialog.addHelp shows in an HTMLDialog
 	 */
-	static String page(String defaultModel, String models) {
+	static String page(String defaultModel, String models, String options) {
 		String html = read();
 		if (html == null) // a jar built without the page: still the version and the essentials
 			html = "<html><h2>micro-sam APG</h2><p>micro-sam-fiji {version}; default model {default_model}. "
-				+ "Models: {models}. Worker log: {log}.</p></html>";
-		return html.replace("{version}", escape(Version.VERSION))
+				+ "Models: {models}. Worker log: {log}.</p><ul>{options}</ul></html>";
+		return html.replace("{options}", options) // HTML already (escaped by the worker)
+			.replace("{version}", escape(Version.VERSION))
 			.replace("{default_model}", escape(defaultModel))
 			.replace("{models}", escape(models.isEmpty() ? "see microsam-fiji models" : models.replace(",", ", ")))
 			.replace("{log}", escape(new java.io.File(Worker.userFolder(), "worker.log").getPath()));

@@ -50,26 +50,29 @@ public class MicroSamAPG implements PlugIn {
 	}
 
 	public void run(String arg) {
-		reporting(COMMAND, new Runnable() {
-			public void run() {
-				String options = Macro.getOptions();
-				boolean interactive = options == null && Interpreter.getInstance() == null
-					&& !GraphicsEnvironment.isHeadless() && IJ.getInstance() != null;
-				ImagePlus imp = WindowManager.getCurrentImage();
-				if (imp == null)
-					throw new PluginError("no image is open: open or select the image to segment first");
-				if (interactive) {
-					options = new ApgDialog(imp).show();
-					if (options == null)
-						return;
-				}
-				int n = new ApgCall(imp, options).run().size();
-				IJ.showStatus(COMMAND + ": " + n + " objects");
+		reporting(COMMAND, () -> {
+			String options = Macro.getOptions();
+			boolean interactive = options == null && Interpreter.getInstance() == null
+				&& !GraphicsEnvironment.isHeadless() && IJ.getInstance() != null;
+			ImagePlus imp = WindowManager.getCurrentImage();
+			if (imp == null)
+				throw new PluginError("no image is open: open or select the image to segment first");
+			if (interactive) {
+				options = new ApgDialog(imp).show();
+				if (options == null)
+					return;
 			}
+			ApgCall call = new ApgCall(imp, options);
+			int n = call.run().size();
+			ApgDialog.remember(call.model()); // offered again only because it worked
+			IJ.showStatus(COMMAND + ": " + n + " objects");
 		});
 	}
 
-	/** Runs a command's {@code body}; a failure is one line, reported with {@link #report}; Esc cancels quietly. */
+	/**
+	 * Runs a command's {@code body}; a failure is one line, reported with {@link #report}; Esc cancels quietly.
+	 * Either way the status bar and the progress bar are cleared of the call's last progress.
+	 */
 	static void reporting(String command, Runnable body) {
 		try {
 			body.run();
@@ -77,12 +80,20 @@ public class MicroSamAPG implements PlugIn {
 			IJ.showStatus(command + ": cancelled");
 			IJ.showProgress(1.0);
 		} catch (PluginError e) {
+			clearProgress();
 			report(command, e.getMessage());
 		} catch (RuntimeException e) {
 			if (Macro.MACRO_CANCELED.equals(e.getMessage()))
 				throw e;
+			clearProgress();
 			report(command, "failed (" + e + "); see the worker log");
 		}
+	}
+
+	/** A failed call leaves no "loading the model" and no half-filled progress bar behind. */
+	static void clearProgress() {
+		IJ.showStatus("");
+		IJ.showProgress(1.0);
 	}
 
 	/**

@@ -150,6 +150,7 @@ public class MicroSamPromptTool extends PlugInTool {
 	}
 
 	private static void fail(String message) {
+		MicroSamAPG.clearProgress();
 		IJ.showStatus("micro-sam: " + message);
 		IJ.log(MicroSamPrompt.COMMAND + ": " + message);
 		IJ.beep();

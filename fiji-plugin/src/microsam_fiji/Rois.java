@@ -15,13 +15,9 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.util.ArrayList;
 import java.util.Enumeration;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import java.util.zip.ZipEntry;
 import java.util.zip.ZipFile;
 import java.util.zip.ZipOutputStream;
@@ -108,54 +104,14 @@ final class Rois {
 		return java.awt.GraphicsEnvironment.isHeadless() ? new RoiManager(true) : RoiManager.getRoiManager();
 	}
 
-	/** {@code prefix-number[-zslice]}: our objects' names (as rois/naming.py's NAME). */
-	private static final Pattern NAME = Pattern.compile("(.+)-(\\d+)(-z\\d+)?");
-
 	/**
-	 * Renames {@code rois} (one call's) so that the ROI Manager's names stay unique: where any of them is taken,
-	 * each {@code prefix-N[-zS]} becomes {@code prefix-(top + N)[-zS]}, top the largest number the manager has
-	 * for that prefix, as ImageJ continues its own numbering. The same rule as rois/naming.py's continued_names.
-	 */
-	static void continueNames(RoiManager rm, List<Roi> rois) {
-		Set<String> taken = new HashSet<String>();
-		Map<String, Long> top = new HashMap<String, Long>();
-		for (Roi roi : rm.getRoisAsArray()) {
-			String name = roi.getName();
-			if (name == null)
-				continue;
-			taken.add(name);
-			Matcher m = NAME.matcher(name);
-			if (m.matches()) {
-				Long n = top.get(m.group(1));
-				long number = Long.parseLong(m.group(2));
-				top.put(m.group(1), n == null ? number : Math.max(n, number));
-			}
-		}
-		boolean clash = false;
-		for (Roi roi : rois)
-			clash |= roi.getName() != null && taken.contains(roi.getName());
-		if (!clash)
-			return;
-		for (Roi roi : rois) {
-			Matcher m = roi.getName() == null ? null : NAME.matcher(roi.getName());
-			if (m == null || !m.matches())
-				continue;
-			Long n = top.get(m.group(1));
-			long number = (n == null ? 0 : n) + Long.parseLong(m.group(2));
-			String digits = String.format("%0" + m.group(2).length() + "d", number);
-			roi.setName(m.group(1) + "-" + digits + (m.group(3) == null ? "" : m.group(3)));
-		}
-	}
-
-	/**
-	 * Adds the ROIs (existing ROIs stay unless {@code replace}, and the new names continue theirs) and turns on
-	 * Show All: the user sees them. The image's selection stays.
+	 * Adds the ROIs as the worker named them (existing ROIs stay unless {@code replace}; the names continue theirs:
+	 * Python's rois/naming.py decided them from the names this ROI Manager sent) and turns on Show All: the user
+	 * sees them. The image's selection stays.
 	 */
 	static void add(RoiManager rm, List<Roi> rois, ImagePlus imp, boolean replace) {
 		if (replace)
 			rm.reset();
-		else
-			continueNames(rm, rois);
 		for (Roi roi : rois)
 			rm.add(imp, roi, -1);
 		if (imp != null && !rois.isEmpty()) {

@@ -130,8 +130,13 @@ def execute(options: str | MacroOptions | None, image: LoadedImage | Callable[[]
         data, axes, plane = one_plane(data, axes, current_plane or 0, hyperstack)
     mask = selection_mask(selection, data.shape[axes.index("Y")], data.shape[axes.index("X")])
     box = _bounds(mask) if mask is not None else None
-    if box is not None:
+    notes = []
+    if mask is not None and box is not None:
         data = _crop(data, axes, box)
+        top, bottom, left, right = box
+        # a leftover selection (roiManager("select", i) leaves one) silently restricting a call is a trap: say it
+        notes.append(f"restricted to the selection: {right - left}x{bottom - top} pixels at x={left}, y={top} "
+                     f"({int(mask.sum())} pixels inside); Edit > Selection > Select None segments the whole image")
     encoded_before = model.cache.misses
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
@@ -144,10 +149,10 @@ def execute(options: str | MacroOptions | None, image: LoadedImage | Callable[[]
         labels, scores = inside_selection(labels, scores, mask, box, int(min_size or 0))
     stack_axes = "".join(a for a in axes if a in "ZT")
     if plane is not None:  # one plane of a stack: every ROI on that plane
-        rois = labels_to_rois(labels, scores, positions=plane)
+        rois = labels_to_rois(labels, scores, positions=plane, calibration=loaded.calibration)
     else:
         planes, positions = stack_positions(labels, stack_axes, hyperstack=hyperstack)
-        rois = labels_to_rois(planes, scores, positions=positions)  # traced once, for every output
+        rois = labels_to_rois(planes, scores, positions=positions, calibration=loaded.calibration)  # traced once
     label_axes = stack_axes + "YX"
     if not preview:
         if opts.rois:
@@ -157,7 +162,7 @@ def execute(options: str | MacroOptions | None, image: LoadedImage | Callable[[]
     return CommandResult(options=opts, model=model, labels=labels, scores=scores, rois=rois,
                          label_axes=label_axes, calibration=loaded.calibration,
                          encoded=model.cache.misses - encoded_before, seconds=round(time.perf_counter() - start, 3),
-                         warnings=sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)}))
+                         warnings=notes + sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)}))
 
 
 def one_plane(data: np.ndarray, axes: str, index: int, hyperstack: bool | None = None

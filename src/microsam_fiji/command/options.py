@@ -1,38 +1,216 @@
-"""The option string of ``run("micro-sam APG", "...")``: one grammar for every transport.
+"""The options of ``run("micro-sam APG", "...")`` and ``run("micro-sam Prompt", "...")``: declared once, in
+:data:`OPTIONS`, and everything else made from that table — the parser every transport uses
+(:func:`parse_options`), the plugin's dialog (the worker sends :func:`dialog_fields` to the Java side at start, which
+holds no labels or defaults of its own), the in-process dialog, the Help page's rows (:func:`help_rows`) and the
+option table in the docs (:func:`markdown_table`). A new option is one more :class:`Option`.
 
-The in-process command (JPype listener) and the ImageJ plugin's Python worker both hand the macro's option
-string to :func:`parse_options`, so a macro means the same thing whichever way Fiji was started. Values are
-read as ImageJ's own ``ij.Macro.getValue`` reads them (reproduced in :func:`macro_value`, which needs no JVM):
-``key=value`` up to the next space, ``key=[value with spaces]`` (nested brackets counted) or ``key='value'``;
-the key must not follow a letter and is matched in lower case, as ImageJ's ``trimKey`` makes it.
+Values are read as ImageJ's own ``ij.Macro.getValue`` reads them (reproduced in :func:`macro_value`, which needs no
+JVM): ``key=value`` up to the next space, ``key=[value with spaces]`` (nested brackets counted) or ``key='value'``
+(for a value with an unbalanced ``]``); the key must not follow a letter and is matched in lower case, as
+ImageJ's ``trimKey`` makes it. Segmentation parameters may also be given by micro-sam's own names
+(``foreground_threshold=0.4``, ``distance_smoothing=2``).
 
-Options (all optional):
-
-* ``model=[...]``  checkpoint, Model Zoo package (.zip) or micro-sam name; default: the session's (demo model)
-* ``mode=apg|ais``  default: apg, or the package's mode
-* ``foreground= center= boundary= min_size= nms=`` and any other micro-sam parameter by its own name
-* ``replace``  clear the ROI Manager first (otherwise existing ROIs stay)
-* ``stack``  segment every plane of a stack (slices and frames); without it only the current plane, as ImageJ's
-  own filters do (the dialog's "stack" checkbox; the Recorder records ``stack``). A preview: the current plane
-* the current **selection**, when it is an area (rectangle, oval, polygon, freehand, composite), restricts the
-  command to it: objects only inside it (cut at its edge; smaller than ``min_size`` there: dropped), ROIs and
-  labels in the whole image's coordinates. Point and line selections are ignored; no option is needed
-* ``rois=[path]``  also write the ROIs as a RoiSet.zip; ``labels=[path]``  also write the label image as TIFF
-* ``show``  open the label image as a new image (it becomes the current image)
-* ``tile=[768,768] halo=[128,128]``  tiling of large images; ``engine=...`` segmentation engine"""
+Two things of the image are options without a key, as in ImageJ's own commands: the **current plane** (a stack is
+segmented whole only with ``stack``) and the **selection** (an area selection restricts the command to it)."""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from microsam_fiji.core.errors import UserError
 
-FLAGS = ("replace", "show", "stack")
-OPTION_KEYS = ("model", "mode", "rois", "labels", "tile", "halo", "engine")
-# ``micro-sam Prompt``: the same outputs and model, prompts instead of APG's thresholds
-PROMPT_FLAGS = ("replace", "show", "propagate")
-PROMPT_KEYS = ("model", "rois", "labels", "tile", "halo", "prompts")
-PROMPT_SOURCES = ("selection", "roi-manager")
+COMMANDS = {"apg": "micro-sam APG", "prompt": "micro-sam Prompt"}
+KINDS = ("model", "choice", "number", "integer", "flag", "file", "pair", "text")
+# when the dialog shows a field: always, or only for an image with several planes
+SHOWN = ("always", "stack", "never")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of the commands: its macro key and type, default, dialog label and what it does."""
+
+    key: str
+    """The macro key (``center=0.3``), also the first word of the dialog's label (ImageJ's Recorder key)."""
+    kind: str
+    """``model``, ``choice``, ``number``, ``integer``, ``flag`` (a word without value), ``file`` (a path),
+    ``pair`` (``768,768``) or ``text``."""
+    label: str
+    """The dialog's label after the key; ``{planes}`` is the image's number of planes."""
+    help: str
+    """What it is, for the Help page and the docs (one or two sentences)."""
+    effect: str = ""
+    """Which way it moves the result (thresholds), shown in the label and the docs."""
+    commands: tuple[str, ...] = ("apg",)
+    """The commands that take it (``apg``, ``prompt``)."""
+    param: str | None = None
+    """micro-sam's parameter it sets: its default is read from micro-sam (:func:`core.params.default_params`)."""
+    default: Any = None
+    """The default where no micro-sam parameter gives one (None: not set)."""
+    choices: tuple[str, ...] = ()
+    digits: int = 2
+    shown: str = "always"
+    """When the dialog shows it: ``always``, ``stack`` (several planes) or ``never`` (macro only)."""
+    unset: str = "—"
+    """What not giving it means, where it has no default value (the docs' default column)."""
+    modes: tuple[str, ...] = ("apg", "ais")
+    """The segmentation modes it applies to (``nms``: APG only)."""
+
+    def default_value(self, mode: str = "apg") -> Any:
+        """The default: micro-sam's for a parameter (read now, so it never drifts), else :attr:`default`."""
+        if self.param is not None:
+            from microsam_fiji.core.params import default_params
+
+            for m in (mode, *self.modes):
+                params = default_params(m)
+                if self.param in params:
+                    return params[self.param]
+        return self.default
+
+
+_THRESHOLD = "0 to 1"
+OPTIONS: tuple[Option, ...] = (
+    Option("model", "model", "", "a micro-sam checkpoint (.pt), a Model Zoo package (.zip, folder, rdf.yaml) or a "
+           "micro-sam model name (names other than demo are downloaded on first use: needs network); not given: "
+           "the default model (install-fiji --model, else the bundled demo).", commands=("apg", "prompt"),
+           unset="the default model"),
+    Option("mode", "choice", "(apg: SAM's masks from prompts the decoder suggests; ais: the decoder's own objects, "
+           "faster, no SAM masks)", "apg: automatic prompt generation; ais: the instance decoder's segmentation "
+           "without prompts. Not given: apg, or what the model's package says.", choices=("apg", "ais"),
+           default="apg"),
+    Option("foreground", "number", "threshold", "the foreground threshold (" + _THRESHOLD + ").",
+           "higher: fewer objects, faint ones dropped; lower: faint objects and more background",
+           param="foreground_threshold"),
+    Option("center", "number", "distance threshold", "prompt regions are where the predicted distance to an "
+           "object's center is below it (" + _THRESHOLD + ").", "lower: touching objects split; higher: merged",
+           param="center_distance_threshold"),
+    Option("boundary", "number", "distance threshold", "the same for the distance to the boundary (" + _THRESHOLD
+           + ").", "lower: touching objects split; higher: merged", param="boundary_distance_threshold"),
+    Option("min_size", "integer", "in pixels", "objects with fewer pixels are dropped.", "higher: small objects dropped",
+           param="min_size", digits=0),
+    Option("nms", "number", "threshold", "of two objects overlapping more than this (IoU), the lower-scored one is "
+           "dropped (APG only).", "lower: fewer overlapping objects kept", param="nms_threshold", modes=("apg",)),
+    Option("replace", "flag", "(first remove every ROI from the ROI Manager, yours too)", "empty the ROI Manager "
+           "first, the ROIs you added too; without it the ROIs there stay and the new names continue their "
+           "numbering.", commands=("apg", "prompt")),
+    Option("stack", "flag", "(process all {planes} planes; else only the current one)", "segment every plane of a "
+           "stack; without it only the current plane, as ImageJ's own filters do (a preview: always the current "
+           "plane).", shown="stack"),
+    Option("rois", "file", "(also save the ROIs as this RoiSet.zip; empty: no file)", "also write the ROIs to this "
+           "RoiSet.zip (replaced if it exists).", commands=("apg", "prompt")),
+    Option("labels", "file", "(also save the label image as this TIFF; empty: no file)", "also write the label "
+           "image to this TIFF (16-bit, 32-bit float beyond 65,535 objects; the image's calibration).",
+           commands=("apg", "prompt")),
+    Option("show", "flag", "(open the label image)", "open the label image as a new image.",
+           commands=("apg", "prompt")),
+    Option("tile", "pair", "(Y,X pixels; empty: automatic, tiles of 768,768 for planes over 1024 pixels)",
+           "segment in tiles of this size (Y,X) with the halo around each; large planes are tiled without it.",
+           commands=("apg", "prompt"), unset="automatic"),
+    Option("halo", "pair", "(Y,X pixels; empty: 128,128)", "the overlap around each tile (Y,X).",
+           commands=("apg", "prompt"), unset="128,128"),
+    Option("engine", "choice", "", "fast (default: micro-sam's instances, faster) or micro-sam (micro-sam's own "
+           "code).", choices=("fast", "micro-sam"), shown="never", unset="fast"),
+    Option("prompts", "choice", "(selection: the current selection; roi-manager: its point, box and area ROIs)",
+           "where the prompts come from: the current selection (default) or the ROI Manager's ROIs that are "
+           "not objects of micro-sam.", commands=("prompt",), choices=("selection", "roi-manager"),
+           default="selection"),
+    Option("propagate", "flag", "(extend the object through the stack)", "extend each prompted object from its "
+           "slice through the stack (micro-sam's segment_mask_in_volume); one name on every slice.",
+           commands=("prompt",)),
+)
+BY_KEY = {o.key: o for o in OPTIONS}
+
+
+def options_of(command: str = "apg") -> list[Option]:
+    """The options ``command`` (``apg`` or ``prompt``) takes, in the dialog's order.
+
+    Args:
+        command: ``apg`` or ``prompt``.
+
+    Returns:
+        The options."""
+    return [o for o in OPTIONS if command in o.commands]
+
+
+def flags_of(command: str = "apg") -> tuple[str, ...]:
+    """The keys that are words without a value (``replace``)."""
+    return tuple(o.key for o in options_of(command) if o.kind == "flag")
+
+
+def keys_of(command: str = "apg") -> tuple[str, ...]:
+    """The keys that take a value and are no segmentation parameter (``model``, ``rois``)."""
+    return tuple(o.key for o in options_of(command) if o.kind != "flag" and o.param is None)
+
+
+def dialog_label(option: Option) -> str:
+    """The dialog's label: the key first (what the Recorder and a macro write), then what it is and does."""
+    text = f"{option.key} {option.label}".strip()
+    return f"{text} ({option.effect})" if option.effect else text
+
+
+def dialog_fields(command: str = "apg", mode: str = "apg") -> list[dict[str, Any]]:
+    """The dialog of ``command`` as data: what the plugin's worker sends to the Java side at start (which renders
+    it and holds no labels or defaults of its own) and what the in-process dialog renders.
+
+    Args:
+        command: ``apg`` or ``prompt``.
+        mode: the mode whose parameter defaults the fields show.
+
+    Returns:
+        One dict per field, in order: ``key``, ``kind``, ``label``, ``default`` (None: empty), ``digits``,
+        ``choices``, ``shown`` (``always``, ``stack``)."""
+    fields = []
+    for option in options_of(command):
+        if option.shown == "never":
+            continue
+        fields.append({"key": option.key, "kind": option.kind, "label": dialog_label(option),
+                       "default": option.default_value(mode), "digits": option.digits,
+                       "choices": list(option.choices), "shown": option.shown})
+    return fields
+
+
+def _default_text(option: Option) -> str:
+    value = option.default_value()
+    if option.kind == "flag":
+        return "off"
+    return option.unset if value in (None, "") else str(value)
+
+
+def help_rows(command: str = "apg") -> str:
+    """The Help page's list of the options (HTML ``<li>`` rows): key, default, what it does, which way.
+
+    Args:
+        command: ``apg`` or ``prompt``.
+
+    Returns:
+        The rows, for the page's ``{options}`` placeholder."""
+    import html
+
+    rows = []
+    for option in options_of(command):
+        default = _default_text(option)
+        way = f" <i>{html.escape(option.effect)}</i>." if option.effect else ""
+        rows.append(f"<li><b>{option.key}</b> ({'flag' if option.kind == 'flag' else 'default ' + html.escape(default)}):"
+                    f" {html.escape(option.help)}{way}</li>")
+    return "\n".join(rows)
+
+
+def markdown_table(command: str = "apg") -> str:
+    """The docs' table of the options (Markdown), made from :data:`OPTIONS`; a test checks the docs hold it.
+
+    Args:
+        command: ``apg`` or ``prompt``.
+
+    Returns:
+        The table."""
+    lines = ["| option | default | what it does | which way it moves the result |", "|---|---|---|---|"]
+    for option in options_of(command):
+        key = option.key if option.kind == "flag" else f"{option.key}=…"
+        dialog = "" if option.shown != "never" else " (macro only)"
+        lines.append(f"| `{key}` | {_default_text(option)} | {option.help}{dialog} | {option.effect or ''} |")
+    return "\n".join(lines)
+
+
 _KEY = re.compile(r"(?:^|\s)([A-Za-z_][\w.\-]*)=")
 
 
@@ -121,66 +299,104 @@ def _without_brackets(text: str) -> str:
     return "".join(out) + ("]" if depth else "")
 
 
+# MacroOptions' attribute for a key, where the two differ
+_ATTRIBUTE = {"tile": "tile_shape"}
+
+
 def parse_options(options: str | None, command: str = "apg") -> MacroOptions:
     """Macro options -> :class:`MacroOptions`; unknown keys, flags with values and empty values are refused.
 
     Args:
         options: the option string as ImageJ hands it over.
         command: ``"apg"`` (``micro-sam APG``) or ``"prompt"`` (``micro-sam Prompt``, which takes no
-            segmentation parameters but ``prompts=`` and ``propagate``).
+            segmentation parameters but ``prompts=`` and ``propagate``): which of :data:`OPTIONS` apply.
 
     Returns:
         The parsed options."""
     from microsam_fiji.core.params import ALIASES, default_params
 
     prompt = command == "prompt"
-    flags, option_keys = (PROMPT_FLAGS, PROMPT_KEYS) if prompt else (FLAGS, OPTION_KEYS)
+    flags, option_keys = flags_of(command), keys_of(command)
     opts = MacroOptions()
     if not options or not str(options).strip():
         return opts
     text = str(options)
-    unbracketed = _without_brackets(text)
+    _check_brackets(_without_quoted(text))
+    unbracketed = _without_brackets(_without_quoted(text))
     keys = _KEY.findall(unbracketed)
     words = {w for w in unbracketed.split() if "=" not in w}
     for word in sorted(words - set(flags)):
         raise UserError(f"unknown option '{word}': flags are {', '.join(flags)}; other options take a value "
                         "(key=value)")
-    opts.replace = "replace" in words
-    opts.show = "show" in words
-    opts.propagate = "propagate" in words
-    opts.stack = "stack" in words
+    for flag in flags:
+        setattr(opts, _ATTRIBUTE.get(flag, flag), flag in words)
     known_params = set() if prompt else set(default_params("apg")) | set(default_params("ais")) | set(ALIASES)
     for key in keys:
         value = macro_value(text, key, None)
         value = None if value is None else value.strip()
         if value == "" and key.lower() == "model":
-            continue  # the dialog's empty model field, as the Recorder writes it: the default model
+            continue  # an empty model field: the default model
         if value in (None, ""):
-            raise UserError(f"option '{key}=' has no value: write {key}=VALUE (use [...] around values with spaces)")
+            raise UserError(f"option '{key}=' has no value: write {key}=VALUE (use [...] around values with spaces, "
+                            f"'...' around values with a ']')")
         lower = key.lower()
         if lower in option_keys:
-            if lower in ("tile", "halo"):
-                setattr(opts, "tile_shape" if lower == "tile" else "halo", _pair(key, value))
-            else:
-                setattr(opts, lower, value)
-                if lower == "prompts" and value not in PROMPT_SOURCES:
-                    raise UserError(f"prompts={value}: use prompts=selection (the current selection) or "
-                                    "prompts=roi-manager")
-                if lower == "engine":
-                    from microsam_fiji.engines.registry import check_engine
-
-                    check_engine(value)
+            _set(opts, BY_KEY[lower], key, value)
         elif lower.replace("-", "_") in known_params:
             opts.params[lower] = value
         elif lower in flags:
             raise UserError(f"option '{key}' is a flag: write just '{key}', without a value")
-        elif prompt:
-            raise UserError(f"unknown option '{key}' for micro-sam Prompt: use prompts=selection|roi-manager, model, "
-                            "replace, rois, labels, show, tile, halo or propagate")
         else:
-            raise UserError(f"unknown option '{key}': use model, mode, replace, stack, rois, labels, show, tile, halo, "
-                            f"engine or a segmentation parameter ({', '.join(ALIASES)}, min_size, ...)")
+            params = "" if prompt else f" or a segmentation parameter ({', '.join(ALIASES)}, min_size, ...)"
+            raise UserError(f"unknown option '{key}' for {COMMANDS[command]}: use "
+                            f"{', '.join(o.key for o in options_of(command) if o.param is None)}{params}")
     return opts
+
+
+def _set(opts: MacroOptions, option: Option, key: str, value: str) -> None:
+    """One option's value into ``opts``, checked as its kind says."""
+    if option.kind == "pair":
+        setattr(opts, _ATTRIBUTE.get(option.key, option.key), _pair(key, value))
+        return
+    if option.kind == "choice":
+        if option.key == "mode":
+            from microsam_fiji.core.params import check_mode
+
+            value = check_mode(value)
+        elif option.key == "engine":
+            from microsam_fiji.engines.registry import check_engine
+
+            check_engine(value)
+        elif value not in option.choices:
+            raise UserError(f"{key}={value}: use {' or '.join(f'{key}={c}' for c in option.choices)}")
+    setattr(opts, _ATTRIBUTE.get(option.key, option.key), value)
+
+
+def _check_brackets(text: str) -> None:
+    """A ``]`` inside a bracketed value ends it early (ImageJ reads ``model=[/data/mod]els/m.pt]`` as
+    ``/data/mod``): refused, naming the quotes that hold such a value."""
+    depth, start = 0, 0
+    for i, ch in enumerate(text):
+        if ch == "[":
+            depth += 1
+            if depth == 1:
+                start = i
+        elif ch == "]" and depth:
+            depth -= 1
+            if depth == 0 and i + 1 < len(text) and not text[i + 1].isspace():
+                key = re.findall(r"([A-Za-z_][\w.\-]*)=$", text[:start])
+                name = key[0] if key else "option"
+                # what was probably meant: up to the first ']' that a space or the end follows
+                end = next((j for j in range(i + 1, len(text)) if text[j] == "]"
+                            and (j + 1 == len(text) or text[j + 1].isspace())), i)
+                meant = text[start + 1:end]
+                raise UserError(f"{name}=[{meant}]: the value holds a ']', which ends [...] early: write it in "
+                                f"quotes, {name}='{meant}'")
+
+
+def _without_quoted(text: str) -> str:
+    """``text`` with each ``key='value'`` emptied to ``key=''`` (a quoted value may hold brackets and spaces)."""
+    return re.sub(r"(=)'[^']*'", r"\1''", text)
 
 
 def _pair(key: str, value: str) -> tuple[int, int]:

@@ -16,13 +16,14 @@ from roifile import ImagejRoi
 
 from microsam_fiji.command.execute import CommandResult
 from microsam_fiji.command.options import MacroOptions, check_outputs, parse_options
-from microsam_fiji.command.prompt_rois import is_our_object, next_id, prompts_from_rois
+from microsam_fiji.command.prompt_rois import prompts_from_rois
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.core.progress import report
 from microsam_fiji.core.tiff_io import LoadedImage, write_labels
 from microsam_fiji.engines.prompted import segment_from_prompts
 from microsam_fiji.models.cache import ModelCache
 from microsam_fiji.rois.encode import labels_to_rois
+from microsam_fiji.rois.naming import is_our_object, next_id
 from microsam_fiji.rois.positions import stack_positions
 from microsam_fiji.rois.roiset import write_rois
 
@@ -103,8 +104,10 @@ def execute_prompt(options: str | MacroOptions | None, image: LoadedImage | Call
     scores = {k + first_id - 1: v for k, v in result.scores.items()}
     planes_out, positions = stack_positions(labels, stack_axes, hyperstack=hyperstack)
     # a propagated object is one object through the stack: one name on every slice, told apart by position
-    new_rois = labels_to_rois(planes_out, scores, positions=positions, slice_suffix=not opts.propagate)
+    new_rois = labels_to_rois(planes_out, scores, positions=positions, slice_suffix=not opts.propagate,
+                              calibration=loaded.calibration)
     label_axes = stack_axes + "YX"
+    notes = _propagation_notes(labels, objects, first_id) if opts.propagate else []
     if opts.rois:
         write_rois(opts.rois, new_rois)
     if opts.labels:
@@ -112,4 +115,34 @@ def execute_prompt(options: str | MacroOptions | None, image: LoadedImage | Call
     return CommandResult(options=opts, model=model, labels=labels, scores=scores, rois=new_rois,
                          label_axes=label_axes, calibration=loaded.calibration, encoded=result.encoded,
                          seconds=round(time.perf_counter() - start, 3),
-                         warnings=sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)}))
+                         warnings=sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)})
+                         + notes)
+
+
+def _propagation_notes(labels: np.ndarray, objects: list, first_id: int) -> list[str]:
+    """How far each propagated object went, and why it stopped there (one line each, for the Log): micro-sam's
+    ``segment_mask_in_volume`` goes on slice by slice while a slice's mask overlaps the previous one by IoU
+    ``PROPAGATION["iou_threshold"]`` or more."""
+    from microsam_fiji.engines.prompted import PROPAGATION
+
+    stack = labels.reshape((-1,) + labels.shape[-2:])
+    n = len(stack)
+    notes = []
+    for index, obj in enumerate(objects):
+        label = first_id + index
+        present = np.flatnonzero((stack == label).any(axis=(1, 2)))
+        name = f"cell-{label:04d}"
+        if present.size == 0:
+            notes.append(f"{name}: no object on slice {obj.plane + 1}, nothing to propagate")
+            continue
+        low, high = int(present[0]) + 1, int(present[-1]) + 1
+        ends = [f"slice {z} (the stack's end)" if z in (1, n) else f"slice {z}" for z in sorted({low, high})]
+        why = (f"it stops where the next slice's mask is empty or overlaps the previous one by less than IoU "
+               f"{PROPAGATION['iou_threshold']}")
+        if low == high:
+            notes.append(f"{name}: stayed on slice {low} of {n}: the neighbouring slices' masks did not continue it "
+                         f"({why}); prompt it on another slice, or check the stack's order")
+        else:
+            notes.append(f"{name}: propagated from slice {obj.plane + 1} through slices {low}-{high} of {n} "
+                         f"(ends: {' and '.join(ends)}; {why})")
+    return notes

@@ -17,26 +17,10 @@ from roifile import ROI_SUBTYPE, ROI_TYPE, ImagejRoi
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.engines.prompted import NEGATIVE, POSITIVE, PromptObject
 from microsam_fiji.rois.decode import roi_slices, rois_to_labels
-from microsam_fiji.rois.naming import top_number
 
 NEGATIVE_COUNTER = 1
 _LINES = (ROI_TYPE.LINE, ROI_TYPE.POLYLINE, ROI_TYPE.FREELINE, ROI_TYPE.ANGLE)
 _AREAS = (ROI_TYPE.OVAL, ROI_TYPE.POLYGON, ROI_TYPE.FREEHAND, ROI_TYPE.TRACED)
-
-
-def is_our_object(roi: ImagejRoi) -> bool:
-    """Whether ``roi`` is an object the commands added (``cell-0001`` with ``id`` and ``area`` properties): the
-    ROI Manager's prompts are its other ROIs."""
-    properties = roi.properties if roi.props else {}
-    return "id" in properties and "area" in properties
-
-
-def next_id(rois: list[ImagejRoi]) -> int:
-    """The id after the largest of our objects among ``rois`` (the ROI Manager's), by their ``id`` property and by
-    their names (a later APG call's names continue the numbering, its ``id`` start at 1): new names stay unique."""
-    ids = [int(roi.properties["id"]) for roi in rois if is_our_object(roi)]
-    by_name = top_number(roi.name for roi in rois if is_our_object(roi) and roi.name)
-    return max(max(ids, default=0), by_name) + 1
 
 
 def _points(roi: ImagejRoi) -> np.ndarray:

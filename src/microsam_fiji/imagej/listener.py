@@ -33,32 +33,48 @@ _LOG = logging.getLogger(__name__)
 _registered: dict[str, object] = {}
 
 
-def run_command(options: str | None, models: ModelCache) -> int:
-    """Do what ``run("micro-sam APG", options)`` asks, on the current image (:func:`~microsam_fiji.command.execute.
-    execute`), then put the ROIs into the ROI Manager; returns the number of ROIs."""
+def run_command(options: str | None, models: ModelCache, command: str = COMMAND) -> int:
+    """Do what ``run("micro-sam APG", options)`` or ``run("micro-sam Prompt", options)`` asks on the current image
+    (:func:`~microsam_fiji.command.execute.execute` / :func:`~microsam_fiji.command.prompt.execute_prompt`), then
+    put the ROIs into the ROI Manager, named after the ones it holds (:func:`~microsam_fiji.rois.naming.
+    for_manager`, as the plugin's worker names them); the warnings go to the Log. Returns the number of ROIs."""
     from jpype import JClass
 
+    from microsam_fiji.command.prompt import check_prompt_options, execute_prompt
     from microsam_fiji.core.tiff_io import labels_for_imagej
-    from microsam_fiji.imagej.api import add_to_roi_manager, target_roi_manager
+    from microsam_fiji.imagej.api import add_to_roi_manager, java_rois_to_roifile, target_roi_manager
     from microsam_fiji.imagej.imageplus import from_imageplus, to_imageplus
+    from microsam_fiji.rois.naming import for_manager
 
-    opts = check_options(options)
+    prompt = command == PROMPT_COMMAND
+    opts = check_prompt_options(options) if prompt else check_options(options)
     imp = JClass("ij.WindowManager").getCurrentImage()
     if imp is None:
-        raise UserError("no image is open: open or select the image to segment first")
-    result = execute(opts, lambda: from_imageplus(imp), models, hyperstack=bool(imp.isHyperStack()),
-                     selection=current_selection(imp), current_plane=int(imp.getCurrentSlice()) - 1)
+        raise UserError("no image is open: open the image and make a selection on it first" if prompt else
+                        "no image is open: open or select the image to segment first")
+    rm = target_roi_manager()
+    manager = java_rois_to_roifile([r for r in rm.getRoisAsArray() if r is not None])
+    read = lambda: from_imageplus(imp)  # noqa: E731 - read after the options and the model are checked
+    current_plane, hyperstack = int(imp.getCurrentSlice()) - 1, bool(imp.isHyperStack())
+    if prompt:
+        selection = java_rois_to_roifile([imp.getRoi()] if imp.getRoi() is not None else [])
+        result = execute_prompt(opts, read, selection, manager, models, current_plane=current_plane,
+                                hyperstack=hyperstack)
+    else:
+        result = execute(opts, read, models, hyperstack=hyperstack, selection=current_selection(imp),
+                         current_plane=current_plane)
     IJ = JClass("ij.IJ")
     for message in result.warnings:
-        IJ.log(f"{COMMAND}: {message}")  # e.g. the image was rescaled: where the user looks
+        IJ.log(f"{command}: {message}")  # e.g. the image was rescaled: where the user looks
     RoiDecoder = JClass("ij.io.RoiDecoder")
-    rois = [RoiDecoder(roi.tobytes(), f"{roi.name}.roi").getRoi() for roi in result.rois]
-    add_to_roi_manager(target_roi_manager(), rois, imp, replace=opts.replace)
+    named = for_manager(result.rois, [r.name for r in manager if r.name], opts.replace)
+    rois = [RoiDecoder(roi.tobytes(), f"{roi.name}.roi").getRoi() for roi in named]
+    add_to_roi_manager(rm, rois, imp, replace=opts.replace)
     if opts.show:
         shown = to_imageplus(labels_for_imagej(result.labels), result.label_axes, result.calibration,
-                             title=f"{imp.getTitle()}-labels")
+                             title=f"{imp.getTitle()}-{'prompted' if prompt else 'labels'}")
         shown.show()
-    IJ.showStatus(f"{COMMAND}: {result.count} objects")
+    IJ.showStatus(f"{command}: {result.count} objects" + (f" (encoded {result.encoded})" if prompt else ""))
     return result.count
 
 
@@ -92,39 +108,58 @@ def _report(message: str, command: str = COMMAND) -> None:
 
 
 def ask_options(imp=None) -> str | None:
-    """The command's dialog, for a click on Plugins > micro-sam APG (a macro never sees it): the options it
-    returns are recorded by the Macro Recorder. None when cancelled."""
+    """The command's dialog, for a click on Plugins > micro-sam APG (a macro never sees it), made from the one
+    table of options (:func:`~microsam_fiji.command.options.dialog_fields`, as the plugin's dialog): the options
+    it returns are recorded by the Macro Recorder. None when cancelled."""
     from jpype import JArray, JClass, JString
 
-    from microsam_fiji.core.params import default_params
+    from microsam_fiji.command.options import dialog_fields
 
-    apg = default_params("apg")
-    gd = JClass("ij.gui.GenericDialog")(COMMAND)
-    gd.addStringField("Model (empty: default)", "", 40)
-    gd.addChoice("Mode", JArray(JString)(["apg", "ais"]), "apg")
-    fields = [("foreground", "foreground_threshold", 2), ("center", "center_distance_threshold", 2),
-              ("boundary", "boundary_distance_threshold", 2), ("min_size", "min_size", 0),
-              ("nms", "nms_threshold", 2)]
-    for key, name, digits in fields:
-        gd.addNumericField(f"{key} ({name})", float(apg[name]), digits)
-    gd.addCheckbox("Replace the ROIs in the ROI Manager", False)
     planes = 1 if imp is None else int(imp.getNSlices()) * int(imp.getNFrames())
-    if planes > 1:  # as ImageJ's filters ask "Process all N slices?"; recorded as `stack`
-        gd.addCheckbox(f"Stack: process all {planes} planes (else the current one)", False)
+    fields = [f for f in dialog_fields("apg") if f["shown"] != "stack" or planes > 1]
+    gd = JClass("ij.gui.GenericDialog")(COMMAND)
+    for f in fields:
+        label = f["label"].replace("{planes}", str(planes))
+        if f["kind"] == "choice":
+            gd.addChoice(label, JArray(JString)(f["choices"]), str(f["default"] or f["choices"][0]))
+        elif f["kind"] in ("number", "integer"):
+            gd.addNumericField(label, float(f["default"] or 0), int(f["digits"]))
+        elif f["kind"] == "flag":
+            gd.addCheckbox(label, False)
+        else:  # model (empty: the default), file, pair, text
+            gd.addStringField(label, "" if f["default"] is None else str(f["default"]), 30)
     gd.showDialog()
     if gd.wasCanceled():
         return None
-    model = str(gd.getNextString()).strip()
-    parts = [f"model=[{model}]"] if model else []
-    parts.append(f"mode={gd.getNextChoice()}")
-    for key, _, digits in fields:
-        value = float(gd.getNextNumber())
-        parts.append(f"{key}={int(value)}" if digits == 0 else f"{key}={value:g}")
-    if gd.getNextBoolean():
-        parts.append("replace")
-    if planes > 1 and gd.getNextBoolean():
-        parts.append("stack")
+    parts = []
+    for f in fields:
+        key = f["key"]
+        if f["kind"] == "choice":
+            parts.append(f"{key}={gd.getNextChoice()}")
+        elif f["kind"] in ("number", "integer"):
+            number = float(gd.getNextNumber())
+            parts.append(f"{key}={int(round(number))}" if f["kind"] == "integer" else f"{key}={number:g}")
+        elif f["kind"] == "flag":
+            if gd.getNextBoolean():
+                parts.append(key)
+        else:
+            value = str(gd.getNextString()).strip()
+            if value:
+                parts.append(f"{key}={quoted(value)}")
     return " ".join(parts)
+
+
+def quoted(value: str) -> str:
+    """A value as ImageJ's macro options hold it: in [...] with spaces, in '...' when it has a ']'.
+
+    Args:
+        value: the text of a field.
+
+    Returns:
+        ``value``, ``[value]`` or ``'value'``."""
+    if "]" in value and "'" not in value:
+        return f"'{value}'"
+    return f"[{value}]" if " " in value or "[" in value else value
 
 
 def _options_for_this_call() -> str | None | bool:
@@ -158,10 +193,8 @@ def _make_listener(models: ModelCache):
                 return command
             try:
                 if name == PROMPT_COMMAND:
-                    from microsam_fiji.imagej.prompt_command import run_prompt_command
-
                     options = JClass("ij.Macro").getOptions()
-                    run_prompt_command(None if options is None else str(options), models)
+                    run_command(None if options is None else str(options), models, PROMPT_COMMAND)
                 else:
                     options = _options_for_this_call()
                     if options is not False:

@@ -8,8 +8,10 @@ a composite (shape) ROI whose sub-paths are its outer outlines and hole outlines
 ROI names are ``<prefix>-<id>`` with the id zero-padded (at least 4 digits) so that they sort like the ids;
 stacks set the ROI's stack position (1-based) and add ``-z<slice>`` to the name only where one id occurs on
 several slices — unless the caller says the slices are one object (``slice_suffix=False``: an object propagated
-through a stack keeps one name, its ROIs told apart by their positions, as ImageJ's own 3D tools do). Each ROI carries ImageJ properties ``id``, ``area`` (pixels) and ``score`` when given
-(``Roi.getProperty("score")`` in a macro or script)."""
+through a stack keeps one name, its ROIs told apart by their positions, as ImageJ's own 3D tools do). Each ROI
+carries ImageJ properties ``id``, ``area`` (always in pixels), ``score`` when given, and on a calibrated image
+``calibrated_area`` with its ``area_unit`` (e.g. ``µm²``, what ImageJ's Measure reports) —
+``Roi.getProperty("score")`` in a macro or script."""
 from __future__ import annotations
 
 import numpy as np
@@ -83,11 +85,14 @@ def _signed_areas(outlines: Outlines) -> np.ndarray:
     return np.add.reduceat(cross, starts) // 2
 
 
-def _properties(label: int, area: int, scores) -> dict:
+def _properties(label: int, area: int, scores, calibration=None) -> dict:
     """The ROI's ImageJ properties (roifile writes them as ImageJ's ``key: value`` lines)."""
-    properties: dict[str, int | float] = {"id": label, "area": area}
+    properties: dict[str, int | float | str] = {"id": label, "area": area}
     if scores is not None and label in scores:
         properties["score"] = float(f"{float(scores[label]):.6g}")  # 6 digits: what a ROI Manager user reads
+    if calibration is not None and calibration.unit not in ("pixel", "pixels", ""):
+        properties["calibrated_area"] = float(f"{area * calibration.pixel_width * calibration.pixel_height:.6g}")
+        properties["area_unit"] = f"{calibration.unit}²"
     return properties
 
 
@@ -105,7 +110,7 @@ def _composite_path(pieces: list[np.ndarray]) -> np.ndarray:
 
 
 def labels_to_rois(labels: np.ndarray, scores: dict[int, float] | None = None, name_prefix: str = "cell",
-                   positions=None, slice_suffix: bool = True) -> list[ImagejRoi]:
+                   positions=None, slice_suffix: bool = True, calibration=None) -> list[ImagejRoi]:
     """One ImageJ ROI per object and slice, outlined so that ImageJ's ``Roi.getMask()`` is exactly the object.
 
     ``labels``: (Y,X), (N,Y,X) or (T,Z,Y,X) integer ids, 0 = background (leading axes are flattened in
@@ -113,7 +118,8 @@ def labels_to_rois(labels: np.ndarray, scores: dict[int, float] | None = None, n
     a 2D image the stack position to give every ROI (default none); for a stack one position per slice, an
     int (1-based stack index, default slice + 1) or a (c, z, t) tuple for hyperstacks. ``slice_suffix``: name
     an id found on several slices ``<prefix>-<id>-z<slice>`` (default) or, False, ``<prefix>-<id>`` on every
-    slice (one object through the stack). ROIs come sorted by slice, then id."""
+    slice (one object through the stack). ``calibration``: the image's (:class:`~microsam_fiji.core.tiff_io.
+    Calibration`); where it has a unit, each ROI also says its calibrated area. ROIs come sorted by slice, then id."""
     labels = _as_label_array(labels)
     is_stack = labels.ndim >= 3
     planes = labels.reshape(-1, *labels.shape[-2:])  # stack index order of ImageJ for (T, Z, Y, X)
@@ -153,7 +159,7 @@ def labels_to_rois(labels: np.ndarray, scores: dict[int, float] | None = None, n
             if k1 - k0 == 1:  # one piece without holes: a traced polygon
                 roi = ImagejRoi(roitype=ROI_TYPE.TRACED, left=left, top=top, right=right, bottom=bottom,
                                 n_coordinates=b - a, integer_coordinates=relative[a:b], name=name)
-                roi.properties = _properties(label, pixels, scores)
+                roi.properties = _properties(label, pixels, scores, calibration)
                 if huge:  # beyond 16-bit coordinates ImageJ reads the float ones
                     roi.options |= ROI_OPTIONS.SUB_PIXEL_RESOLUTION
                     roi.subpixel_coordinates = verts[a:b].astype(np.float32)
@@ -161,7 +167,7 @@ def labels_to_rois(labels: np.ndarray, scores: dict[int, float] | None = None, n
                 path = _composite_path([verts[starts[k]:starts[k + 1]] for k in range(k0, k1)])
                 roi = ImagejRoi(roitype=ROI_TYPE.RECT, left=left, top=top, right=right, bottom=bottom,
                                 shape_roi_size=path.size, multi_coordinates=path, name=name)
-                roi.properties = _properties(label, pixels, scores)
+                roi.properties = _properties(label, pixels, scores, calibration)
             _set_position(roi, position)
             rois.append(roi)
     return rois

@@ -1,13 +1,18 @@
-"""Names that stay unique in the ROI Manager across calls.
+"""The ROI Manager's names and numbering, decided here for every transport (the plugin sends the names its ROI
+Manager holds and adds what it gets back; the in-process command does the same in Python).
 
 Each call names its objects ``cell-0001``, ``cell-0002``, … (ids of its own labels image). Added to a ROI Manager
 that already holds an earlier call's ``cell-0001``, the names would repeat; ImageJ keeps its own numbering going
-instead, and so do we: the new names continue after the largest number the ROI Manager has for that prefix. The
-ROIs' ``id`` property stays the id in the call's labels image (what ``labels=[…]`` wrote)."""
+instead, and so do we: the new names continue after the largest number the ROI Manager has for that prefix
+(:func:`continued_names`). The ROIs' ``id`` property stays the id in the call's labels image (what ``labels=[…]``
+wrote). ``micro-sam Prompt`` numbers its new objects after the ROI Manager's objects (:func:`next_id`)."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
+
+from roifile import ImagejRoi
 
 # prefix-number, with the slice suffix an object found on several slices gets (``cell-0042-z003``)
 NAME = re.compile(r"^(?P<prefix>.+)-(?P<number>\d+)(?P<suffix>-z\d+)?$")
@@ -55,3 +60,48 @@ def top_number(names: Iterable[str], prefix: str = "cell") -> int:
         The number; a prompt's new objects start after it."""
     numbers = [int(m["number"]) for m in map(NAME.match, names) if m and m["prefix"] == prefix]
     return max(numbers, default=0)
+
+
+def is_our_object(roi: ImagejRoi) -> bool:
+    """Whether ``roi`` is an object the commands added (``cell-0001`` with ``id`` and ``area`` properties): the
+    ROI Manager's prompts are its other ROIs.
+
+    Args:
+        roi: a ROI of the ROI Manager.
+
+    Returns:
+        True for our objects."""
+    properties = roi.properties if roi.props else {}
+    return "id" in properties and "area" in properties
+
+
+def next_id(rois: list[ImagejRoi]) -> int:
+    """The id after the largest of our objects among ``rois`` (the ROI Manager's), by their ``id`` property and by
+    their names (a later APG call's names continue the numbering, its ``id`` start at 1): new names stay unique.
+
+    Args:
+        rois: the ROI Manager's ROIs.
+
+    Returns:
+        The first free id."""
+    ids = [int(roi.properties["id"]) for roi in rois if is_our_object(roi)]
+    by_name = top_number(roi.name for roi in rois if is_our_object(roi) and roi.name)
+    return max(max(ids, default=0), by_name) + 1
+
+
+def for_manager(rois: list[ImagejRoi], existing: Iterable[str], replace: bool) -> list[ImagejRoi]:
+    """A call's ROIs named for the ROI Manager they go into: unchanged with ``replace`` (it is emptied first),
+    else with :func:`continued_names` after the names it holds.
+
+    Args:
+        rois: the call's ROIs.
+        existing: the names the ROI Manager holds now.
+        replace: whether the ROI Manager is emptied before they are added.
+
+    Returns:
+        The ROIs (renamed copies where a name changed)."""
+    if replace:
+        return list(rois)
+    names = [roi.name or "" for roi in rois]
+    return [roi if new == old else dataclasses.replace(roi, name=new)
+            for roi, old, new in zip(rois, names, continued_names(existing, names))]

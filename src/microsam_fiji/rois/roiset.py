@@ -28,9 +28,44 @@ def write_roiset(path: str | os.PathLike, labels: np.ndarray, scores: dict[int, 
 
 
 def write_rois(path: str | os.PathLike, rois: Iterable[ImagejRoi]) -> Path:
-    """Write ROIs into a new RoiSet.zip at ``path`` (atomically; an existing file is replaced, not appended to)."""
+    """Write ROIs into a new RoiSet.zip at ``path`` (atomically; an existing file is replaced, not appended to).
+
+    Every member name is unique (:func:`member_names`): one object on several slices keeps its ROI name
+    (``cell-0007`` on each) while the zip holds ``cell-0007``, ``cell-0007-z005``, ... — a zip whose members share
+    a name loses all but one of them in ``unzip`` and in readers that go by name."""
     rois = list(rois)
-    return atomic_write(path, lambda tmp: roiwrite(tmp, rois, mode="w"))
+    names = member_names(rois)
+    return atomic_write(path, lambda tmp: roiwrite(tmp, rois, name=names, mode="w"))
+
+
+def member_names(rois: list[ImagejRoi]) -> list[str]:
+    """Unique zip member names for ``rois``: the ROI's name; a repeated name gets its slice (``-z005``, as
+    ImageJ's 1-based position) where that tells it apart, else a number (``-2``, ...) as ImageJ's ROI Manager
+    makes names unique when it saves.
+
+    Args:
+        rois: the ROIs, in order.
+
+    Returns:
+        One name per ROI (without ``.roi``)."""
+    taken: set[str] = set()
+    out = []
+    for roi in rois:
+        base = roi.name or roi.autoname
+        name = base
+        if name in taken:
+            slice_index = roi.z_position or roi.position
+            if slice_index:
+                name = f"{base}-z{slice_index:03d}"
+                if roi.t_position:
+                    name += f"-t{roi.t_position:03d}"
+            number = 2
+            while name in taken:
+                name = f"{base}-{number}"
+                number += 1
+        taken.add(name)
+        out.append(name)
+    return out
 
 
 class SkippedEntriesWarning(UserWarning):

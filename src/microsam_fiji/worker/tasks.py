@@ -3,16 +3,18 @@
 
 Requests (``request["action"]``):
 
-* ``hello``: version handshake (``plugin_version``: the jar's); outputs the worker's version, pid and the dialog's
-  default parameters. A jar of another version is refused with the command that reinstalls it.
+* ``hello``: version handshake (``plugin_version``: the jar's); outputs the worker's version, pid, and each
+  command's dialog fields and Help rows from the one table of options (:mod:`microsam_fiji.command.options`).
+  A jar of another version is refused with the command that reinstalls it.
 * ``segment``: ``options`` (the macro's option string, parsed by :mod:`microsam_fiji.command.options`, the one
   grammar, run by :func:`microsam_fiji.command.execute.execute`), ``image`` (the plugin's raw pixels,
   :mod:`microsam_fiji.worker.raw_image`), ``scratch`` (a folder the
   plugin removes afterwards), ``preview`` (no outputs written), ``selection`` (a .roi file of the image's area
   selection, or "": the command segments inside it), ``current_plane`` (0-based stack index: the plane segmented
-  without ``stack``). Outputs: ``rois`` (a RoiSet.zip in scratch for
-  ImageJ's RoiDecoder), ``count``, ``replace``, ``show`` (a label TIFF in scratch, or ""), ``encoded`` (image
-  encoder runs: 0 when the embeddings were cached), ``seconds``.
+  without ``stack``), ``manager_names`` (the names the ROI Manager holds). Outputs: ``rois`` (a RoiSet.zip in
+  scratch for ImageJ's RoiDecoder, named for the ROI Manager: the plugin adds them as they are), ``count``,
+  ``replace``, ``replaces``, ``show`` (a label TIFF in scratch, or ""), ``encoded`` (image encoder runs: 0 when
+  the embeddings were cached), ``seconds``, ``warnings`` (lines for the Log).
 * ``prompt``: ``micro-sam Prompt`` (see :func:`prompt`): the selection and the ROI Manager's ROIs as prompts on
   the same image; outputs as for ``segment``.
 
@@ -103,7 +105,7 @@ def _heartbeat(task, done: threading.Event) -> None:
 
 
 def hello(request: dict) -> dict:
-    from microsam_fiji.core.params import ALIASES, default_params
+    from microsam_fiji.command.options import COMMANDS, dialog_fields, help_rows
 
     ours = package_version()
     theirs = str(request.get("plugin_version", ""))
@@ -112,9 +114,10 @@ def hello(request: dict) -> dict:
         cli = Path(sys.executable).with_name("microsam-fiji")
         raise UserError(f"the micro-sam APG plugin ({theirs or 'unknown version'}) and its Python worker ({ours}) "
                         f"differ: run '{cli} install-fiji {folder.parent}' again")
-    apg = default_params("apg")
+    # the dialogs and the Help page are made from the one table of options: the Java side holds none of it
     return {"version": ours, "pid": os.getpid(), "python": sys.executable,
-            "defaults": {short: apg[name] for short, name in ALIASES.items() if name in apg}}
+            "dialog": {command: dialog_fields(command) for command in COMMANDS},
+            "help": {command: help_rows(command) for command in COMMANDS}}
 
 
 def _scratch(request: dict) -> Path:
@@ -125,17 +128,25 @@ def _scratch(request: dict) -> Path:
     return scratch
 
 
-def _reply(result, scratch: Path, show: bool) -> dict:
-    """What either command sends back: the ROIs as a RoiSet.zip for ImageJ's RoiDecoder, the label image to open
-    when ``show``, and the counts the plugin's ``lastResult`` reports."""
+def _reply(result, request: dict, scratch: Path, show: bool) -> dict:
+    """What either command sends back: the ROIs as a RoiSet.zip for ImageJ's RoiDecoder, named for the plugin's
+    ROI Manager (``manager_names``: the names it holds) and, where the Prompt Tool refines an object
+    (``replacing``: its name), which ROI the result replaces; the label image to open when ``show``; the counts
+    the plugin's ``lastResult`` reports. The plugin adds what it gets: the names are decided here."""
     from microsam_fiji.core.tiff_io import write_labels
+    from microsam_fiji.rois.naming import for_manager
     from microsam_fiji.rois.roiset import write_rois
 
-    rois = write_rois(scratch / "rois.zip", result.rois)
+    existing = [str(n) for n in request.get("manager_names") or []]
+    replacing = str(request.get("replacing") or "")
+    replaces = replacing if (replacing in existing and len(result.rois) == 1 and not result.options.replace) else ""
+    named = result.rois if replaces else for_manager(result.rois, existing, result.options.replace)
+    rois = write_rois(scratch / "rois.zip", named)
     shown = ""
     if show:
         shown = str(write_labels(scratch / "labels.tif", result.labels, result.calibration, axes=result.label_axes))
-    return {"rois": str(rois), "count": result.count, "replace": result.options.replace, "show": shown,
+    return {"rois": str(rois), "count": result.count, "replace": result.options.replace, "replaces": replaces,
+            "show": shown,
             "encoded": result.encoded, "model_loads": models().model_loads, "model": result.model.source,
             "seconds": result.seconds,
             # what the user should know about the result (an image rescaled, ...): the plugin logs these lines
@@ -157,7 +168,7 @@ def segment(request: dict) -> dict:
                      hyperstack=bool(meta.get("hyperstack")),
                      selection=read_roiset(selection)[0] if selection else None,
                      current_plane=int(request.get("current_plane") or 0))
-    return _reply(result, scratch, show=result.options.show and not preview)
+    return _reply(result, request, scratch, show=result.options.show and not preview)
 
 
 def prompt(request: dict) -> dict:
@@ -176,7 +187,7 @@ def prompt(request: dict) -> dict:
                             read_roiset(selection) if selection else [], read_roiset(manager) if manager else [],
                             models(), current_plane=int(request.get("current_plane") or 0),
                             hyperstack=bool(meta.get("hyperstack")))
-    return _reply(result, scratch, show=result.options.show)
+    return _reply(result, request, scratch, show=result.options.show)
 
 
 _ACTIONS = {"hello": hello, "segment": segment, "prompt": prompt}

@@ -1,8 +1,8 @@
-"""Shared set-up for the bridge tests: ImageJ in this process (display when $DISPLAY is set), the session."""
+"""ImageJ inside the test process (JPype, a display when $DISPLAY is set) for the in-process command's tests:
+starting it, macros, images and ROIs; the fixtures (``bridge``, ``model``, ``nuclei``, ``rm``, ...) are in conftest.py."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 
 def nuclei_crop(stardist_image) -> np.ndarray:
@@ -11,9 +11,9 @@ def nuclei_crop(stardist_image) -> np.ndarray:
 
 
 def imagej_with_display():
-    """Start ImageJ for tests that need the ROI Manager or macro ``segment_with_scores()``; without a display, Java or ij.jar:
+    """Start ImageJ for tests that need the ROI Manager or macro ``run()``; without a display, Java or ij.jar:
     a failure under CI=true, else a skip (conftest.require_imagej)."""
-    from conftest import require_imagej
+    from helpers.imagej import require_imagej
 
     from microsam_fiji.imagej.jvm import start_imagej
 
@@ -63,41 +63,6 @@ def write_tiff(path, data, axes: str | None = None) -> str:
 
     tifffile.imwrite(path, data, imagej=True, metadata={"axes": axes} if axes else {})
     return str(path)
-
-
-# Module-scoped fixtures shared by the bridge test modules (import them by name).
-
-@pytest.fixture(scope="module")
-def bridge():
-    imagej_with_display()
-    return start_session()
-
-
-@pytest.fixture(scope="module")
-def model(bridge):
-    return bridge.models.model()  # the session's default: the demo model, loaded by the session itself
-
-
-@pytest.fixture(scope="module")
-def nuclei(stardist_image):
-    return nuclei_crop(stardist_image)
-
-
-@pytest.fixture(scope="module")
-def image_a(nuclei, tmp_path_factory):
-    return write_tiff(tmp_path_factory.mktemp("macro") / "nuclei a.tif", nuclei)
-
-
-@pytest.fixture(scope="module")
-def reference(nuclei, model):
-    from microsam_fiji.engines.segment import segment_with_scores
-
-    return segment_with_scores(nuclei, model)
-
-
-@pytest.fixture
-def rm(bridge):
-    return clean_roi_manager()
 
 
 def open_image(path: str) -> str:
