@@ -144,7 +144,6 @@ def rm(bridge):
 
 from helpers.imagej import IN_CI, imagej_missing, require_imagej  # noqa: E402 (after the environment set above)
 
-
 # fixtures that start ImageJ in this process: the bridge session needs a display (menus, macros, ROI Manager),
 # the ImagePlus / ROI decoding tests run headless too
 IMAGEJ_FIXTURES = {"bridge": True, "ij": False}

@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 import pytest
-
 from helpers.instance_match import best_ious
+
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.core.progress import Cancelled, reporting
 from microsam_fiji.engines.segment import segment_with_scores

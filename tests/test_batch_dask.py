@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from microsam_fiji.batch.api import segment_many
 from microsam_fiji import segment
+from microsam_fiji.batch.api import segment_many
 from microsam_fiji.cli import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]

@@ -1,4 +1,4 @@
-"""Issue 21.1 and 21.2: a batch never overwrites a file it did not write, never takes its own outputs (or a label
+"""A batch never overwrites a file it did not write, never takes its own outputs (or a label
 image beside its image) for an input, never replaces another input's outputs, keeps the rows of earlier batches
 in summary.csv, and resumes only when the input's content is unchanged (not just its size and time).
 

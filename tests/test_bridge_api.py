@@ -8,10 +8,8 @@ import textwrap
 
 import numpy as np
 import pytest
-
-from helpers.imagej import require_imagej
-
 from helpers.bridge import nuclei_crop, rois_as_labels, write_tiff
+from helpers.imagej import require_imagej
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -29,7 +27,7 @@ def test_to_roi_manager_adds_exact_rois_and_keeps_existing_ones(reference, rm, n
     rois = list(rm.getRoisAsArray())[1:]
     assert np.array_equal(rois_as_labels(rois, nuclei.shape), reference.labels)
     assert float(str(rois[2].getProperty("score"))) == pytest.approx(3 / 100)
-    to_roi_manager(reference.labels, rm=rm)  # a second call: its names continue the first's (issue 20)
+    to_roi_manager(reference.labels, rm=rm)  # a second call: its names continue the first's
     names = [str(rm.getName(i)) for i in range(rm.getCount())]
     assert len(set(names)) == len(names) == 2 * n + 1 and names[-1] == f"cell-{2 * n:04d}", names
     to_roi_manager(reference.labels, rm=rm, replace=True, name_prefix="nucleus")

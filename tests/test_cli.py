@@ -78,8 +78,8 @@ def test_help_lists_every_command_and_option():
 @pytest.fixture()
 def no_work(monkeypatch):
     """Fails the test if the model is loaded or an image read: bad options and outputs must be refused first."""
-    import microsam_fiji.models.load
     import microsam_fiji.core.tiff_io
+    import microsam_fiji.models.load
 
     def refuse(*args, **kwargs):
         raise AssertionError("work started before the options and --out were checked")

@@ -1,4 +1,4 @@
-"""Issue 21.5: what gave a traceback now gives one line naming the fix: checkpoints that are not micro-sam's,
+"""What gave a traceback now gives one line naming the fix: checkpoints that are not micro-sam's,
 --device mps without Apple's GPU, an image name starting with '-', and ``rois`` / ``labels`` outputs that
 cannot be written or would not fit in memory."""
 from __future__ import annotations

@@ -14,8 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from helpers.imagej import require_imagej
-from helpers.imagej import IJ_JAR, fresh_imagej_folder, printed, run_cli, run_imagej, run_watched, worker_log
+from helpers.imagej import (
+    IJ_JAR,
+    fresh_imagej_folder,
+    printed,
+    require_imagej,
+    run_cli,
+    run_imagej,
+    run_watched,
+    worker_log,
+)
 
 LAST = "microsam_fiji.MicroSamAPG.lastResult"
 COMMAND = "micro-sam Prompt"

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from helpers.imagej import require_imagej
-
 from helpers.bridge import macro, open_image, rois_as_labels, showing_dialogs, write_tiff
+from helpers.imagej import require_imagej
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "fiji-scripts"
 
@@ -64,8 +62,8 @@ def test_segment_current_image_dialog_defaults_are_micro_sams(image_a, reference
 
 
 def test_batch_folder_writes_rois_and_labels_per_image(tmp_path, nuclei, reference, rm, capfd):
-    from microsam_fiji.rois.decode import rois_to_labels
     from microsam_fiji.core.tiff_io import read_image
+    from microsam_fiji.rois.decode import rois_to_labels
 
     folder, out = tmp_path / "in put", tmp_path / "out put"
     folder.mkdir()

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
-
-from helpers.imagej import require_imagej
-from helpers.imagej import fresh_imagej_folder, printed, run_cli, run_imagej, worker_log
+from helpers.imagej import fresh_imagej_folder, printed, require_imagej, run_cli, run_imagej, worker_log
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "fiji-scripts"
 CONFIG = "plugins/micro-sam-fiji.properties"

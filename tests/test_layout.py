@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "microsam_fiji"
 # a module's size follows its concept; this only catches a real outlier (a module that has grown several concepts)

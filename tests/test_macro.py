@@ -8,7 +8,6 @@ import time
 
 import numpy as np
 import pytest
-
 from helpers.bridge import macro, open_image, rois_as_labels, showing_dialogs, write_tiff
 
 pytestmark = pytest.mark.timeout(300)
@@ -51,8 +50,8 @@ def test_existing_rois_stay_unless_replace(image_a, reference, rm):
 
 
 def test_rois_labels_and_show_options(image_a, reference, rm, tmp_path, nuclei):
-    from microsam_fiji.rois.decode import rois_to_labels
     from microsam_fiji.core.tiff_io import read_image
+    from microsam_fiji.rois.decode import rois_to_labels
 
     roiset, labels = tmp_path / "out dir" / "RoiSet.zip", tmp_path / "out dir" / "labels.tif"
     code = (open_image(image_a) + 'setVoxelSize(0.25, 0.25, 1, "micron");'
@@ -94,7 +93,7 @@ ERRORS = [
     ('close("*"); run("micro-sam APG", "");', "micro-sam APG: no image is open: open or select the image"),
     ('run("micro-sam APG", "model=[/no/such/model.pt]");', "micro-sam APG: model file '/no/such/model.pt' not found"),
     ('run("micro-sam APG", "model=[no_such_model]");', "micro-sam APG: unknown model 'no_such_model'"),
-    # offline: the fix inside a macro is a model=[path], not the CLI's --model (issue 20.8)
+    # offline: the fix inside a macro is a model=[path], not the CLI's --model
     ('run("micro-sam APG", "model=vit_b_lm");', "no network: cannot download micro-sam model 'vit_b_lm'; pass a "
                                                 "local checkpoint or package instead (in a macro: model=[/path/to/model]"),
     ('run("micro-sam APG", "center=abc");', "micro-sam APG: parameter center_distance_threshold='abc' is not a number"),

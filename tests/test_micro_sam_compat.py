@@ -31,7 +31,6 @@ def test_installed_micro_sam_is_in_tested_range():
 
 def test_private_functions_behave(random_checkpoint):
     import torch
-
     from micro_sam.util import get_sam_model
 
     from microsam_fiji.models.checkpoint import read_checkpoint

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from microsam_fiji.core.errors import UserError
-from microsam_fiji.models.load import load_model
 from microsam_fiji.models.checkpoint import infer_model_type
 from microsam_fiji.models.demo import DEMO_CHECKPOINT
+from microsam_fiji.models.load import load_model
 
 
 def test_checkpoint_model_type_is_inferred_from_weights(random_checkpoint):

@@ -10,19 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.zips import rewrite_zip
 
-from microsam_fiji.core.errors import UserError
-from microsam_fiji.engines.segment import segment_with_scores
-from microsam_fiji.models.load import load_model
 from microsam_fiji.cli import main
+from microsam_fiji.core.errors import UserError
+from microsam_fiji.core.params import default_params
+from microsam_fiji.engines.segment import segment_with_scores
 from microsam_fiji.models.demo import DEMO_CHECKPOINT
+from microsam_fiji.models.load import load_model
+from microsam_fiji.models.package import load_package
 from microsam_fiji.models.package_config import SAM_ATTACHMENT, WEIGHTS_FILE
 from microsam_fiji.zoo.export import export_package
 from microsam_fiji.zoo.reproduction import TOLERANCE
-from microsam_fiji.models.package import load_package
-from microsam_fiji.core.params import default_params
-
-from helpers.zips import rewrite_zip
 
 
 def _rdf(path: Path) -> dict:

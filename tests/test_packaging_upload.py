@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers.models import build_random_checkpoint
 
+from microsam_fiji.cli import main
 from microsam_fiji.engines.segment import segment_with_scores
 from microsam_fiji.models.load import load_model
-from microsam_fiji.cli import main
 
 UPLOAD = dict(authors=["Test Author; affiliation=Test Lab; github_user=testauthor"],
               maintainers=["Test Maintainer; github_user=testmaintainer"], uploader="test@example.org; Test Uploader",
@@ -165,12 +164,12 @@ def test_large_models_map_onto_the_package_architecture_by_shape(model_type):
     from micro_sam.util import sam_model_registry
 
     from microsam_fiji.models.checkpoint import infer_model_type
-    from microsam_fiji.zoo.architecture import InstanceMaps
+    from microsam_fiji.models.package import PackageContents, micro_sam_checkpoint
     from microsam_fiji.models.package_config import DECODER_PREFIX, ENCODER_PREFIX, SAM_ATTACHMENT
+    from microsam_fiji.zoo.architecture import InstanceMaps
     from microsam_fiji.zoo.description import micro_sam_config
     from microsam_fiji.zoo.export import uses_conv_transpose
     from microsam_fiji.zoo.weights import package_weights as _package_weights
-    from microsam_fiji.models.package import PackageContents, micro_sam_checkpoint
 
     with torch.device("meta"):
         sam = sam_model_registry[model_type]()

@@ -1,4 +1,4 @@
-"""Fuzz-style: random shapes, pixel types and value ranges through ``microsam_fiji.engines.segment`` (issue 13).
+"""Fuzz-style: random shapes, pixel types and value ranges through ``microsam_fiji.engines.segment``.
 
 Every input gives labels of the image's shape (without RGB samples) or one ``UserError`` line; no other exception
 and no numpy (or other) warning reaches the user, except the one-line ``ImageRescaledWarning`` that reports a
@@ -11,8 +11,8 @@ import warnings
 import numpy as np
 import pytest
 
-from microsam_fiji.core.errors import UserError
 from microsam_fiji import segment
+from microsam_fiji.core.errors import UserError
 from microsam_fiji.core.images import ImageRescaledWarning, is_constant, to_planes
 
 MODEL_RUNS = 1  # an encoder run and APG on noise: seconds on a free CPU

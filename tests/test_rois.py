@@ -1,22 +1,21 @@
 """labels <-> ImageJ ROIs in pure Python: exact round trips on hard shapes, real nuclei, stacks; the CLI."""
 from __future__ import annotations
 
-import zipfile
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
-
-from helpers.shapes import hard_shapes, random_blobs, random_labels
 import roifile
 import tifffile
+from helpers.shapes import hard_shapes, random_blobs, random_labels
 
-from microsam_fiji.rois.decode import rois_to_labels
-from microsam_fiji.rois.encode import labels_to_rois
-from microsam_fiji.rois.roiset import read_roiset, write_roiset
 from microsam_fiji.cli import main
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.core.tiff_io import Calibration, read_image, write_labels
+from microsam_fiji.rois.decode import rois_to_labels
+from microsam_fiji.rois.encode import labels_to_rois
+from microsam_fiji.rois.roiset import read_roiset, write_roiset
 
 
 def round_trip(lab: np.ndarray) -> np.ndarray:
@@ -217,7 +216,7 @@ def test_cli_errors_are_one_line(argv, message, tmp_path, capsys):
 
 
 def test_labels_warn_about_rois_beyond_the_image_and_a_roiset_skips_what_is_no_roi(tmp_path):
-    """Issue 21: a smaller --shape than the ROIs' image cuts or drops ROIs (a warning says so); a RoiSet.zip with
+    """A smaller --shape than the ROIs' image cuts or drops ROIs (a warning says so); a RoiSet.zip with
     a README.txt inside is read as ImageJ reads it (the README skipped, with a warning)."""
     from microsam_fiji.rois.decode import RoisOutsideWarning
     from microsam_fiji.rois.roiset import SkippedEntriesWarning

@@ -4,11 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from microsam_fiji.core.errors import UserError
-from microsam_fiji.engines.segment import segment_with_scores
 from microsam_fiji import segment
+from microsam_fiji.core.errors import UserError
 from microsam_fiji.core.params import default_params, resolve_params
-from microsam_fiji.engines.segment import DEFAULT_HALO, DEFAULT_TILE_SHAPE, tiling
+from microsam_fiji.engines.segment import DEFAULT_HALO, DEFAULT_TILE_SHAPE, segment_with_scores, tiling
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Issue 20 item 6: ``micro-sam APG`` honours the image's state as ImageJ's own commands do. An area selection
+"""``micro-sam APG`` honours the image's state as ImageJ's own commands do. An area selection
 restricts the command to it (objects only inside, ROIs and labels in full-image coordinates); a stack is
 segmented whole only with the ``stack`` flag, otherwise only its current plane (the ROIs on that plane).
 Through :func:`~microsam_fiji.command.execute.execute` directly, in process (JPype) and through the real plugin
@@ -102,8 +102,8 @@ def test_a_rectangle_selection_segments_inside_it_in_full_image_coordinates(load
 
 
 def test_an_oval_or_mask_selection_keeps_only_the_objects_pixels_inside_and_points_are_ignored(loaded, cache):
-    from microsam_fiji.core.errors import UserError
     from microsam_fiji.command.execute import execute, selection_mask
+    from microsam_fiji.core.errors import UserError
 
     oval = ImagejRoi(roitype=ROI_TYPE.OVAL, left=LEFT, top=TOP, right=LEFT + SIZE, bottom=TOP + SIZE, position=2)
     mask = selection_mask(oval, 128, 128)

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-
 from helpers.bridge import macro, open_image
 from helpers.imagej import IJ_JAR, fresh_imagej_folder, run_cli, run_watched
 

@@ -13,14 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.zips import rdf_with_hash, rewrite_zip, zip_bomb_member
 
 from microsam_fiji.cli import main
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.models.demo import DEMO_CHECKPOINT
 from microsam_fiji.models.package_config import WEIGHTS_FILE
 from microsam_fiji.zoo.weights import ARCHITECTURE_FILE
-
-from helpers.zips import rdf_with_hash, rewrite_zip, zip_bomb_member
 
 CLI = Path(sys.executable).with_name("microsam-fiji")
 
@@ -139,10 +138,10 @@ def test_validate_names_what_it_runs_and_trusts_our_own_architecture(package_zip
 
 def test_a_library_architecture_outside_micro_sam_is_not_called(package_zip, tmp_path):
     """``import_from: os, callable: system`` would make bioimageio.core call os.system with the kwargs."""
+    from bioimageio.spec.model.v0_5 import ArchitectureFromLibraryDescr
+
     from microsam_fiji.models.package import read_description
     from microsam_fiji.zoo.validate import code_to_run
-
-    from bioimageio.spec.model.v0_5 import ArchitectureFromLibraryDescr
 
     descr = read_description(package_zip)
     weights = descr.weights.pytorch_state_dict

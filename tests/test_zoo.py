@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from microsam_fiji.cli import main
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.engines.segment import segment_with_scores
-from microsam_fiji.models.load import load_model
-from microsam_fiji.cli import main
 from microsam_fiji.models.demo import DEMO_CHECKPOINT
+from microsam_fiji.models.load import load_model
 from microsam_fiji.models.zoo_id import zoo_reference
 
 
@@ -27,7 +27,6 @@ def micro_sam_export(tmp_path_factory, micro_sam_crop) -> Path:
     """The demo checkpoint exported by micro-sam's own exporter (as the Model Zoo's micro-sam models are): it
     runs micro-sam's AIS on the test image through bioimageio.core and checks it (about a minute on a CPU)."""
     from micro_sam.bioimageio import export_sam_model
-
     from PIL import Image
 
     from microsam_fiji.core.micro_sam_compat import to_image

@@ -14,7 +14,6 @@ def imagej_with_display():
     """Start ImageJ for tests that need the ROI Manager or macro ``run()``; without a display, Java or ij.jar:
     a failure under CI=true, else a skip (conftest.require_imagej)."""
     from helpers.imagej import require_imagej
-
     from microsam_fiji.imagej.jvm import start_imagej
 
     require_imagej(display=True)

@@ -18,8 +18,8 @@ def imagej_missing(display: bool) -> str | None:
     """What this machine lacks for the ImageJ tests, with the fix, or None."""
     if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
         return "Java (no `java` on PATH): install a JRE (Debian: apt-get install default-jre) or set JAVA_HOME"
-    from microsam_fiji.imagej.jvm import find_ij_jar
     from microsam_fiji.core.errors import UserError
+    from microsam_fiji.imagej.jvm import find_ij_jar
 
     try:
         find_ij_jar()
