@@ -156,6 +156,35 @@ def pytest_report_header(config):
             f"{' (CI=true: a missing requirement fails)' if IN_CI else ''}")
 
 
+# --- tiers: `pytest -m "not imagej and not slow"` is the pure-Python tier (minutes) -----------------------------
+
+# fixtures that start ImageJ (in process or as a user does) and fixtures that load or export a model
+IMAGEJ_USES = re.compile(r"\b(run_imagej|run_watched|require_imagej|imagej_with_display|start_session)\(")
+MODEL_FIXTURES = {"demo_model", "random_checkpoint", "package_zip", "demo_export", "model", "reference",
+                  "micro_sam_export", "micro_sam_model", "fresh_demo", "exported", "package_model",
+                  "pickled_checkpoint", "embeddings", "dense_state"}
+MODEL_USES = re.compile(r"\b(load_model|segment|segment_with_scores|segment_many|segment_from_prompts|"
+                        r"export_package|finetune|build_random_checkpoint|subprocess\.run|validate_package)\(|"
+                        r"main\(\[\"(segment|export|prompt|macro|validate|train|convert-checkpoint)\"")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test ``imagej`` (it starts ImageJ) and ``slow`` (it loads, trains or exports a model, or starts the
+    program), from the fixtures it uses and what its body calls, so that the markers cannot go stale."""
+    import inspect
+
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        try:
+            source = inspect.getsource(item.function)
+        except (OSError, TypeError, AttributeError):
+            source = ""
+        if names & (set(IMAGEJ_FIXTURES) | {"installed", "harness"}) or IMAGEJ_USES.search(source):
+            item.add_marker(pytest.mark.imagej)
+        if names & MODEL_FIXTURES or MODEL_USES.search(source) or item.get_closest_marker("imagej"):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_runtest_setup(item):
     needs = [display for name, display in IMAGEJ_FIXTURES.items() if name in getattr(item, "fixturenames", ())]
     if needs:

@@ -2,9 +2,9 @@
 from microsam_fiji.batch import segment_many
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.engines.prompted import PromptSegmentation, segment_from_prompts
-from microsam_fiji.engines.segment import Segmentation, segment, segment_with_scores
+from microsam_fiji.engines.segment import Segmentation, run, segment, segment_with_scores  # run: the old name
 from microsam_fiji.models.load import load_model
 from microsam_fiji.models.model import Model
 
-__all__ = ["Model", "PromptSegmentation", "Segmentation", "UserError", "load_model", "segment", "segment_with_scores",
+__all__ = ["Model", "PromptSegmentation", "Segmentation", "UserError", "load_model", "run", "segment", "segment_with_scores",
            "segment_from_prompts", "segment_many"]
