@@ -6,5 +6,5 @@ from microsam_fiji.engines.segment import Segmentation, run, segment, segment_wi
 from microsam_fiji.models.load import load_model
 from microsam_fiji.models.model import Model
 
-__all__ = ["Model", "PromptSegmentation", "Segmentation", "UserError", "load_model", "run", "segment", "segment_with_scores",
-           "segment_from_prompts", "segment_many"]
+__all__ = ["Model", "PromptSegmentation", "Segmentation", "UserError", "load_model", "run", "segment",
+           "segment_from_prompts", "segment_many", "segment_with_scores"]
