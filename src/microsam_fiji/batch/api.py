@@ -35,18 +35,23 @@ def segment_many(images: str | os.PathLike | Iterable[str | os.PathLike], out: s
                  axes: str | None = None, tile_shape=None, halo=None, tile_threshold: int | None = None,
                  device: str | None = None, backend: str | None = None,
                  engine: str | None = None, rois: bool = True, overwrite: bool = False, workers: int | None = None,
-                 scheduler: str | None = None, progress: bool | Callable[[Row], None] = False) -> Summary:
+                 scheduler: str | None = None, progress: bool | Callable[[Row], None] = False,
+                 volume: bool = False, gap_closing: int | None = None, min_z_extent: int | None = None,
+                 channel: int | None = None) -> Summary:
     """Segment every image (files, folders, glob patterns) into ``out`` and return the :class:`Summary`.
 
-    Per image: ``<name>_labels.tif``, ``<name>_RoiSet.zip`` (unless ``rois=False``) and the stamp
-    ``<name>.microsam.json``; for the batch: ``summary.csv`` (one row per image: image, objects, seconds,
-    engine, model, status, error, labels, rois; the rows of earlier batches into ``out`` are kept, a rerun
+    Per image: ``<name>_labels.tif``, ``<name>_RoiSet.zip`` (unless ``rois=False``), ``<name>_objects.csv`` (one
+    row per object: :mod:`microsam_fiji.engines.measurements`) and the stamp ``<name>.microsam.json``; for the
+    batch: ``summary.csv`` (one row per image: image, objects, seconds, engine, model, status, error, labels,
+    rois; the rows of earlier batches into ``out`` are kept, a rerun
     replaces its input's row). An unreadable image gets status ``error`` and the batch goes on. Images whose
     stamp shows the same model, settings and input file (its content hash, too) are skipped (status
     ``skipped``) unless ``overwrite``. An output never replaces a file that microsam-fiji did not write or the
     outputs of another input: the name takes a number instead (``x-2_labels.tif``) and a warning says so; a
     ``<name>_labels.tif`` beside an image of the batch is no input (see batch/plan.py). ``workers=N`` runs on a local Dask cluster of N processes (at most what the cores and free memory hold), ``scheduler=ADDRESS`` on
-    a running Dask scheduler; otherwise in this process. ``model``: a loaded :class:`Model` (in process
+    a running Dask scheduler; otherwise in this process. ``volume=True``: 3D objects from z-stacks (with
+    ``gap_closing`` / ``min_z_extent``, as for :func:`microsam_fiji.segment_with_scores`); ``channel``: the channel
+    to segment (1-based) of multi-channel images. ``model``: a loaded :class:`Model` (in process
     only) or what :func:`microsam_fiji.load_model` accepts; ``params``: segmentation parameters by name;
     ``backend``: how the model's passes run (``torch`` / ``onnx``, :mod:`microsam_fiji.models.backends`).
     Every option is checked, and ``out`` tested for writing, before the model is loaded or an image read.
@@ -59,7 +64,8 @@ def segment_many(images: str | os.PathLike | Iterable[str | os.PathLike], out: s
     settings = Settings(model=source, model_type=None if loaded else model_type, mode=mode,
                         params=dict(params or {}), axes=axes, tile_shape=tile_shape, halo=halo,
                         tile_threshold=tile_threshold, device=loaded.device if loaded else device, engine=engine,
-                        rois=rois, backend=loaded.backend if loaded else backend)
+                        rois=rois, backend=loaded.backend if loaded else backend, volume=volume,
+                        gap_closing=gap_closing, min_z_extent=min_z_extent, channel=channel)
     return run_batch(images, out, settings, loaded=loaded, overwrite=overwrite, workers=workers,
                      scheduler=scheduler, progress=progress)
 

@@ -39,6 +39,7 @@ def label_axes(image_axes: str | None, ndim: int) -> str | None:
 
 def segment_image(job: Job, model, settings: Settings, key: dict) -> Row:
     from microsam_fiji.core.tiff_io import read_image, write_labels
+    from microsam_fiji.engines.measurements import measure_objects
     from microsam_fiji.engines.segment import segment_with_scores
 
     start = time.perf_counter()
@@ -51,13 +52,18 @@ def segment_image(job: Job, model, settings: Settings, key: dict) -> Row:
         axes = image_axes(loaded.axes, loaded.data.shape, settings.axes, job.given)
         result = segment_with_scores(loaded.data, model, settings.mode, axes=axes, tile_shape=settings.tile_shape,
                      halo=settings.halo, tile_threshold=settings.tile_threshold, engine=settings.engine,
-                     **settings.params)
+                     volume=settings.volume, gap_closing=settings.gap_closing,
+                     min_z_extent=settings.min_z_extent, channel=settings.channel, **settings.params)
+        table = measure_objects(result, loaded.data, loaded.calibration, axes=axes)
         claim(job)  # the outputs are ours before the first is written (see stamp.py)
         write_labels(job.labels, result.labels, loaded.calibration, axes=label_axes(axes, result.labels.ndim))
         if job.rois:
             from microsam_fiji.rois.roiset import write_roiset
 
-            write_roiset(job.rois, result.labels, scores=result.scores)
+            # 3D objects: one name per object on all its slices (as propagate's)
+            write_roiset(job.rois, result.labels, scores=result.scores, slice_suffix=not result.volume)
+        if job.objects:
+            table.write_csv(job.objects)
         row.objects = int(np.count_nonzero(np.unique(result.labels)))
         row.seconds = time.perf_counter() - start
         row.labels, row.rois = job.labels, job.rois or ""

@@ -1,7 +1,7 @@
 """Which images a batch segments and where each one's outputs go.
 
-Outputs are named ``<stem>_labels.tif`` / ``<stem>_RoiSet.zip`` / ``<stem>.microsam.json`` (the stamp) as a
-single-image run names them. Where two inputs share a stem (``a1.png`` and ``a1.tif``, or ``a1.tif`` in two
+Outputs are named ``<stem>_labels.tif`` / ``<stem>_RoiSet.zip`` / ``<stem>_objects.csv`` (per-object
+measurements) / ``<stem>.microsam.json`` (the stamp) as a single-image run names them. Where two inputs share a stem (``a1.png`` and ``a1.tif``, or ``a1.tif`` in two
 folders) the name grows until it is unique: first the file's suffix (``a1_png``, ``a1_tif``), then its parent
 folders (``plate1_a1_tif``), so no output ever replaces another's.
 
@@ -32,6 +32,7 @@ from microsam_fiji.core.errors import UserError
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 STAMP_SUFFIX = ".microsam.json"
 LABELS_SUFFIX = "_labels.tif"
+OBJECTS_SUFFIX = "_objects.csv"
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,10 @@ class Job:
     labels: str
     rois: str | None
     stamp: str
+    objects: str | None = None  # the per-object measurements (CSV)
 
     def outputs(self) -> list[str]:
-        return [p for p in (self.labels, self.rois) if p]
+        return [p for p in (self.labels, self.rois, self.objects) if p]
 
 
 def expand_images(items: list[str | os.PathLike]) -> list[Path]:
@@ -158,7 +160,7 @@ def plan_jobs(paths: list[Path], out: Path, rois: bool) -> list[Job]:
                           f"{blocker} and is kept", UserWarning, stacklevel=3)
         jobs.append(Job(image=image, given=str(path), name=name, labels=str(out / f"{name}{LABELS_SUFFIX}"),
                         rois=str(out / f"{name}_RoiSet.zip") if rois else None,
-                        stamp=str(out / f"{name}{STAMP_SUFFIX}")))
+                        stamp=str(out / f"{name}{STAMP_SUFFIX}"), objects=str(out / f"{name}{OBJECTS_SUFFIX}")))
     return jobs
 
 
@@ -193,7 +195,7 @@ def _in_the_way(out: Path, name: str, image: str, rois: bool) -> str | None:
     if stamp is not None and stamp["image"]["path"] != image:
         return f"'{name}{LABELS_SUFFIX}' holds the result of another image ('{stamp['image']['path']}')"
     owned = owned_outputs(stamp, name) if stamp is not None else set()
-    for target in (f"{name}{LABELS_SUFFIX}", f"{name}_RoiSet.zip" if rois else None):
+    for target in (f"{name}{LABELS_SUFFIX}", f"{name}_RoiSet.zip" if rois else None, f"{name}{OBJECTS_SUFFIX}"):
         if target and (out / target).is_file() and target not in owned:
             return f"'{target}' was not written by microsam-fiji"
     return None

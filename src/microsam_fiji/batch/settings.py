@@ -31,12 +31,17 @@ class Settings:
     engine: str | None = None
     rois: bool = True
     backend: str | None = None  # models/backends: torch or onnx (None: $MICROSAM_FIJI_BACKEND, the device's)
+    volume: bool = False  # 3D objects merged across z (engines/volume.py)
+    gap_closing: int | None = None  # micro-sam's merge options (volume only)
+    min_z_extent: int | None = None
+    channel: int | None = None  # 1-based; None: the first of several, with a warning
 
     def checked(self) -> "Settings":
         """These settings with the engine made explicit, or a UserError naming the bad option and its fix."""
         from microsam_fiji.core.params import check_mode, check_tiling, resolve_params
         from microsam_fiji.engines.registry import check_engine
         from microsam_fiji.engines.segment import DEFAULT_TILE_THRESHOLD
+        from microsam_fiji.engines.volume import check_merge_options
 
         mode = check_mode(self.mode) if self.mode else None
         if mode:
@@ -58,6 +63,14 @@ class Settings:
             raise UserError(f"unknown backend '{self.backend}': use one of {', '.join(BACKENDS)}")
         if self.device is not None and not _DEVICE.match(self.device):
             raise UserError(f"unknown device '{self.device}': use cpu, cuda or cuda:N")
+        try:
+            check_merge_options(self.volume, self.gap_closing, self.min_z_extent)
+        except UserError as err:  # the CLI's names for the options
+            raise UserError(str(err).replace("gap_closing", "--gap-closing").replace("min_z_extent", "--min-z-extent")
+                            ) from None
+        if self.channel is not None and (isinstance(self.channel, bool) or not isinstance(self.channel, int)
+                                         or self.channel < 1):
+            raise UserError(f"--channel {self.channel}: give a channel number, 1 for the first (as in ImageJ)")
         if self.model_type is not None:
             from microsam_fiji.models.model import MODEL_TYPES
 
@@ -65,7 +78,9 @@ class Settings:
                 raise UserError(f"unknown model type '{self.model_type}': use one of {', '.join(MODEL_TYPES)}")
         return Settings(model=self.model, model_type=self.model_type, mode=mode, params=dict(self.params),
                         axes=axes, tile_shape=self.tile_shape, halo=self.halo, tile_threshold=threshold,
-                        device=self.device, engine=engine, rois=self.rois, backend=self.backend)
+                        device=self.device, engine=engine, rois=self.rois, backend=self.backend,
+                        volume=bool(self.volume), gap_closing=self.gap_closing, min_z_extent=self.min_z_extent,
+                        channel=self.channel)
 
     def stamp_key(self) -> dict[str, Any]:
         """Everything that decides the labels: equal keys mean an existing output can be kept."""
@@ -81,6 +96,10 @@ class Settings:
         key["tile_shape"] = list(self.tile_shape) if self.tile_shape else None
         key["halo"] = list(self.halo) if self.halo else None
         key["versions"] = {name: _version(version, name) for name in ("micro-sam-fiji", "micro_sam")}
+        # options at their defaults stay out of the key: the stamps of 2D runs before they existed still hold
+        for name in ("volume", "gap_closing", "min_z_extent", "channel"):
+            if not key[name]:
+                key.pop(name)
         return key
 
 

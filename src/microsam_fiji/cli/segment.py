@@ -42,9 +42,11 @@ def register(sub) -> None:
     p = sub.add_parser(
         "segment", help="segment images with APG (default) or AIS",
         description="Segment each IMAGE (files, folders of images, or glob patterns such as 'plate/*.tif') and "
-                    "write <name>_labels.tif (16-bit, or 32-bit float beyond 65,535 objects), <name>_RoiSet.zip "
-                    "and a stamp <name>.microsam.json into --out, plus --out/summary.csv (a row per image). "
-                    "Calibration is copied from the input TIFF; z/t stacks are segmented slice by slice. An "
+                    "write <name>_labels.tif (16-bit, or 32-bit float beyond 65,535 objects), <name>_RoiSet.zip, "
+                    "<name>_objects.csv (a row per object: size, calibrated area or volume, centroid, bounding box, "
+                    "mean intensity, score) and a stamp <name>.microsam.json into --out, plus --out/summary.csv (a "
+                    "row per image). Calibration is copied from the input TIFF; z/t stacks are segmented slice by "
+                    "slice, or in 3D with --3d (objects merged across z). An "
                     "unreadable image is reported and skipped (exit status 1 at the end); images whose stamp "
                     "shows the same model, settings and input content are skipped (rerun them with --overwrite). "
                     "Outputs never replace a file microsam-fiji did not write, nor another input's: they take "
@@ -72,6 +74,17 @@ def register(sub) -> None:
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="how the image encoder and instance decoder run: onnx (ONNX Runtime, the default on a CPU) "
                         "or torch (the default on a GPU); also $MICROSAM_FIJI_BACKEND")
+    p.add_argument("--3d", dest="volume", action="store_true",
+                   help="3D objects: segment every z slice, then merge the slices' objects across z (micro-sam's "
+                        "automatic_3d_segmentation); a TZYX stack is a volume per time point")
+    p.add_argument("--gap-closing", type=int, metavar="N",
+                   help="with --3d: close gaps of up to N slices in an object before merging (micro-sam's option; "
+                        "default off)")
+    p.add_argument("--min-z-extent", type=int, metavar="N",
+                   help="with --3d: drop objects that span fewer than N slices (micro-sam's option; default off)")
+    p.add_argument("--channel", type=int, metavar="N",
+                   help="the channel to segment in multi-channel images, 1-based as in ImageJ (default: the first, "
+                        "with a warning where there are several)")
     p.add_argument("--no-rois", action="store_true", help="write only the label TIFF, not the RoiSet.zip")
     p.add_argument("--overwrite", action="store_true",
                    help="segment every image again, even where its outputs are up to date")
@@ -93,7 +106,8 @@ def run_segment(args: argparse.Namespace) -> int:
     settings = Settings(model=args.model, model_type=args.model_type, mode=args.mode,
                         params=parse_assignments(args.param), axes=args.axes, tile_shape=args.tile_shape,
                         halo=args.halo, tile_threshold=args.tile_threshold, device=args.device, engine=args.engine,
-                        rois=not args.no_rois, backend=args.backend)
+                        rois=not args.no_rois, backend=args.backend, volume=args.volume,
+                        gap_closing=args.gap_closing, min_z_extent=args.min_z_extent, channel=args.channel)
     summary = run_batch(args.images, args.out, settings, overwrite=args.overwrite, workers=args.workers,
                         scheduler=args.scheduler, progress=not args.quiet)
     failed = summary.failed

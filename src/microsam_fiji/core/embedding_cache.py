@@ -1,15 +1,27 @@
 """Per-image cache of encoder embeddings and decoder maps.
 
 Re-segmenting the same pixels with other thresholds (tuning parameters from Fiji) then skips the image
-encoder and the instance decoder: only prompt derivation, the mask decoder and NMS run again."""
+encoder and the instance decoder: only prompt derivation, the mask decoder and NMS run again.
+
+The cache is bounded by the bytes it holds, not by a count of images: a z-stack's planes are one image each, and
+tuning a volume (``segment(..., volume=True)`` again with other thresholds) must find all of them. The default
+bound is a quarter of the memory free when the cache is made (:func:`microsam_fiji.core.machine.available_memory`);
+``$MICROSAM_FIJI_EMBEDDING_CACHE_MB`` or ``EmbeddingCache(max_bytes=...)`` set another. One plane costs its SAM
+embedding (4 MiB: 256 x 64 x 64 float32, per tile on a tiled image) plus three float32 decoder maps of its size."""
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from microsam_fiji.core.errors import UserError
+
+CACHE_BYTES_ENV = "MICROSAM_FIJI_EMBEDDING_CACHE_MB"
+DEFAULT_MEMORY_FRACTION = 0.25
 
 
 @dataclass
@@ -27,6 +39,27 @@ class ImageState:
     def tiled(self) -> bool:
         return self.tile_shape is not None
 
+    @property
+    def nbytes(self) -> int:
+        """The bytes its arrays hold (embeddings, per tile where tiled, and the three decoder maps)."""
+        return sum(_nbytes(part) for part in (self.embeddings, self.foreground, self.center_distances,
+                                              self.boundary_distances))
+
+
+def _nbytes(obj: Any) -> int:
+    """Bytes held by the arrays in ``obj``: NumPy arrays and torch tensors, dicts and lists of them, zarr groups."""
+    if obj is None or isinstance(obj, (str, bytes, int, float)):
+        return 0
+    if hasattr(obj, "element_size") and hasattr(obj, "numel"):  # a torch tensor
+        return int(obj.element_size() * obj.numel())
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_nbytes(v) for v in obj)
+    if callable(getattr(obj, "arrays", None)) and callable(getattr(obj, "groups", None)):  # a zarr group
+        return sum(_nbytes(a) for _, a in obj.arrays()) + sum(_nbytes(g) for _, g in obj.groups())
+    return int(getattr(obj, "nbytes", 0) or 0)
+
 
 def image_key(plane: np.ndarray, tile_shape, halo) -> str:
     h = hashlib.blake2b(digest_size=20)
@@ -35,12 +68,37 @@ def image_key(plane: np.ndarray, tile_shape, halo) -> str:
     return h.hexdigest()
 
 
-class EmbeddingCache:
-    """Least-recently-used map from image key to :class:`ImageState`; ``misses`` counts encoder runs."""
+def default_max_bytes() -> int:
+    """``$MICROSAM_FIJI_EMBEDDING_CACHE_MB`` (MiB) where set, else a quarter of the memory free now.
 
-    def __init__(self, max_items: int = 8):
-        self.max_items = max_items
+    Raises:
+        UserError: for a variable that is no number of MiB."""
+    value = os.environ.get(CACHE_BYTES_ENV, "").strip()
+    if value:
+        try:
+            mib = float(value)
+        except ValueError:
+            mib = -1.0
+        if not mib >= 0:
+            raise UserError(f"${CACHE_BYTES_ENV}={value!r} is no size: give the embedding cache's size in MiB "
+                            "(e.g. 4096), or unset it for a quarter of the free memory")
+        return int(mib * (1 << 20))
+    from microsam_fiji.core.machine import available_memory
+
+    return int(available_memory() * DEFAULT_MEMORY_FRACTION)
+
+
+class EmbeddingCache:
+    """Least-recently-used map from image key to :class:`ImageState`, holding at most ``max_bytes`` (see the module
+    doc; the newest image stays even when it alone is larger). ``misses`` counts encoder runs, ``hits`` reuses."""
+
+    def __init__(self, max_bytes: int | None = None):
+        """Args:
+            max_bytes: the bound (None: :func:`default_max_bytes`)."""
+        self.max_bytes = default_max_bytes() if max_bytes is None else int(max_bytes)
         self._items: OrderedDict[str, ImageState] = OrderedDict()
+        self._sizes: dict[str, int] = {}
+        self.nbytes = 0
         self.hits = 0
         self.misses = 0
 
@@ -54,13 +112,20 @@ class EmbeddingCache:
 
     def put(self, key: str, state: ImageState) -> None:
         self.misses += 1
+        if key in self._items:
+            self.nbytes -= self._sizes[key]
         self._items[key] = state
         self._items.move_to_end(key)
-        while len(self._items) > self.max_items:
-            self._items.popitem(last=False)
+        self._sizes[key] = state.nbytes
+        self.nbytes += self._sizes[key]
+        while self.nbytes > self.max_bytes and len(self._items) > 1:
+            old, _ = self._items.popitem(last=False)
+            self.nbytes -= self._sizes.pop(old)
 
     def clear(self) -> None:
         self._items.clear()
+        self._sizes.clear()
+        self.nbytes = 0
 
     def __len__(self) -> int:
         return len(self._items)

@@ -2,6 +2,8 @@
 
 Axes follow ImageJ's names: X, Y, Z (slices), T (frames), C (channels), S (RGB samples, the last axis of an
 RGB image). Without explicit axes: 2D is YX, a trailing axis of 3 is RGB (YXS), any other 3D is a stack (ZYX).
+An image with channels (C) is segmented in one of them: ``channel=N``, 1-based as in ImageJ (default the first,
+with a :class:`ChannelWarning` where there are several).
 
 Value ranges: micro-sam scales every plane (each RGB channel) linearly from its min..max to 0..255 in float32
 with an epsilon of 1e-7 (``micro_sam.util._to_image``). Where that arithmetic cannot hold the values (beyond
@@ -29,6 +31,10 @@ _FEWEST_OBJECT_PIXELS = 25
 _ROWS_PER_BLOCK = 256  # the outlier check works in row blocks: no full-size float copy of large images
 
 
+class ChannelWarning(UserWarning):
+    """An image with several channels was segmented in its first, as none was chosen (``channel=N``)."""
+
+
 class ImageRescaledWarning(UserWarning):
     """The image was rescaled to 0..255 before micro-sam, whose float32 scaling would have lost its values.
 
@@ -38,10 +44,14 @@ class ImageRescaledWarning(UserWarning):
 
 @dataclass(frozen=True)
 class Planes:
-    """``data``: (N, Y, X) grayscale or (N, Y, X, 3) RGB; ``stack_shape``: the leading shape N came from."""
+    """``data``: (N, Y, X) grayscale or (N, Y, X, 3) RGB; ``stack_shape``: the leading shape N came from;
+    ``stack_axes``: its ImageJ letters (``"Z"``, ``"T"``, ``"TZ"``, ``"ZT"``; ``""`` for one plane); ``channel``:
+    the channel segmented (1-based) where the image has a C axis, else None."""
 
     data: np.ndarray
     stack_shape: tuple[int, ...]
+    stack_axes: str = ""
+    channel: int | None = None
 
     @property
     def label_shape(self) -> tuple[int, ...]:
@@ -56,8 +66,8 @@ def guess_axes(shape: tuple[int, ...]) -> str:
     if len(shape) == 4 and shape[-1] == 3:
         return "ZYXS"
     raise UserError(
-        f"cannot tell the axes of a {len(shape)}D image of shape {shape}: pass axes (e.g. axes='TZYX'); "
-        "for several channels split them first (Image > Color > Split Channels) and segment one"
+        f"cannot tell the axes of a {len(shape)}D image of shape {shape}: pass axes (e.g. axes='TZYX', or "
+        "'CZYX' for channels, with channel=N for the one to segment)"
     )
 
 
@@ -79,41 +89,23 @@ def _named_axes(image) -> str | None:
     return "".join(letters)  # type: ignore[arg-type]
 
 
-def to_planes(image, axes: str | None = None) -> Planes:
+def to_planes(image, axes: str | None = None, channel: int | None = None) -> Planes:
     """Check ``image`` and return it as a stack of 2D planes (see module doc for the axis rules).
 
     Args:
         image: a NumPy array or anything array-like; a torch tensor (one that requires grad too, detached) or an
             ``xarray.DataArray``, whose ``dims`` name the axes where ``axes`` does not (``('c', 'y', 'x')``).
         axes: ImageJ letters (XYZTCS) of ``image``'s axes (None: from ``dims``, else guessed from the shape).
+        channel: the channel to segment, 1-based as in ImageJ, of an image with a C axis (None: the first, with a
+            :class:`ChannelWarning` where there are several); an image without one has the one channel 1.
 
     Returns:
-        The planes and the stack shape the labels take."""
-    if axes is None:
-        axes = _named_axes(image)
-    if hasattr(image, "detach") and callable(image.detach):  # a torch tensor: NumPy cannot take one that needs grad
-        image = image.detach().cpu()
-    arr = np.asarray(image)
-    if arr.size == 0:
-        raise UserError(f"the image is empty (shape {arr.shape}): open or pass an image with pixels")
-    if arr.dtype == bool:
-        arr = arr.astype(np.uint8)
-    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        raise UserError(f"unsupported pixel type {arr.dtype}: use 8-, 16- or 32-bit grayscale or RGB")
-    axes = (axes or guess_axes(arr.shape)).upper()
-    if len(axes) != arr.ndim or len(set(axes)) != len(axes) or set(axes) - set("XYZTCS"):
-        raise UserError(f"axes '{axes}' do not fit an image of shape {arr.shape}: use one letter of XYZTCS per axis")
-    if "Y" not in axes or "X" not in axes:
-        raise UserError(f"axes '{axes}' need both Y and X")
-    if "C" in axes:
-        n_channels = arr.shape[axes.index("C")]
-        if n_channels != 1:
-            raise UserError(
-                f"the image has {n_channels} channels: segment one channel (Image > Color > Split Channels) "
-                "or convert it to RGB (Image > Type > RGB Color)"
-            )
-        arr = arr.take(0, axis=axes.index("C"))
-        axes = axes.replace("C", "")
+        The planes and the stack shape the labels take.
+
+    Raises:
+        UserError: for an image micro-sam cannot segment, or a channel out of range (the line names the range)."""
+    arr, axes = _checked_array(image, axes)
+    arr, axes, chosen = _one_channel(arr, axes, channel)
     rgb = "S" in axes
     if rgb and arr.shape[axes.index("S")] not in (3, 4):
         raise UserError(f"an RGB axis S must have 3 samples, got {arr.shape[axes.index('S')]}")
@@ -131,7 +123,69 @@ def to_planes(image, axes: str | None = None) -> Planes:
         raise UserError(
             "the image contains NaN or infinite values: replace them first (Process > Math > Remove NaNs)"
         )
-    return Planes(data=_fit_for_micro_sam(data, rgb), stack_shape=tuple(stack_shape))
+    return Planes(data=_fit_for_micro_sam(data, rgb), stack_shape=tuple(stack_shape),
+                  stack_axes="".join(stack_axes), channel=chosen)
+
+
+def _checked_array(image, axes: str | None) -> tuple[np.ndarray, str]:
+    """``image`` as a NumPy array of a pixel type micro-sam takes, and its ImageJ axes (checked)."""
+    if axes is None:
+        axes = _named_axes(image)
+    if hasattr(image, "detach") and callable(image.detach):  # a torch tensor: NumPy cannot take one that needs grad
+        image = image.detach().cpu()
+    arr = np.asarray(image)
+    if arr.size == 0:
+        raise UserError(f"the image is empty (shape {arr.shape}): open or pass an image with pixels")
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise UserError(f"unsupported pixel type {arr.dtype}: use 8-, 16- or 32-bit grayscale or RGB")
+    axes = (axes or guess_axes(arr.shape)).upper()
+    if len(axes) != arr.ndim or len(set(axes)) != len(axes) or set(axes) - set("XYZTCS"):
+        raise UserError(f"axes '{axes}' do not fit an image of shape {arr.shape}: use one letter of XYZTCS per axis")
+    if "Y" not in axes or "X" not in axes:
+        raise UserError(f"axes '{axes}' need both Y and X")
+    return arr, axes
+
+
+def _one_channel(arr: np.ndarray, axes: str, channel: int | None) -> tuple[np.ndarray, str, int | None]:
+    """The channel to segment (see :func:`to_planes`): the array and its axes without C, and the channel (None
+    where the image has no C axis)."""
+    if channel is not None and (isinstance(channel, bool) or not float(channel).is_integer()):
+        raise UserError(f"channel {channel!r} is no channel number: give 1, 2, ... (1-based, as in ImageJ)")
+    n_channels = arr.shape[axes.index("C")] if "C" in axes else 1
+    if channel is not None and not 1 <= int(channel) <= n_channels:
+        valid = "1" if n_channels == 1 else f"1 to {n_channels}"
+        raise UserError(f"channel {channel} is out of range: the image has {n_channels} channel"
+                        f"{'s' if n_channels > 1 else ''} (valid: {valid}, 1-based as in ImageJ)")
+    if "C" not in axes:
+        return arr, axes, None
+    if channel is None and n_channels > 1:
+        warnings.warn(f"the image has {n_channels} channels: segmented channel 1 (choose another with channel=N, "
+                      "--channel N)", ChannelWarning, stacklevel=4)
+    chosen = 1 if channel is None else int(channel)
+    return arr.take(chosen - 1, axis=axes.index("C")), axes.replace("C", ""), chosen
+
+
+def intensity_image(image, axes: str | None = None, channel: int | None = None) -> np.ndarray:
+    """The pixels to measure objects' intensities on: the segmented channel with its original values, shaped like
+    the labels (stack axes in the image's order, then Y, X); an RGB image as the mean of its three samples (ImageJ's
+    unweighted RGB conversion).
+
+    Args:
+        image, axes, channel: as for :func:`to_planes` (without its channel warning: segmenting gave it).
+
+    Returns:
+        The array (float64 for RGB, else the image's own pixel type)."""
+    arr, axes = _checked_array(image, axes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ChannelWarning)
+        arr, axes, _ = _one_channel(arr, axes, channel)
+    if "S" in axes:
+        arr = arr.take(range(3), axis=axes.index("S")).mean(axis=axes.index("S"))
+        axes = axes.replace("S", "")
+    order = [a for a in axes if a in _STACK_AXES] + ["Y", "X"]
+    return np.transpose(arr, [axes.index(a) for a in order])
 
 
 def _fit_for_micro_sam(data: np.ndarray, rgb: bool) -> np.ndarray:

@@ -14,8 +14,11 @@ from microsam_fiji.rois.encode import labels_to_rois
 
 
 def write_roiset(path: str | os.PathLike, labels: np.ndarray, scores: dict[int, float] | None = None,
-                 name_prefix: str = "cell", positions=None) -> Path:
+                 name_prefix: str = "cell", positions=None, slice_suffix: bool = True) -> Path:
     """Write the objects of ``labels`` as an ImageJ RoiSet.zip (replacing any file there, atomically).
+
+    ``slice_suffix``: as for :func:`~microsam_fiji.rois.encode.labels_to_rois` (False for 3D objects: every slice
+    of one object keeps its name).
 
     Labels without objects give a valid zip with no entries (Python readers get no ROIs); ImageJ's ROI Manager
     refuses such a zip with 'This ZIP archive does not contain ".roi" files', so check the object count before
@@ -23,7 +26,8 @@ def write_roiset(path: str | os.PathLike, labels: np.ndarray, scores: dict[int, 
     path = Path(path)
     if path.suffix.lower() != ".zip":
         raise UserError(f"'{path}': a ROI set is a .zip file: give a path ending in .zip")
-    rois = labels_to_rois(labels, scores=scores, name_prefix=name_prefix, positions=positions)
+    rois = labels_to_rois(labels, scores=scores, name_prefix=name_prefix, positions=positions,
+                          slice_suffix=slice_suffix)
     return write_rois(path, rois)
 
 
