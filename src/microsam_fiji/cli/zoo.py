@@ -71,7 +71,8 @@ def register(sub) -> None:
                     "model executes code: ONNX and TorchScript weights run graphs only; pytorch_state_dict weights "
                     "run the package's architecture, tested only where it is the one micro-sam-fiji or micro-sam "
                     "writes (otherwise a failed check, or --run-package-code). Exit status 0 = passed, 1 = failed.")
-    v.add_argument("package", type=Path, help="package zip, unpacked folder or its rdf.yaml")
+    # a str, not a Path: Path("https://x") is "https:/x", and a Model Zoo id or URL is named as given
+    v.add_argument("package", help="package zip, unpacked folder or its rdf.yaml")
     v.add_argument("--weight-format", choices=WEIGHT_FORMATS, help="test only this weight format")
     v.add_argument("--static", action="store_true",
                    help="do not run the model (no test_model): format, micro-sam parts and upload points only; "

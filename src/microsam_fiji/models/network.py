@@ -46,6 +46,31 @@ def is_network_error(err: BaseException) -> bool:
     return False
 
 
+def host_unreachable(url: str) -> bool:
+    """Whether a download of ``url`` would fail for want of network: its host does not resolve and no proxy is set
+    (behind a proxy only the proxy resolves names). Asked before a download, so that an offline failure is one line,
+    not a progress bar started and broken off.
+
+    Args:
+        url: An http(s) URL.
+
+    Returns:
+        True when the host's name cannot be resolved here and no proxy is configured.
+    """
+    import socket
+    import urllib.parse
+    import urllib.request
+
+    host = urllib.parse.urlsplit(url).hostname
+    if not host or urllib.request.getproxies():
+        return False
+    try:
+        socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return True
+    return False
+
+
 def no_network(what: str) -> UserError:
     """The one-line "no network" error for a model that had to be downloaded (``what``: which one)."""
     return UserError(f"no network: cannot download {what}; {LOCAL_MODEL_FIX}")

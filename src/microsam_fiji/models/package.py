@@ -28,6 +28,9 @@ from microsam_fiji.models.package_config import MicroSamConfig
 from microsam_fiji.models.zoo_id import zoo_reference
 
 PACKAGE_SUFFIXES = (".zip",)
+# bioimageio.spec 0.5.12 rejects every model description under pydantic 2.14 (an upstream issue; pyproject.toml
+# pins pydantic below it): what a consumer who installed bioimageio.core alone is told to install
+PYDANTIC_PIN = "pydantic<2.14"
 
 
 
@@ -119,6 +122,26 @@ def no_network(source, err: BaseException) -> UserError | None:
     return no_network_error(f"Model Zoo model '{source}'")
 
 
+def pydantic_pin_problem() -> str | None:
+    """What a consumer is told when the installed pydantic is one bioimageio.spec 0.5.12 fails with (2.14 and later
+    reject every model description, ours and micro-sam's: an upstream issue).
+
+    Returns:
+        One sentence naming the installed versions and the working pin (``PYDANTIC_PIN``), or None.
+    """
+    import re
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed, spec_version = version("pydantic"), version("bioimageio.spec")
+    except PackageNotFoundError:
+        return None
+    if tuple(int(p) for p in re.findall(r"\d+", installed)[:2]) < (2, 14):
+        return None
+    return (f"pydantic {installed} is installed, with which bioimageio.spec {spec_version} rejects model descriptions "
+            f"(an upstream issue): pip install '{PYDANTIC_PIN}'")
+
+
 def _load_remote_description(source: str):
     from bioimageio.spec import ValidationContext, load_description
 
@@ -159,7 +182,8 @@ def read_description(path: str | os.PathLike):
     if isinstance(descr, InvalidDescr):
         errors = descr.validation_summary.errors
         reason = first_line(located(errors[0])) if errors else "invalid description"
-        raise UserError(f"'{path.name}' is not a valid Model Zoo package: {reason}")
+        pin = pydantic_pin_problem()
+        raise UserError(f"'{path.name}' is not a valid Model Zoo package: {reason}" + (f" ({pin})" if pin else ""))
     if not isinstance(descr, v0_5.ModelDescr):
         raise UserError(f"'{path.name}' describes a {descr.type}, not a model: pass a model package")
     return descr
@@ -171,10 +195,46 @@ def micro_sam_config(descr, name: str = "package") -> MicroSamConfig:
     return MicroSamConfig.from_dict(extra.get("micro_sam"), name)
 
 
+def remote_source(file_descr) -> str | None:
+    """Where a package's file is downloaded from: a package may name its files by URL.
+
+    Args:
+        file_descr: A bioimageio file description (weights, attachment, ...).
+
+    Returns:
+        The http(s) URL, or None for a file inside the package.
+    """
+    source = str(file_descr.source)
+    return source if source.startswith(("http://", "https://")) else None
+
+
+def _cached(file_descr) -> bool:
+    """Whether bioimageio.spec's download cache holds the file (then no network is needed): it reuses a download
+    by the sha256 the package records, and downloads a file without one every time."""
+    if file_descr.sha256 is None:
+        return False
+    try:
+        from bioimageio.spec import settings
+        from genericache import ContentDigest  # bioimageio.spec's cache
+
+        entry = settings.disk_cache.get(digest=ContentDigest.parse(hexdigest=str(file_descr.sha256)))
+    except Exception:  # a cache it cannot read: the download decides
+        return False
+    if entry is None:
+        return False
+    getattr(entry, "close", lambda: None)()  # an open file of the cache
+    return True
+
+
 def _checked_bytes(file_descr, label: str, name: str, require_hash: bool = True) -> bytes:
     """The file's bytes after comparing them with the sha256 the package records (micro-sam's own exports
     record none: ``require_hash=False`` reads them as they are)."""
+    from microsam_fiji.models.network import host_unreachable
+
     source = Path(str(file_descr.source)).name
+    url = remote_source(file_descr)
+    if url is not None and not _cached(file_descr) and host_unreachable(url):
+        raise no_network_error(f"the {label} file of '{name}' from {url}")
     mismatch = UserError(f"'{name}': '{source}' does not match its recorded sha256 (the file was changed or "
                          "corrupted): export or download the package again")
     if file_descr.sha256 is None and require_hash:
@@ -189,7 +249,7 @@ def _checked_bytes(file_descr, label: str, name: str, require_hash: bool = True)
                             "download or export the package again") from None
         offline = no_network(name, err)
         if offline is not None:
-            raise offline from None
+            raise (no_network_error(f"the {label} file of '{name}' from {url}") if url else offline) from None
         raise UserError(f"'{name}' lacks its {label} file '{source}': the package is incomplete; export or "
                         "download it again") from None
     if file_descr.sha256 is not None and hashlib.sha256(data).hexdigest() != str(file_descr.sha256):

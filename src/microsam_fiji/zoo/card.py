@@ -14,8 +14,9 @@ from microsam_fiji.zoo.reproduction import TOLERANCE
 MICRO_SAM_DOI = "10.1038/s41592-024-02580-4"
 SAM_DOI = "10.48550/arXiv.2304.02643"
 MOBILE_SAM_URL = "https://arxiv.org/abs/2306.14289"
-# micro-sam's README: "If you use automatic prompt generation (APG), please also cite our APG paper"
+# micro-sam's README: "If you use automatic prompt generation (APG), please also cite our APG paper" (this URL)
 APG_PAPER_URL = "https://openreview.net/forum?id=xFO3DFZN45"
+APG_PAPER_TEXT = "Archit et al. Revisiting foundation models for cell instance segmentation. MIDL (2026)"
 MICRO_SAM_DOC = "https://computational-cell-analytics.github.io/micro-sam/micro_sam.html"
 # what --training accepts -> bioimageio.spec's TrainingDetails field
 TRAINING_KEYS = {"epochs": "training_epochs", "batch_size": "training_batch_size",
@@ -45,8 +46,7 @@ def citations(model_type: str, extra: Sequence[str] = ()) -> list:
         cite.append(spec.CiteEntry(text="Zhang et al. Faster Segment Anything: Towards Lightweight SAM for Mobile "
                                         "Applications (MobileSAM). arXiv:2306.14289 (2023)",
                                    url=spec.HttpUrl(MOBILE_SAM_URL)))
-    cite.append(spec.CiteEntry(text="micro-sam's automatic prompt generation (APG) paper, as micro-sam cites it",
-                               url=spec.HttpUrl(APG_PAPER_URL)))
+    cite.append(spec.CiteEntry(text=APG_PAPER_TEXT, url=spec.HttpUrl(APG_PAPER_URL)))
     return cite + [parse_citation(text) for text in extra]
 
 
@@ -84,15 +84,25 @@ def training_details(text: str | None) -> dict[str, Any]:
     return fields
 
 
-def evaluation(scores: Mapping[str, float] | None, source: str | None):
-    """The Model Zoo ``Evaluation`` of the package's defaults on the test image, or None without ground truth
-    (``--test-labels``) or without a URL the test data comes from (the spec requires one)."""
+def evaluation(scores: Mapping[str, float] | None, dataset: tuple[str, str] | None):
+    """The Model Zoo ``Evaluation`` of the package's defaults on the test image.
+
+    Args:
+        scores: Accuracy against the test image's ground truth (``--test-labels``), or None.
+        dataset: (Model Zoo dataset id, its URL) of the dataset the test image and labels come from, or None.
+
+    Returns:
+        The evaluation, or None without scores or without such a dataset: the spec's ``Evaluation`` names a Model
+        Zoo dataset and its source, which a local test image (or the built-in crop) has not; the scores then stay in
+        the documentation's Validation section.
+    """
     from bioimageio.spec.model import v0_5 as spec
 
-    if scores is None or source is None:
+    if scores is None or dataset is None:
         return None
+    dataset_id, source = dataset
     return spec.Evaluation(
-        dataset_id=spec.DatasetId("export-test-image"), dataset_source=spec.HttpUrl(source),
+        dataset_id=spec.DatasetId(dataset_id), dataset_source=spec.HttpUrl(source),
         dataset_role="unknown", sample_count=1, evaluation_factors=["overall"],
         evaluation_factors_long=["the export's test image"],
         metrics=["mSA", "SA50", "SA75", "objects", "true objects"],
@@ -105,7 +115,7 @@ def evaluation(scores: Mapping[str, float] | None, source: str | None):
 
 
 def bioimageio_config(*, model_type: str, parameter_count: int | None = None, seconds: float | None = None,
-                      shape=None, scores=None, evaluation_source=None, training: Mapping | None = None):
+                      shape=None, scores=None, evaluation_dataset=None, training: Mapping | None = None):
     """``config.bioimageio``: the reproduction tolerance and the model-card fields export knows.
 
     Args:
@@ -114,7 +124,8 @@ def bioimageio_config(*, model_type: str, parameter_count: int | None = None, se
         seconds: Measured time of one micro-sam decoder pass on the test image (CPU), or None.
         shape: The test image's shape (for the inference time's wording).
         scores: :func:`microsam_fiji.zoo.evaluation.scores` or None.
-        evaluation_source: A URL the test data comes from (needed for an ``Evaluation``), or None.
+        evaluation_dataset: (Model Zoo dataset id, URL) the test image comes from, or None (see
+            :func:`evaluation`: without one, no ``Evaluation``).
         training: ``TrainingDetails`` fields (see :func:`training_details`).
 
     Returns:
@@ -124,7 +135,7 @@ def bioimageio_config(*, model_type: str, parameter_count: int | None = None, se
 
     from bioimageio.spec.model import v0_5 as spec
 
-    found = evaluation(scores, evaluation_source)
+    found = evaluation(scores, evaluation_dataset)
     timing = (f"{seconds:.1f} s per image on CPU ({platform.processor() or platform.machine()}), "
               f"{shape[0]}x{shape[1]} px test image (the encoder always runs at 1024x1024)"
               if seconds is not None and shape is not None else None)

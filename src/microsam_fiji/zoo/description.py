@@ -15,8 +15,9 @@ ATTACHMENTS = ("sam", "test_image_license", "postprocessing_macro")  # roles of 
 
 
 def default_description(model_type: str, mode: str) -> str:
-    """The one-line description when the exporter gives none (the Model Zoo allows 128 characters)."""
-    return (f"micro-sam {model_type} with instance decoder: foreground/distance maps for any tool; "
+    """The one-line description when the exporter gives none (the Model Zoo allows 128 characters); it opens with
+    the whole-image rule, the first thing a consumer reads (the spec cannot forbid tiling)."""
+    return (f"Whole images only, no tiles: micro-sam {model_type} foreground/distance maps for any tool; "
             f"full {mode.upper()} with micro-sam")[:128]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from microsam_fiji.models.package import PYDANTIC_PIN
 from microsam_fiji.models.package_config import (
     DECODER_PREFIX,
     ENCODER_PREFIX,
@@ -13,6 +14,7 @@ from microsam_fiji.models.package_config import (
     WEIGHTS_FILE,
 )
 from microsam_fiji.zoo.card import (
+    APG_PAPER_TEXT,
     APG_PAPER_URL,
     MICRO_SAM_DOC,
     MICRO_SAM_DOI,
@@ -22,13 +24,75 @@ from microsam_fiji.zoo.card import (
 from microsam_fiji.zoo.postprocessing import MACRO_FILE
 from microsam_fiji.zoo.reproduction import TOLERANCE
 from microsam_fiji.zoo.tensors import MIN_SIZE
-from microsam_fiji.zoo.test_data import TEST_IMAGE_LICENSE_FILE
+from microsam_fiji.zoo.test_data import TEST_IMAGE_LICENSE_FILE, TEST_IMAGE_URL
 
 DOC_SECTIONS = ("Description", "Intended use", "Validation", "Citation")
 
 
+def _training_data_text(training_data: str | None) -> str:
+    """The training data as a reader wants it: a link (DOI, URL) or the Model Zoo dataset's page."""
+    from microsam_fiji.zoo.metadata import training_data_source
+
+    if not training_data:
+        return "Training data: not stated by the exporter (ask the authors)."
+    url = training_data_source(training_data)
+    if url is not None:
+        return f"Training data: {url}."
+    dataset_id = str(training_data).partition("/")[0]
+    return f"Training data: the Model Zoo dataset `{training_data}` (https://bioimage.io/#/?id={dataset_id})."
+
+
 def _param_table(params: Mapping[str, Any]) -> str:
     return "\n".join(f"| `{k}` | `{v}` |" for k, v in params.items())
+
+
+# what the snippet runs on: the package's test output, micro-sam's maps of its test input (test_data.py's name)
+SNIPPET_MAPS = "test_output.npy"
+
+
+def python_snippet(ais: Mapping[str, Any]) -> str:
+    """Python (numpy, scipy, scikit-image; no micro-sam) that turns the package's maps into instances with
+    micro-sam's AIS recipe (torch_em's ``watershed_from_center_and_boundary_distances``: the same Gaussian, 8-connected
+    seeds, watershed and size filter) and the package's AIS parameters as defaults.
+
+    Args:
+        ais: The package's AIS parameters (``config.micro_sam.ais``).
+
+    Returns:
+        The code, which ends by running on ``SNIPPET_MAPS`` in the unpacked package.
+    """
+    return f'''import numpy as np
+from scipy import ndimage
+from skimage.measure import label
+from skimage.segmentation import relabel_sequential, watershed
+
+
+def instances(maps, foreground_threshold={float(ais["foreground_threshold"])}, center_distance_threshold={float(ais["center_distance_threshold"])},
+              boundary_distance_threshold={float(ais["boundary_distance_threshold"])}, foreground_smoothing={float(ais["foreground_smoothing"])},
+              distance_smoothing={float(ais["distance_smoothing"])}, min_size={int(ais["min_size"])}):
+    """Instance labels (0 = background) from this package's maps of one image: (3, H, W) foreground,
+    center distances, boundary distances (micro-sam's AIS: seeds, then a watershed on the boundary distances)."""
+    def smooth(plane, sigma):  # torch_em's (vigra's) Gaussian: radius 3 sigma, mirrored border
+        return ndimage.gaussian_filter(plane.astype(np.float64), sigma, mode="mirror", truncate=3.0) if sigma > 0 else plane
+    foreground = smooth(maps[0], foreground_smoothing) > foreground_threshold
+    center, boundary = smooth(maps[1], distance_smoothing), smooth(maps[2], distance_smoothing)
+    seeds = label((center < center_distance_threshold) & (boundary < boundary_distance_threshold) & foreground)
+    labels = watershed(boundary, markers=seeds, mask=foreground)
+    if min_size > 0:
+        ids, sizes = np.unique(labels, return_counts=True)
+        labels[np.isin(labels, ids[sizes < min_size])] = 0
+        labels = relabel_sequential(labels)[0]
+    return labels
+
+
+# maps: the package's output `{OUTPUT_ID}` for one whole image, e.g. from bioimageio.core (no blocksize_parameter):
+#   from bioimageio.core import predict
+#   maps = predict(model="this.zip", inputs={{"{INPUT_ID}": image[None, None]}}).members["{OUTPUT_ID}"].data
+# here: the package's test output, its maps of test_input.npy
+maps = np.load("{SNIPPET_MAPS}")
+labels = instances(np.asarray(maps)[0])
+print(labels.max(), "objects")
+'''
 
 
 def documentation(*, name, model_type, mode, apg, ais, origin, shape, n_objects, diffs, skipped, channels=1,
@@ -74,20 +138,25 @@ def documentation(*, name, model_type, mode, apg, ais, origin, shape, n_objects,
                     "(cover image, right). No ground truth was given at export (`--test-labels`), so no accuracy "
                     "is reported here: measure it on your own annotated images.")
     if built_in_image:
-        test_image = (f"The test and cover image is a crop of StarDist's `img2d.tif` (BSD-3-Clause, (c) 2018-2025 "
-                      f"Uwe Schmidt, Martin Weigert); its licence is attached as `{TEST_IMAGE_LICENSE_FILE}`.")
+        test_image = (f"The test and cover image is a crop of StarDist's `img2d.tif` ({TEST_IMAGE_URL}; BSD-3-Clause, "
+                      f"(c) 2018-2025 Uwe Schmidt, Martin Weigert); its licence is attached as "
+                      f"`{TEST_IMAGE_LICENSE_FILE}`.")
     else:
         test_image = f"The test and cover image ({origin}) was provided by the exporter."
     mobile_sam = (f"Zhang, C. et al. MobileSAM (vit_t), arXiv:2306.14289 (2023), {MOBILE_SAM_URL}.\n"
                   if model_type.startswith("vit_t") else "")
-    trained_on = (f"Training data: `{training_data}` (Model Zoo dataset id, DOI or URL)." if training_data else
-                  "Training data: not stated by the exporter (ask the authors).")
+    trained_on = _training_data_text(training_data)
     return f"""# {name}
 
 ## Description
 A [micro-sam](https://github.com/computational-cell-analytics/micro-sam) (Segment Anything for Microscopy)
 `{model_type}` model with its instance-segmentation decoder, packaged by micro-sam-fiji for automatic prompt
 generation (APG). Default mode: **{mode.upper()}**. {trained_on}
+
+**Whole images only.** The maps depend on all of the image (per-image scaling, resizing to 1024 px, per-image
+statistics), so tiles or blocks give wrong maps and objects without any error: bioimageio.core's
+`blocksize_parameter` or `input_block_shape`, a tiled deepImageJ or ilastik run. The Model Zoo's format cannot
+forbid tiling; the input's axes are declared not `concatenable`, its description says so.
 
 ## Intended use
 Instance segmentation of 2D microscopy images like the ones it was trained on (cells, nuclei, ...): micro-sam's
@@ -99,13 +168,21 @@ in any Model Zoo consumer. Not for 3D volumes as such (segment slice by slice), 
   any size of at least {MIN_SIZE}x{MIN_SIZE}) -> output `{OUTPUT_ID}` of the same size with 3
   channels: `foreground` probability, `center_distances`, `boundary_distances` (0..1). Threshold the foreground
   for a semantic mask; the distances separate touching objects (seeded watershed).
+- **bioimageio.core** (Python): `pip install "bioimageio.core>=0.11,<0.12" "{PYDANTIC_PIN}"` (with pydantic 2.14,
+  bioimageio.spec 0.5.12 rejects every model, this one included); predict whole images, no `blocksize_parameter`.
 - **Weight formats**: `torchscript` and `onnx` are standalone (PyTorch or ONNX Runtime alone: deepImageJ,
   ilastik, bioimageio.core); `pytorch_state_dict` needs micro-sam installed (its architecture imports
-  `micro_sam.util` and `torch_em`). Pass the whole image: the maps depend on all of it, so tiles give seams.
+  `micro_sam.util` and `torch_em`).
 - **Instances in ImageJ / deepImageJ**: the attached macro `{MACRO_FILE}` (also `config.deepimagej`
   postprocessing) turns the three maps into a label image with micro-sam's AIS recipe and this package's AIS
   thresholds: seeds where foreground > threshold and both smoothed distances < threshold, then a seeded
-  watershed on the boundary distances inside the foreground (ImageJ 1.x alone, no plugins).
+  watershed on the boundary distances inside the foreground (ImageJ 1.x alone, no plugins; runs headless too:
+  `java -jar ij.jar -batch {MACRO_FILE} "maps.tif labels.tif"`).
+- **Instances in Python without micro-sam** (numpy, scipy, scikit-image): the same recipe with this package's AIS
+  parameters; run in the unpacked package, it segments the test output:
+
+```python
+{python_snippet(ais)}```
 - **Full APG / AIS** needs micro-sam: the SAM prompt encoder and mask decoder are attached
   (`{SAM_ATTACHMENT}`), the parameters are in `config.micro_sam`.
   With micro-sam-fiji: `microsam-fiji segment IMAGE --model this.zip --out DIR`, or in Python
@@ -116,8 +193,8 @@ in any Model Zoo consumer. Not for 3D volumes as such (segment slice by slice), 
   `{{"model_state": sam_state, "decoder_state": decoder_state}}` with `torch.save` and pass it to
   `micro_sam.instance_segmentation.get_predictor_and_decoder(model_type="{model_type[:5]}", checkpoint_path=...)`.
 
-The network resizes the image to 1024 pixels on its longest side internally (as SAM does), so any tile size
-gives the same compute; segment whole images rather than small tiles.
+The network resizes the image to 1024 pixels on its longest side internally (as SAM does), so a tile costs as
+much as the whole image and gives other maps: segment whole images.
 
 ## Preprocessing
 Per image and channel: `(x - min) / (max - min + 1e-7) * 255` (`scale_range` 0..100 percentiles, then
@@ -162,6 +239,6 @@ algorithm: see its documentation ({MICRO_SAM_DOC}). {test_image}
 ## Citation
 Archit, A., Freckmann, L., Nair, S. et al. Segment Anything for Microscopy. Nature Methods 22, 579-591 (2025).
 https://doi.org/{MICRO_SAM_DOI}. Kirillov, A. et al. Segment Anything. ICCV (2023), https://doi.org/{SAM_DOI}.
-{mobile_sam}For APG, micro-sam's APG paper: {APG_PAPER_URL}. Please also cite the authors of this model (see
+{mobile_sam}For APG: {APG_PAPER_TEXT}, {APG_PAPER_URL}. Please also cite the authors of this model (see
 its `authors` and `cite`).
 """

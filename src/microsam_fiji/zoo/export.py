@@ -38,7 +38,6 @@ from microsam_fiji.zoo.reproduction import (
     scores,
 )
 from microsam_fiji.zoo.test_data import (
-    TEST_IMAGE_URL,
     as_tensor,
     is_built_in,
     read_test_image,
@@ -176,6 +175,7 @@ def _export(checkpoint, out, *, name, model_type, test_image, apg_params, ais_pa
     from microsam_fiji.engines.segment import segment_with_scores
     from microsam_fiji.models.backends import apply_backend
     from microsam_fiji.models.checkpoint import load_checkpoint
+    from microsam_fiji.training.provenance import export_defaults
 
     say: Callable[[str], None] = progress or (lambda msg: None)
     out = Path(out)
@@ -189,10 +189,13 @@ def _export(checkpoint, out, *, name, model_type, test_image, apg_params, ais_pa
     built_in_image = is_built_in(test_image)
     truth = read_test_labels(test_labels, plane.shape[:2])
     authors_descr = metadata.authors(authors)
+    # a checkpoint from finetune says how it was trained: what the user did not give comes from there
+    fine_tuned = export_defaults(checkpoint)
+    training_data = training_data or fine_tuned.data_source
     upload_fields = metadata.upload_fields(maintainers, uploader, version, git_repo, training_data)
     publisher = read_publisher_files(documentation, covers)
     cite_entries = card.citations(model_type or "", cite)  # checks --cite; redone below with the model type
-    training_fields = card.training_details(training)
+    training_fields = {**fine_tuned.card_fields, **card.training_details(training)}
     data_source = metadata.training_data_source(training_data)
     if data_source:
         training_fields["training_data_source"] = data_source
@@ -214,8 +217,7 @@ def _export(checkpoint, out, *, name, model_type, test_image, apg_params, ais_pa
     weights_state = package_weights(model_state, state["decoder_state"])
     model_card = card.bioimageio_config(
         model_type=model_type, parameter_count=int(sum(v.numel() for v in weights_state.values())),
-        seconds=seconds, shape=plane.shape, scores=measured, training=training_fields,
-        evaluation_source=TEST_IMAGE_URL if built_in_image else (str(git_repo) if git_repo else None))
+        seconds=seconds, shape=plane.shape, scores=measured, training=training_fields)
 
     with tempfile.TemporaryDirectory(prefix="microsam-export-") as tmp_name:
         tmp = Path(tmp_name)
@@ -237,7 +239,8 @@ def _export(checkpoint, out, *, name, model_type, test_image, apg_params, ais_pa
         files["documentation"].write_text(documentation_text(
             name=name, model_type=model_type, mode=mode, apg=apg, ais=ais, origin=origin, shape=plane.shape,
             n_objects=n_objects, diffs=diffs, skipped=skipped, channels=image.shape[1], scores=measured,
-            built_in_image=built_in_image, training_data=training_data) + publisher["documentation"])
+            built_in_image=built_in_image, training_data=training_data) + fine_tuned.documentation
+            + publisher["documentation"])
         say("writing the package")
         _write_zip(_with_weights(common, weights), out)
     return ExportReport(path=out, weight_formats=list(weights), max_abs_diff=diffs, n_objects=n_objects,

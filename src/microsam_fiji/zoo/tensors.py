@@ -11,16 +11,21 @@ from microsam_fiji.zoo.weights import hashed_file
 MIN_SIZE = 32  # smallest image side the package declares (and export accepts as test image)
 # micro_sam.util._to_image: (x - min) / (max - min + 1e-7) * 255, per channel
 NORMALISATION_EPS = 1e-7
-# the maps depend on the whole image (per-image scaling, resize to 1024, per-image BatchNorm statistics): no halo
-# makes tiles agree, and bioimageio.spec 0.5 has no way to forbid tiling, so the description says it
-WHOLE_IMAGE = "; pass the whole image, no tiles"
+# The maps depend on the whole image (per-image scaling, resize to 1024, per-image BatchNorm statistics), and
+# bioimageio.spec 0.5 cannot say "whole image only". What it allows, done here: the spatial axes are declared not
+# concatenable (the spec's word for "not to be processed blockwise"; bioimageio.core 0.11 ignores it), and the
+# description opens with the rule. Left as they are, measured: ``min``/``step`` (MIN_SIZE, 1 is the only pair every
+# image of MIN_SIZE px or more fits without padding, which would change the maps too; bioimageio.core's blocks are
+# min + n*step), and no halo (bioimageio.core pads every whole image by the halo too: 15 px gave maps up to 0.82
+# off micro-sam's on the test image, where without one they are equal).
+WHOLE_IMAGE = "Whole image only, no tiles or blocks: "  # the spec allows 128 characters in all
 
 
 def input_text(channels: int) -> str:
     """The input tensor's description: what it declares (Model Zoo consumers follow the declaration)."""
     if channels == 1:
-        return "2D grayscale image (1 channel), any pixel type, scaled per image to 0..255" + WHOLE_IMAGE
-    return "2D RGB image (3 channels), any pixel type, scaled per image and channel to 0..255" + WHOLE_IMAGE
+        return WHOLE_IMAGE + "2D grayscale image (1 channel), any pixel type, scaled per image to 0..255"
+    return WHOLE_IMAGE + "2D RGB image (3 channels), any pixel type, scaled per image and channel to 0..255"
 
 
 def input_tensor(channels: int, files: Mapping[str, Path]):
@@ -41,8 +46,8 @@ def input_tensor(channels: int, files: Mapping[str, Path]):
         id=spec.TensorId(INPUT_ID),
         description=input_text(channels),
         axes=[spec.BatchAxis(size=1), spec.ChannelAxis(channel_names=[spec.Identifier(c) for c in channel_names]),
-              spec.SpaceInputAxis(id=spec.AxisId("y"), size=size),
-              spec.SpaceInputAxis(id=spec.AxisId("x"), size=size)],
+              spec.SpaceInputAxis(id=spec.AxisId("y"), size=size, concatenable=False),
+              spec.SpaceInputAxis(id=spec.AxisId("x"), size=size, concatenable=False)],
         test_tensor=hashed_file(files["test_input"]),
         sample_tensor=hashed_file(files["sample_input"]),
         data=spec.IntervalOrRatioDataDescr(type="float32"),

@@ -15,7 +15,7 @@ from microsam_fiji.zoo.tensors import MIN_SIZE
 
 DEFAULT_TEST_IMAGE = Path(__file__).resolve().parent.parent / "demo" / "nuclei-256.tif"
 DEFAULT_TEST_IMAGE_LICENSE = DEFAULT_TEST_IMAGE.with_name("nuclei-256-LICENSE.txt")
-# where the built-in crop comes from (an evaluation on it names this source)
+# where the built-in crop comes from (the documentation names it)
 TEST_IMAGE_URL = "https://github.com/stardist/stardist/blob/main/stardist/data/images/img2d.tif"
 TEST_IMAGE_LICENSE_FILE = "test_image_LICENSE.txt"  # attachment: the built-in test / cover image's licence
 

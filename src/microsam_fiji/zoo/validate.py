@@ -189,15 +189,21 @@ def validate_package(path: str | os.PathLike, weight_format: str | None = None, 
     # offline: check the files inside the package, do not ping the URLs it cites (set before bioimageio loads
     # its settings)
     os.environ.setdefault("BIOIMAGEIO_PERFORM_IO_CHECKS", "false")
+    from microsam_fiji.models.package import pydantic_pin_problem
+
+    _refuse_missing(os.fspath(path))
     path = Path(path).expanduser()
-    if not path.exists():
-        raise UserError(f"package '{path}' not found: check the path")
     _refuse_non_packages(path)  # what is no package at all: one line, before any progress line
+    pin = pydantic_pin_problem()
+    if pin is not None:
+        say(pin)  # before the minutes of checks it makes fail
     say("micro-sam parts (config.micro_sam, hash-checked weights and attachment)")
     checks = [_micro_sam_check(path)]
     foreign = checks[0].warning
-    if not checks[0].passed and ("not a valid zip" in checks[0].errors[0]
-                                 or "not a readable Model Zoo package" in checks[0].errors[0]):
+    if pin is not None:
+        checks.insert(0, Check(pin, True, warning=True))  # a warning: a fixed bioimageio.spec patch may pass
+    if not checks[-1].passed and ("not a valid zip" in checks[-1].errors[0]
+                                  or "not a readable Model Zoo package" in checks[-1].errors[0]):
         return ValidationResult(path, checks)  # nothing further can read it: the reason is said
     say("upload points (covers, documentation, people, member names)")
     checks += upload_checks(path)
@@ -295,6 +301,22 @@ def _detail_checks(summary, stripped: bool) -> list[Check]:
                     and not (stripped and "github_user" in w.msg)]  # we took them out, see validate_package
         checks.append(Check(_short(detail.name, 100), detail.status != "failed", errors, warnings))
     return checks
+
+
+def _refuse_missing(text: str) -> None:
+    """One line for a package that is not here: a Model Zoo id or URL (validate checks local files; the text
+    as given, not a Path's ``https:/``) or a path that does not exist."""
+    from microsam_fiji.models.zoo_id import zoo_reference
+
+    if Path(text).expanduser().exists():
+        return
+    reference = zoo_reference(text)
+    if reference is not None:
+        kind = "URL" if "://" in text else "id"
+        raise UserError(f"'{text}' is not a file here but reads as a Model Zoo {kind}: validate checks a local "
+                        f"package; download it first ('bioimageio package {reference} model.zip', with network), then "
+                        "'microsam-fiji validate model.zip'")
+    raise UserError(f"package '{text}' not found: check the path (a zip, its unpacked folder or its rdf.yaml)")
 
 
 def _refuse_non_packages(path: Path) -> None:
