@@ -104,8 +104,6 @@ def measure_labels(labels: np.ndarray, axes: str | None = None, intensity: np.nd
 
     Raises:
         UserError: for axes or an intensity image that do not fit the labels."""
-    from skimage.measure import regionprops_table
-
     labels = np.asarray(labels)
     axes = (axes or _LABEL_AXES.get(labels.ndim, "")).upper()
     if len(axes) != labels.ndim or not axes.endswith("YX") or set(axes) - set("TZYX") or len(set(axes)) != len(axes):
@@ -118,25 +116,20 @@ def measure_labels(labels: np.ndarray, axes: str | None = None, intensity: np.nd
     cal = calibration or Calibration()
     depth = cal.pixel_depth if cal.pixel_depth else 1.0
     size = {"X": cal.pixel_width, "Y": cal.pixel_height, "Z": depth if volume else 1.0, "T": 1.0}
-    properties = ["label", "num_pixels", "area", "centroid", "bbox"] + (["intensity_mean"] if intensity is not None
-                                                                         else [])
-    table = regionprops_table(labels,
-                              intensity_image=None if intensity is None else np.asarray(intensity),
-                              properties=properties, spacing=tuple(size[a] for a in axes))
+    table = _regionprops(labels, axes, None if intensity is None else np.asarray(intensity),
+                         {a: size[a] for a in axes})
     ids = table["label"].tolist()
-    n = labels.ndim
-    axis = {a: axes.index(a) for a in axes}
 
     def centroid(a: str) -> list[float]:  # skimage's centroid is index x spacing: the pixel's centre is +0.5
-        return (table[f"centroid-{axis[a]}"] + 0.5 * size[a]).tolist()
+        return (table[f"centroid-{a}"] + 0.5 * size[a]).tolist()
 
     def bbox(a: str, end: bool = False) -> list[int]:
-        return table[f"bbox-{axis[a] + (n if end else 0)}"].tolist()
+        return table[f"{'end' if end else 'start'}-{a}"].tolist()
 
     top = int(labels.max()) if labels.size else 0
     width = max(4, len(str(top)))  # as rois.encode.labels_to_rois names them
     columns: dict[str, list[Any]] = {"id": ids, "name": [roi_name(name_prefix, i, width) for i in ids]}
-    if "T" in axis:
+    if "T" in axes:
         columns["frame"] = [t + 1 for t in bbox("T")]
     if volume:
         columns["voxels"] = table["num_pixels"].tolist()
@@ -146,7 +139,7 @@ def measure_labels(labels: np.ndarray, axes: str | None = None, intensity: np.nd
     else:
         columns["pixels"] = table["num_pixels"].tolist()
         columns["area"] = table["area"].tolist()
-        if "Z" in axis:
+        if "Z" in axes:
             columns["slice"] = [z + 1 for z in bbox("Z")]
     columns["centroid_x"] = centroid("X")
     columns["centroid_y"] = centroid("Y")
@@ -162,6 +155,37 @@ def measure_labels(labels: np.ndarray, axes: str | None = None, intensity: np.nd
         columns["score"] = [scores.get(i) for i in ids]
     columns["unit"] = [cal.unit] * len(ids)
     return ObjectTable(columns=columns, unit=cal.unit)
+
+
+def _regionprops(labels: np.ndarray, axes: str, intensity: np.ndarray | None, spacing: dict[str, float]
+                 ) -> dict[str, np.ndarray]:
+    """``regionprops_table``'s columns by axis letter (``centroid-X``, ``start-Z``, ``end-Z``: the bounding box,
+    end exclusive), rows in id order. scikit-image measures 2D and 3D images: a 4D stack (ids unique across it, so
+    no object spans two time points) is measured a time point at a time."""
+    from skimage.measure import regionprops_table
+
+    if labels.ndim == 4:
+        t = axes.index("T")
+        rest = axes.replace("T", "")
+        frames = [_regionprops(np.take(labels, i, axis=t), rest,
+                               None if intensity is None else np.take(intensity, i, axis=t), spacing)
+                  for i in range(labels.shape[t])]
+        for i, frame in enumerate(frames):
+            frame["centroid-T"] = np.full(len(frame["label"]), float(i))
+            frame["start-T"] = np.full(len(frame["label"]), i)
+            frame["end-T"] = frame["start-T"] + 1
+        merged = {key: np.concatenate([frame[key] for frame in frames]) for key in frames[0]}
+        order = np.argsort(merged["label"], kind="stable")
+        return {key: values[order] for key, values in merged.items()}
+    properties = ["label", "num_pixels", "area", "centroid", "bbox"] + ([] if intensity is None else ["intensity_mean"])
+    table = regionprops_table(labels, intensity_image=intensity, properties=properties,
+                              spacing=tuple(spacing[a] for a in axes))
+    out = {key: np.asarray(table[key]) for key in ("label", "num_pixels", "area", "intensity_mean") if key in table}
+    for i, a in enumerate(axes):
+        out[f"centroid-{a}"] = np.asarray(table[f"centroid-{i}"])
+        out[f"start-{a}"] = np.asarray(table[f"bbox-{i}"])
+        out[f"end-{a}"] = np.asarray(table[f"bbox-{i + len(axes)}"])
+    return out
 
 
 def measure_objects(result: Segmentation, image, calibration: Calibration | None = None, axes: str | None = None,
