@@ -15,7 +15,7 @@ MAX_LINES = 900
 # layers below it (entry points -> command / batch / zoo -> engines / models / rois -> core)
 LAYERS = {
     "cli": 3, "imagej": 3, "worker": 3, "installer": 3,
-    "command": 2, "batch": 2, "zoo": 2,
+    "command": 2, "batch": 2, "zoo": 2, "training": 2,
     "engines": 1, "models": 1, "rois": 1,
     "core": 0,
 }

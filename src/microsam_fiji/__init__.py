@@ -6,6 +6,7 @@ from microsam_fiji.engines.prompted import PromptSegmentation, segment_from_prom
 from microsam_fiji.engines.segment import Segmentation, run, segment, segment_with_scores  # run: the old name
 from microsam_fiji.models.load import load_model
 from microsam_fiji.models.model import Model
+from microsam_fiji.training import finetune
 
-__all__ = ["Model", "ObjectTable", "PromptSegmentation", "Segmentation", "UserError", "load_model", "measure_labels",
-           "measure_objects", "run", "segment", "segment_from_prompts", "segment_many", "segment_with_scores"]
+__all__ = ["Model", "ObjectTable", "PromptSegmentation", "Segmentation", "UserError", "finetune", "load_model",
+           "measure_labels", "measure_objects", "run", "segment", "segment_from_prompts", "segment_many", "segment_with_scores"]

@@ -4,14 +4,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from microsam_fiji.cli import fiji, macro, plugin, prompt, rois, segment, zoo
+from microsam_fiji.cli import fiji, macro, plugin, prompt, rois, segment, train, zoo
 from microsam_fiji.cli.arguments import Parser
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.core.version import package_version
 
 # Each module adds its sub-commands with register(subparsers); the parser's ``func`` runs one. The modules
 # import what a command needs inside it, so ``microsam-fiji --help`` stays quick.
-COMMAND_MODULES = (segment, macro, prompt, rois, zoo, fiji, plugin)
+COMMAND_MODULES = (segment, macro, prompt, rois, zoo, fiji, plugin, train)
 
 
 def build_parser() -> argparse.ArgumentParser:

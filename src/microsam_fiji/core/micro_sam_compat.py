@@ -13,10 +13,12 @@ calls torch_em's ``UNETR._encode_image``; the compat test checks that name as we
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
+from contextlib import contextmanager
 from types import ModuleType
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -130,7 +132,40 @@ def missing_names() -> list[str]:
     source = inspect.getsource(ins)
     missing += [f"micro_sam.instance_segmentation generator attribute self.{n}"
                 for n in GENERATOR_STATE_ATTRIBUTES if not re.search(rf"self\.{n}\b", source)]
+    # float32_training_on_cpu: torch_em's trainer must still choose its epoch functions by self.mixed_precision
+    from torch_em.trainer import DefaultTrainer
+
+    if not re.search(r"if self\.mixed_precision:", inspect.getsource(DefaultTrainer.fit)):
+        missing.append("torch_em.trainer.DefaultTrainer.fit's use of self.mixed_precision")
     return missing
+
+
+@contextmanager
+def float32_training_on_cpu() -> Iterator[None]:
+    """Within the block, torch_em trainers built for the CPU train in float32.
+
+    micro-sam's ``train_sam`` builds its trainer with ``mixed_precision=True``, which torch_em turns into bfloat16
+    autocast on a CPU. Without native bfloat16 (AVX2 CPUs: most laptops, this project's test machine) PyTorch runs
+    bfloat16 convolutions in a reference kernel: a 3x3 convolution of 64 channels at 256x256 took 28 s instead of
+    0.23 s in float32 here, which makes an iteration of micro-sam's decoder training take many minutes. torch_em
+    (>= 0.10) has ``mixed_precision_dtype``, micro-sam 1.8 does not pass it on; so the trainer is switched to
+    single precision after it is built (GPUs keep micro-sam's mixed precision). The patch is on the class while
+    the block runs (a trainer built meanwhile in another thread on a CPU gets float32 as well)."""
+    from unittest import mock
+
+    from torch_em.trainer import DefaultTrainer
+
+    original = DefaultTrainer.__init__
+
+    @functools.wraps(original)
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        if self.device.type == "cpu":
+            self.mixed_precision = False
+            self.scaler = None
+
+    with mock.patch.object(DefaultTrainer, "__init__", init):
+        yield
 
 
 def micro_sam_util() -> ModuleType:
