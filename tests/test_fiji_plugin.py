@@ -358,7 +358,8 @@ def test_worker_protocol_progress_cancel_and_stray_output(tmp_path, stardist_ima
         failure = worker.until_terminal("old")[-1]
         assert failure["responseType"] == "FAILURE" and "install-fiji /x" in failure["error"]
         worker.send("hello", request={"action": "hello", "plugin_version": version()})
-        assert worker.until_terminal("hello")[-1]["outputs"]["defaults"]["center"] == 0.5
+        dialog = worker.until_terminal("hello")[-1]["outputs"]["dialog"]["apg"]  # the table's fields for the dialog
+        assert next(f for f in dialog if f["key"] == "center")["default"] == 0.5
         image = stardist_image[:128, :128]
         worker.send("first", request=raw_request(image, tmp_path))
         responses = worker.until_terminal("first")

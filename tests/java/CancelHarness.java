@@ -8,7 +8,6 @@ import java.awt.Button;
 import java.awt.Checkbox;
 import java.awt.Choice;
 import java.awt.EventQueue;
-import java.awt.TextField;
 import java.awt.event.ActionEvent;
 import java.awt.event.ItemEvent;
 import java.awt.event.KeyEvent;
@@ -76,13 +75,15 @@ public class CancelHarness {
 		other.setTitle("other");
 		other.show();
 		IJ.wait(500);
+		// the dialog offers the models that worked before (the second call's): one choice, the model first
+		ij.Prefs.set("microsam_fiji.recent0", model);
 		IJ.doCommand("micro-sam APG");
 		final GenericDialog gd = DialogHarness.waitForDialog("micro-sam APG", 60000);
 		final Checkbox preview = gd.getPreviewCheckbox();
 		EventQueue.invokeAndWait(new Runnable() {
 			public void run() {
-				((TextField) gd.getStringFields().get(0)).setText(model);
-				((Choice) gd.getChoices().get(0)).select("ais");
+				((Choice) gd.getChoices().get(0)).select(model);
+				((Choice) gd.getChoices().get(1)).select("ais");
 				preview.setState(true);
 				gd.itemStateChanged(new ItemEvent(preview, ItemEvent.ITEM_STATE_CHANGED, preview, ItemEvent.SELECTED));
 			}
