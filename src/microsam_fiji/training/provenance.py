@@ -109,16 +109,16 @@ def _documentation(record: dict) -> str:
     lines = [
         "",
         "## Training",
-        f"Fine-tuned with {record.get('tool', 'micro-sam-fiji')} (micro-sam's `train_sam` with its instance "
-        f"decoder) from `{record.get('start_model', '?')}`, {record.get('iterations', '?')} iterations in "
+        f"Fine-tuned, SAM and its instance decoder together, with {record.get('tool', 'micro-sam-fiji')} from "
+        f"`{record.get('start_model', '?')}`: {record.get('iterations', '?')} iterations in "
         f"{record.get('minutes', 0):.1f} minutes on {settings.get('device', '?')}, stopped by "
         f"{record.get('stopped', '?')}.",
         "",
-        f"- Training data: {train.get('images', '?')} images with {train.get('objects', '?')} annotated objects "
+        f"- Training data: {_count(train.get('images'), 'image')} with {train.get('objects', '?')} annotated objects "
         f"({', '.join(train.get('labels_from') or []) or 'labels'})"
         + (f"; {record['data_description']}" if record.get("data_description") else "")
         + (f"; source: {record['data_source']}" if record.get("data_source") else "") + ".",
-        f"- Validation: {val.get('images', '?')} images ({_validation_from(val.get('from'))}); best "
+        f"- Validation: {_count(val.get('images'), 'image')} ({_validation_from(val.get('from'))}); best "
         f"validation metric {_fmt(validation.get('best'))} ({VALIDATION_METRIC}).",
     ]
     if validation.get("msa_after") is not None:
@@ -127,9 +127,14 @@ def _documentation(record: dict) -> str:
     lines.append(f"- Settings: patch {'x'.join(map(str, settings.get('patch_shape') or []))}, learning rate "
                  f"{settings.get('lr')}, frozen: {', '.join(settings.get('freeze') or []) or 'nothing'}"
                  + (f", PEFT: {settings['peft']}" if settings.get("peft") else "")
-                 + f", {settings.get('n_objects_per_batch')} objects and {settings.get('n_sub_iteration')} "
-                 f"prompt rounds per iteration, seed {settings.get('seed')}.")
+                 + f", {_count(settings.get('n_objects_per_batch'), 'object')} and "
+                 f"{_count(settings.get('n_sub_iteration'), 'round')} of iterative prompting per iteration, seed "
+                 f"{settings.get('seed')}.")
     return "\n".join(lines) + "\n"
+
+
+def _count(n: Any, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}" if isinstance(n, int) else f"? {noun}s"
 
 
 def _validation_from(kind: str | None) -> str:
