@@ -223,3 +223,13 @@ def pytest_terminal_summary(terminalreporter):
         if len(nodeids) <= 3:
             for nodeid in nodeids:
                 terminalreporter.write_line(f"    {nodeid}")
+
+
+# --- volumes (issue 28) ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def stardist_volume() -> np.ndarray:
+    """Real fluorescence nuclei in 3D, 31x61x57 uint16 ZYX (stardist 0.9.2's img3d.tif, see tests/data/README.md)."""
+    import tifffile
+
+    return tifffile.imread(DATA / "img3d.tif")

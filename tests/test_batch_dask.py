@@ -42,7 +42,8 @@ def assert_same_as_in_process(out: Path, crops, names, demo_model) -> None:
         np.testing.assert_array_equal(tifffile.imread(out / f"{name}_labels.tif"), segment(crops[name], demo_model))
     assert not tifffile.imread(out / "flat_labels.tif").any()
     # every image once: its outputs and one summary row, no temporary file left by an interrupted write
-    expected = {f"{n}{suffix}" for n in (*names, "flat") for suffix in ("_labels.tif", ".microsam.json")}
+    expected = {f"{n}{suffix}" for n in (*names, "flat") for suffix in ("_labels.tif", "_objects.csv",
+                                                                        ".microsam.json")}
     assert {p.name for p in out.iterdir()} == expected | {"summary.csv"}
     with open(out / "summary.csv", newline="") as f:
         rows = list(csv.DictReader(f))
