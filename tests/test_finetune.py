@@ -336,3 +336,92 @@ def test_a_run_record_is_plain_json(tmp_path):
     path = tmp_path / "p.pt"
     torch.save({KEY: _provenance(record)}, path)
     assert torch.load(path, weights_only=True)[KEY]["data"]["train"]["images"] == 3
+
+
+# --- the monitor: budget, progress, early stopping (micro-sam's calls replayed on a clock of our own) ---------------
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _monitor(monkeypatch, **kwargs):
+    from microsam_fiji.training import monitor as monitor_module
+
+    clock = Clock()
+    monkeypatch.setattr(monitor_module.time, "monotonic", clock)
+    epochs: list[tuple] = []
+    steps: list = []
+    options = dict(started=clock.now, deadline=None, reserve_s=0.0, done_before=0, target=None, best_before=None,
+                   on_epoch=lambda *a: epochs.append(a), on_step=steps.append)
+    found = monitor_module.Monitor(**{**options, **kwargs})
+    found._per_epoch = 2
+    return found, clock, epochs, steps
+
+
+def _epoch(monitor, clock, metric: float, iteration_s: float = 10.0, validation_s: float = 5.0) -> None:
+    """What torch_em's fit does in an epoch of two iterations: update after each but the run's last, the
+    scheduler's step with the validation metric, then the description."""
+    clock.now += iteration_s
+    monitor.pbar_update.emit(1)
+    clock.now += iteration_s
+    monitor.pbar_update.emit(1)
+    clock.now += validation_s
+    monitor._validated(metric)
+    monitor.pbar_description.emit("Epoch ...")
+
+
+def test_the_budget_stops_at_an_epoch_end_when_the_next_would_not_fit(monkeypatch):
+    from microsam_fiji.training.monitor import StopTraining
+
+    # epochs cost 25 s (2 x 10 s + 5 s validation): after two (t = 50 s) a third would end at 75 s > 70 s
+    monitor, clock, epochs, steps = _monitor(monkeypatch, deadline=1000.0 + 70.0)
+    monitor.pbar_total.emit(10**7)
+    _epoch(monitor, clock, 0.9)
+    with pytest.raises(StopTraining):
+        _epoch(monitor, clock, 0.8)
+    assert [e[:3] for e in epochs] == [(2, 0.9, True), (4, 0.8, True)]  # both kept before the stop
+    assert steps[-1].epoch_end and steps[-1].best == 0.8 and steps[-1].total == 4  # no whole epoch left
+    assert "validation 0.8000 (best 0.8000)" in steps[-1].line()
+
+
+def test_the_last_epoch_of_an_iteration_target_is_no_budget_stop(monkeypatch):
+    monitor, clock, epochs, steps = _monitor(monkeypatch, deadline=1000.0 + 30.0, target=2)
+    monitor.pbar_total.emit(2)
+    clock.now += 10.0
+    monitor.pbar_update.emit(1)
+    clock.now += 15.0  # the run's last iteration is not reported by torch_em
+    monitor._validated(0.5)
+    monitor.pbar_description.emit("Epoch 1")  # finished: no StopTraining although the budget is spent
+    assert monitor.iteration == 2 and [e[:3] for e in epochs] == [(2, 0.5, True)]
+
+
+def test_a_validation_left_by_early_stopping_is_kept(monkeypatch):
+    monitor, clock, epochs, steps = _monitor(monkeypatch, best_before=0.4, done_before=6)
+    monitor.pbar_total.emit(10)
+    _epoch(monitor, clock, 0.7)
+    clock.now += 25.0
+    monitor._validated(0.6)  # torch_em's early stopping breaks before describing this epoch
+    monitor.flush()
+    assert [e[:3] for e in epochs] == [(8, 0.7, False), (10, 0.6, False)]  # resumed: 0.4 stays the best
+    assert monitor.best == 0.4 and monitor.history == [(8, 0.7), (10, 0.6)]
+
+
+def test_cpu_trainers_train_in_float32_inside_the_block():
+    from torch_em.trainer import DefaultTrainer
+
+    from microsam_fiji.core.micro_sam_compat import float32_training_on_cpu
+
+    def trainer():
+        model = torch.nn.Linear(2, 2)
+        return DefaultTrainer(name="t", train_loader=[], val_loader=[], model=model, loss=torch.nn.MSELoss(),
+                              optimizer=torch.optim.AdamW(model.parameters()), metric=torch.nn.MSELoss(),
+                              device="cpu", mixed_precision=True, logger=None)
+
+    with float32_training_on_cpu():
+        inside = trainer()
+    assert inside.mixed_precision is False and inside.scaler is None
+    assert trainer().mixed_precision is True  # only inside the block

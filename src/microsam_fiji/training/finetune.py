@@ -440,6 +440,7 @@ def _train(settings: dict, model_type: str, data: TrainingData, start_path: Path
                             "patch with at least 2 annotated objects: annotate more objects or give a larger "
                             "patch_shape") from None
         raise
+    monitor.flush()
     if target is not None and monitor.iteration >= target:
         return "iterations"
     return "early stopping"

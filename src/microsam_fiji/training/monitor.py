@@ -154,8 +154,16 @@ class Monitor:
         self._validation_s.append(now - self._last_mark)
         self._validated_at = now
         self._tell(epoch_end=True)
-        if self.deadline is not None and now + self.next_epoch_s() + self.reserve_s > self.deadline:
+        finished = self.target is not None and self.iteration >= self.target
+        if not finished and self.deadline is not None and now + self.next_epoch_s() + self.reserve_s > self.deadline:
             raise StopTraining()
+
+    def flush(self) -> None:
+        """After the trainer returned: an epoch whose validation it did not describe (torch_em's early stopping
+        ends the loop before the description) is kept like the others."""
+        if self._pending is not None:
+            self.deadline = None
+            self._epoch_end("")
 
     # --- estimates ------------------------------------------------------------------------------------------------
 
@@ -170,21 +178,29 @@ class Monitor:
         return self._per_epoch * per_iteration + max(0.0, validation)
 
     def _estimates(self) -> tuple[int | None, float | None]:
+        """(iterations the run will reach, seconds until it ends): training stops at epoch ends, so the budget buys
+        whole epochs after the current one."""
         per_iteration = self._mean_iteration()
         if per_iteration is None:
             return self.target, None
-        now = time.monotonic()
-        epoch_s = self.next_epoch_s()
-        per_iteration_all = epoch_s / self._per_epoch if epoch_s else per_iteration
-        total, eta = self.target, None
-        if self.target is not None:
-            eta = (self.target - self.iteration) * per_iteration_all
+        validation = max(self._validation_s[-3:]) if self._validation_s else per_iteration
+        per_epoch = self._per_epoch
+        rest = (per_epoch - (self.iteration - self.done_before) % per_epoch) % per_epoch  # of the current epoch
+
+        def seconds_to(total: int) -> float:
+            iterations = max(0, total - self.iteration)
+            validations = (1 if rest else 0) + -(-max(0, iterations - rest) // per_epoch)
+            return iterations * per_iteration + validations * validation
+
+        total = self.target
         if self.deadline is not None:
-            left = max(0.0, self.deadline - self.reserve_s - now)
-            by_budget = self.iteration + int(left // per_iteration_all) if per_iteration_all else None
-            if by_budget is not None and (total is None or by_budget < total):
-                total, eta = by_budget, left
-        return total, (None if eta is None else eta + self.reserve_s)
+            left = self.deadline - self.reserve_s - time.monotonic() - seconds_to(self.iteration + rest)
+            epochs = max(0, int(left // (per_epoch * per_iteration + validation))) if left > 0 else 0
+            by_budget = self.iteration + rest + epochs * per_epoch
+            total = by_budget if total is None else min(total, by_budget)
+        if total is None:
+            return None, None
+        return total, seconds_to(total) + self.reserve_s
 
     def _tell(self, epoch_end: bool) -> None:
         total, eta = self._estimates()
