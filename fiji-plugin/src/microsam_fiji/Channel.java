@@ -32,11 +32,7 @@ final class Channel {
 	Channel(InputStream in, OutputStream out) {
 		this.out = new OutputStreamWriter(out, StandardCharsets.UTF_8);
 		final BufferedReader lines = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8));
-		Thread reader = new Thread(new Runnable() {
-			public void run() {
-				read(lines);
-			}
-		}, "micro-sam worker responses");
+		Thread reader = new Thread(() -> read(lines), "micro-sam worker responses");
 		reader.setDaemon(true);
 		reader.start();
 	}

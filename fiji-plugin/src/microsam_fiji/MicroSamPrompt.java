@@ -25,16 +25,14 @@ public class MicroSamPrompt implements PlugIn {
 	public static final String COMMAND = "micro-sam Prompt";
 
 	public void run(String arg) {
-		MicroSamAPG.reporting(COMMAND, new Runnable() {
-			public void run() {
-				ImagePlus imp = WindowManager.getCurrentImage();
-				if (imp == null)
-					throw new PluginError("no image is open: open the image and make a selection on it first");
-				Roi roi = imp.getRoi();
-				Roi[] selection = roi == null ? new Roi[0] : new Roi[] {roi};
-				int n = ApgCall.prompt(imp, Macro.getOptions(), selection, Rois.managerRois()).run().size();
-				IJ.showStatus(COMMAND + ": " + n + (n == 1 ? " object" : " objects"));
-			}
+		MicroSamAPG.reporting(COMMAND, () -> {
+			ImagePlus imp = WindowManager.getCurrentImage();
+			if (imp == null)
+				throw new PluginError("no image is open: open the image and make a selection on it first");
+			Roi roi = imp.getRoi();
+			Roi[] selection = roi == null ? new Roi[0] : new Roi[] {roi};
+			int n = ApgCall.prompt(imp, Macro.getOptions(), selection, Rois.managerRois()).run().size();
+			IJ.showStatus(COMMAND + ": " + n + (n == 1 ? " object" : " objects"));
 		});
 	}
 }

@@ -16,7 +16,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.ThreadFactory;
 
 /**
  * A toolbar tool for {@code micro-sam Prompt} (Plugins › Segmentation › micro-sam Prompt Tool adds it): a click
@@ -46,12 +45,10 @@ public class MicroSamPromptTool extends PlugInTool {
 		}
 	}
 
-	private final ExecutorService calls = Executors.newSingleThreadExecutor(new ThreadFactory() {
-		public Thread newThread(Runnable r) {
-			Thread t = new Thread(r, "micro-sam Prompt Tool");
-			t.setDaemon(true);
-			return t;
-		}
+	private final ExecutorService calls = Executors.newSingleThreadExecutor(r -> {
+		Thread t = new Thread(r, "micro-sam Prompt Tool");
+		t.setDaemon(true);
+		return t;
 	});
 	private Prompted last;
 	private boolean pressed; // the left button went down on the image
@@ -119,11 +116,7 @@ public class MicroSamPromptTool extends PlugInTool {
 		final Prompted object = last;
 		final Roi[] selection = selection(object);
 		imp.setRoi(selection[0]); // the box, or the points in their counters' colours
-		calls.submit(new Runnable() {
-			public void run() {
-				segment(object, selection);
-			}
-		});
+		calls.submit(() -> segment(object, selection));
 	}
 
 	/** Off the event thread, one prompt at a time: the worker call, then the status line. */

@@ -109,11 +109,7 @@ final class Worker {
 				+ "): " + Config.SETUP);
 		}
 		channel = new Channel(process.getInputStream(), process.getOutputStream());
-		Runtime.getRuntime().addShutdownHook(new Thread(new Runnable() {
-			public void run() {
-				stop();
-			}
-		}, "micro-sam worker shutdown"));
+		Runtime.getRuntime().addShutdownHook(new Thread(this::stop, "micro-sam worker shutdown"));
 		Map<String, Object> request = new LinkedHashMap<String, Object>();
 		request.put("action", "hello");
 		request.put("plugin_version", Version.VERSION);
