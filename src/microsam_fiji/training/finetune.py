@@ -366,6 +366,10 @@ def _start_model(model: Any, record: dict | None, work: Path) -> tuple[dict, str
                             "overwrite (--overwrite)")
         state = read_state(resume_file)
         return state, record["model_type"], record["start_model"]
+    from microsam_fiji.models.model import Model
+
+    if isinstance(model, Model) and model.backend != "torch":  # its encoder is an ONNX graph: read the weights anew
+        model = model.source
     loaded = load_model(model, device="cpu", backend="torch")
     sam = {k: v.detach().clone() for k, v in loaded.predictor.model.state_dict().items()}
     if loaded.decoder_state is None:
