@@ -159,8 +159,10 @@ def test_training_changed_the_weights_it_was_allowed_to(resumed_run, random_chec
     from microsam_fiji.models.checkpoint import read_checkpoint
 
     (start, start_sam), saved = read_checkpoint(random_checkpoint), torch.load(resumed_run["out"], weights_only=True)
-    encoder = [k for k in start_sam if k.startswith("image_encoder.")]
-    assert all(torch.equal(start_sam[k], saved["model_state"][k]) for k in encoder)  # frozen on a CPU
+    # frozen on a CPU: its weights stay (vit_t's BatchNorm statistics follow the data, as micro-sam trains it)
+    statistics = ("running_mean", "running_var", "num_batches_tracked")
+    encoder = [k for k in start_sam if k.startswith("image_encoder.") and not k.endswith(statistics)]
+    assert encoder and all(torch.equal(start_sam[k], saved["model_state"][k]) for k in encoder)
     assert not _same_weights(start["decoder_state"], saved["decoder_state"])  # the decoder trained
 
 
