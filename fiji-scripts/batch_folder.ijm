@@ -10,7 +10,8 @@
 // folder goes to the command line program in one call (microsam-fiji segment INPUT --out OUTPUT), which also
 // writes OUTPUT/summary.csv, and this macro reports its result per image.
 //
-// From another macro or a script, pass everything as the argument and no dialog opens:
+// From another macro or a script, pass everything as the argument and no dialog opens (this macro reads only
+// input, output and cli; the rest goes to the command, which parses it: docs/fiji.md lists the options):
 //     runMacro("/path/to/batch_folder.ijm", "input=[/data/in] output=[/data/out] model=[/m/model.zip] center=0.3");
 //     runMacro("/path/to/batch_folder.ijm", "input=[/data/in] output=[/data/out] cli=[/home/me/.venv/bin/microsam-fiji]");
 
@@ -23,18 +24,19 @@ if (arg == "") {
     input = getDirectory("Folder with the images to segment");
     output = getDirectory("Output folder for RoiSet.zip and label images");
     Dialog.create("micro-sam APG: batch");
-    Dialog.addString("Options", "min_size=25", 60);
-    Dialog.addMessage("e.g. model=[/path/model.zip] mode=apg foreground=0.5 center=0.5 boundary=0.5 min_size=25 nms=0.9");
+    Dialog.addString("Options", "", 60);
+    Dialog.addMessage("those of run(\"micro-sam APG\", ...), e.g. model=[/path/model.zip] center=0.3 3d (empty: the defaults)");
     Dialog.addString("microsam-fiji program (empty: the micro-sam APG command)", "", 60);
     Dialog.show();
     options = Dialog.getString();
     cli = Dialog.getString();
 } else {
-    // input=[...], output=[...] and cli=[...] are ours; everything else goes to the command
-    input = valueOf(arg, "input");
-    output = valueOf(arg, "output");
-    cli = valueOf(arg, "cli");
-    options = withoutKey(withoutKey(withoutKey(arg, "input"), "output"), "cli");
+    // input=[...], output=[...] and cli=[...] are ours, read as ImageJ reads options (nested brackets too); the
+    // whole argument goes to the command, which leaves our keys out (ignore=[...]) and parses the rest itself
+    input = call("ij.Macro.getValue", arg + " ", "input", "");
+    output = call("ij.Macro.getValue", arg + " ", "output", "");
+    cli = call("ij.Macro.getValue", arg + " ", "cli", "");
+    options = "ignore=[input output cli] " + arg;
 }
 if (input == "" || !File.isDirectory(input))
     exit("micro-sam APG batch: input folder '" + input + "' not found: pass input=[folder]");
@@ -100,24 +102,9 @@ if (skipped != "")
 print(message);
 
 function withCli(program, input, output, options, n) {
-    // the whole folder in one call of the command line program; its summary.csv has a row per image
-    args = newArray("segment", input, "--out", output, "--quiet");
-    model = valueOf(options, "model");
-    if (model != "")
-        args = Array.concat(args, newArray("--model", model));
-    mode = valueOf(options, "mode");
-    if (mode != "")
-        args = Array.concat(args, newArray("--mode", mode));
-    words = split(removeBracketed(options), " ");
-    for (i = 0; i < words.length; i++) {
-        key = words[i];
-        if (indexOf(key, "=") > 0) {
-            key = substring(key, 0, indexOf(key, "="));
-            if (key != "model" && key != "mode")
-                args = Array.concat(args, newArray("--param", key + "=" + valueOf(options, key)));
-        } else if (key != "")
-            exit("micro-sam APG batch: unknown option '" + key + "': with cli=[...] use model=[...] mode=apg|ais name=value");
-    }
+    // the whole folder in one call of the command line program, which parses the options itself (the command's
+    // own table of options); its summary.csv has a row per image
+    args = newArray("segment", input, "--out", output, "--quiet", "--options", options);
     summary = output + "summary.csv";
     before = 0;
     if (File.exists(summary))
@@ -188,24 +175,6 @@ function quote(s) {
     return "'" + replace(s, "'", "'\\''") + "'";
 }
 
-function removeBracketed(text) {
-    // key=[a value with spaces] -> key=[]
-    out = "";
-    inside = false;
-    for (i = 0; i < lengthOf(text); i++) {
-        c = substring(text, i, i + 1);
-        if (c == "[")
-            inside = true;
-        if (!inside)
-            out = out + c;
-        if (c == "]") {
-            inside = false;
-            out = out + "[]";
-        }
-    }
-    return out;
-}
-
 function csvFields(line) {
     // one line of a CSV file (quoted fields, "" inside quotes) -> its fields
     fields = newArray(0);
@@ -232,27 +201,6 @@ function withSlash(dir) {
     if (endsWith(dir, "/") || endsWith(dir, File.separator))
         return dir;
     return dir + File.separator;
-}
-
-function valueOf(text, key) {
-    // key=[value with spaces] or key=value
-    i = indexOf(" " + text, " " + key + "=");
-    if (i < 0)
-        return "";
-    rest = substring(text, i + lengthOf(key) + 1);
-    if (startsWith(rest, "["))
-        return substring(rest, 1, indexOf(rest, "]"));
-    end = indexOf(rest, " ");
-    if (end < 0)
-        return rest;
-    return substring(rest, 0, end);
-}
-
-function withoutKey(text, key) {
-    value = valueOf(text, key);
-    if (indexOf(text, key + "=[") >= 0)
-        return replace(text, key + "=\\[" + escaped(value) + "\\]", "");
-    return replace(text, key + "=" + escaped(value), "");
 }
 
 function escaped(s) {

@@ -5,42 +5,33 @@
 // Install micro-sam-fiji once (pip install micro-sam-fiji, in any Python environment) and note where the
 // program is:  which microsam-fiji  (Windows: where microsam-fiji), e.g. /home/me/.venv/bin/microsam-fiji.
 // Then copy this file to Fiji.app/macros/ (or Plugins > Macros > Install...), open an image and run it: the
-// dialog asks for the program's path (remembered), the model and the parameters.
+// dialog asks for the program's path and the options (both remembered).
 // From another macro or a script, pass the options as the argument and no dialog opens, e.g.
 //     runMacro("/path/to/segment_with_cli.ijm", "cli=[/home/me/.venv/bin/microsam-fiji] model=[/m/model.zip] center=0.3 replace");
-// Options: cli=[program], then every option of run("micro-sam APG", "..."): model=[...] mode=apg|ais replace
-// show rois=[...] labels=[...] tile=[...] halo=[...] engine=... and segmentation parameters name=value
-// (foreground, center, boundary, min_size, nms, or any micro-sam parameter name), stack (every plane of a stack;
-// otherwise the current plane only). An area selection restricts the command to it (saved for the program as a
-// .roi file; the selection stays on the image). The whole option string goes
-// to the program (microsam-fiji macro), which runs the same command code as the plugin: one dialect. Each call
-// loads the model again and re-encodes the image; with the plugin (microsam-fiji install-fiji) both stay cached.
+// Options: cli=[program], then every option of run("micro-sam APG", "...") (docs/fiji.md lists them; this macro
+// does not read them): the whole option string goes to the program (microsam-fiji macro), which parses it with
+// the plugin's own table of options and runs the same command code: one dialect. The current plane (and channel)
+// is the one segmented without stack/3d; an area selection restricts the command to it (saved for the program as a
+// .roi file; the selection stays on the image). The objects' measurements open as the Results table
+// "micro-sam objects". Each call loads the model again and re-encodes the image; with the plugin
+// (microsam-fiji install-fiji) both stay cached.
 
 arg = getArgument();
 if (nImages == 0)
     exit("micro-sam APG: no image is open: open the image to segment first");
 if (arg == "") {
+    // the options are those of run("micro-sam APG", ...), written as a macro writes them: the program parses and
+    // checks them (its table of options is the one the plugin's dialog shows); empty: micro-sam's defaults
     Dialog.create("micro-sam APG (command line)");
     Dialog.addString("microsam-fiji program", call("ij.Prefs.get", "microsam.cli", "microsam-fiji"), 50);
-    Dialog.addString("Model (empty: demo model)", "", 50);
-    Dialog.addChoice("Mode", newArray("apg", "ais"), "apg");
-    Dialog.addString("Parameters", "foreground=0.5 center=0.5 boundary=0.5 min_size=25", 50);
-    Dialog.addCheckbox("Replace the ROIs in the ROI Manager", false);
-    if (nSlices > 1)
-        Dialog.addCheckbox("Stack: process all " + nSlices + " slices (else the current one)", false);
+    Dialog.addString("Options", call("ij.Prefs.get", "microsam.cli.options", ""), 50);
+    Dialog.addMessage("e.g. model=[/path/model.zip] center=0.3 replace stack 3d channel=2 (empty: the defaults);\n"
+        + "every option: microsam-fiji macro --help, or the Help of Plugins > Segmentation > micro-sam APG");
     Dialog.show();
     cli = Dialog.getString();
+    arg = Dialog.getString();
     call("ij.Prefs.set", "microsam.cli", cli);
-    model = Dialog.getString();
-    arg = "mode=" + Dialog.getChoice() + " " + Dialog.getString();
-    if (model != "")
-        arg = arg + " model=[" + model + "]";
-    if (Dialog.getCheckbox())
-        arg = arg + " replace";
-    if (nSlices > 1) {  // the checkbox exists only then (&& does not skip its right side in every ImageJ)
-        if (Dialog.getCheckbox())
-            arg = arg + " stack";
-    }
+    call("ij.Prefs.set", "microsam.cli.options", arg);
 } else {
     // ImageJ's own reading of key=[value] (nested brackets too), as the plugin reads its options
     cli = call("ij.Macro.getValue", arg + " ", "cli", "");
@@ -100,6 +91,16 @@ before = roiManager("count");
 // the ROI Manager refuses a zip without ROIs with a dialog: with 0 objects there is nothing to open
 if (found > 0)
     roiManager("open", tmp + "rois.zip");
+// the objects' measurements as the Results table "micro-sam objects" (what the plugin shows)
+table = resultValue(result, "table");
+if (table != "") {
+    if (isOpen("micro-sam objects")) {
+        selectWindow("micro-sam objects");
+        run("Close");
+    }
+    open(table);
+    Table.rename(File.getName(table), "micro-sam objects");
+}
 shown = resultValue(result, "show");
 if (shown != "") {
     open(shown);

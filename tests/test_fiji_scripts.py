@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+
 from helpers.bridge import macro, open_image, rois_as_labels, showing_dialogs, write_tiff
 from helpers.imagej import require_imagej
 
@@ -25,40 +24,6 @@ def test_every_script_tells_users_how_to_install_and_run_it():
     for path in SCRIPTS.glob("*.ijm"):
         header = path.read_text().split("\n\n")[0]
         assert "Install" in header and "microsam-fiji" in header, path.name
-
-
-def test_segment_current_image_with_options(image_a, reference, rm, nuclei):
-    run_script("segment_current_image.ijm", "min_size=25 replace", before=open_image(image_a))
-    assert rm.getCount() == reference.labels.max()
-    assert np.array_equal(rois_as_labels(rm.getRoisAsArray(), nuclei.shape), reference.labels)
-
-
-@pytest.mark.timeout(120)
-def test_segment_current_image_dialog_defaults_are_micro_sams(image_a, reference, rm, nuclei):
-    """Without an argument the script asks in a dialog; pressing OK keeps micro-sam's defaults."""
-    from jpype import JClass
-
-    finished = threading.Event()
-    errors = []
-
-    def run():
-        try:
-            run_script("segment_current_image.ijm", "", before=open_image(image_a))
-        except Exception as err:  # reported below, in the test's thread
-            errors.append(err)
-        finished.set()
-
-    threading.Thread(target=run, daemon=True).start()
-    dialog, deadline = None, time.time() + 60
-    while dialog is None and time.time() < deadline and not finished.is_set():
-        time.sleep(0.2)
-        dialog = next((w for w in JClass("java.awt.Window").getWindows()
-                       if w.isShowing() and str(getattr(w, "getTitle", lambda: "")()) == "micro-sam APG"), None)
-    assert dialog is not None, f"no dialog; errors: {errors}"
-    ok = dialog.getButtons()[0]
-    dialog.actionPerformed(JClass("java.awt.event.ActionEvent")(ok, 1001, "OK"))
-    assert finished.wait(60) and not errors
-    assert np.array_equal(rois_as_labels(rm.getRoisAsArray(), nuclei.shape), reference.labels)
 
 
 def test_batch_folder_writes_rois_and_labels_per_image(tmp_path, nuclei, reference, rm, capfd):
@@ -182,7 +147,6 @@ def test_scripts_unattended_finish_without_dialogs(tmp_path, batch):
     code = f'''
         runMacro("{SCRIPTS / 'batch_folder.ijm'}", "input=[{folder}] output=[{out}]");
         open("{folder / 'flat.tif'}");
-        runMacro("{SCRIPTS / 'segment_current_image.ijm'}", "min_size=25");
     '''
     if not batch:  # the command line program loads the model in its own process: once is enough
         code += f'''
@@ -193,9 +157,8 @@ def test_scripts_unattended_finish_without_dialogs(tmp_path, batch):
     assert done.returncode == 0 and "closed a dialog" not in done.stderr, done.stderr
     log = done.stdout
     assert "1/2 broken.tif: skipped, not an image ImageJ can open" in log and "2/2 flat.tif: 0 objects" in log
-    assert "micro-sam APG: 0 objects in flat.tif" in log
     if not batch:
-        assert log.count("micro-sam APG: 0 objects in flat.tif") == 2  # the bridge, then the command line program
+        assert "micro-sam APG: 0 objects in flat.tif" in log  # segment_with_cli.ijm's report
         assert "broken.tif: error: " in log and "flat.tif: 0 objects (done)" in log and "1 failed" in log
         assert (tmp_path / "cli" / "summary.csv").exists()
 
@@ -209,7 +172,7 @@ def test_scripts_unattended_report_bad_input_in_one_line(tmp_path, batch):
         print("case 1: " + runMacro("{SCRIPTS / 'batch_folder.ijm'}", "input=[{folder}] output=[{unwritable}]"));
         print("case 2: " + runMacro("{SCRIPTS / 'batch_folder.ijm'}", "input=[{folder}] output=[{tmp_path}/o] bogus"));
         close("*");
-        print("case 3: " + runMacro("{SCRIPTS / 'segment_current_image.ijm'}", "min_size=25"));
+        print("case 3: " + runMacro("{SCRIPTS / 'segment_with_cli.ijm'}", "cli=[{CLI}]"));
         open("{folder / 'flat.tif'}");
         print("case 4: " + runMacro("{SCRIPTS / 'segment_with_cli.ijm'}", "cli=[{CLI}] bogus"));
     '''

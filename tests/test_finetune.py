@@ -426,3 +426,38 @@ def test_cpu_trainers_train_in_float32_inside_the_block():
         inside = trainer()
     assert inside.mixed_precision is False and inside.scaler is None
     assert trainer().mixed_precision is True  # only inside the block
+
+
+# --- in Fiji: micro-sam Train in ImageJ started as a user starts it --------------------------------------------------
+
+def test_train_through_the_plugin_on_an_open_image_and_its_roi_manager(installed, random_checkpoint, tmp_path):
+    """The segment -> correct -> train loop's last step: an open image whose objects are in the ROI Manager,
+    ``run("micro-sam Train", ...)`` in the plugin's worker (a random vit_t, two iterations on a 256x256 image):
+    the checkpoint micro-sam loads, and micro-sam APG segments with it."""
+    import tifffile
+    from micro_sam.instance_segmentation import get_predictor_and_decoder
+
+    from microsam_fiji.rois.roiset import write_roiset
+
+    from helpers.imagej import run_imagej, worker_log
+
+    images, masks = crops()
+    image, labels = images[0], masks[0]
+    path, roiset, out = tmp_path / "cells.tif", tmp_path / "cells_RoiSet.zip", tmp_path / "cells.pt"
+    tifffile.imwrite(path, image, imagej=True)
+    write_roiset(roiset, labels)
+    macro = f"""
+open("{path}");
+roiManager("open", "{roiset}");
+run("micro-sam Train", "out=[{out}] model=[{random_checkpoint}] iterations=2 patch=256 validation=0 minutes=10");
+run("micro-sam APG", "model=[{out}] replace");
+print("apg_count=" + call("microsam_fiji.MicroSamAPG.lastResult", "count"));
+"""
+    done = run_imagej(installed, macro, tmp_path, timeout=600)
+    assert "apg_count=" in done.stdout, f"{done.stdout}\n{done.stderr}\n{worker_log(tmp_path)}"
+    assert f"micro-sam Train: {out} (2 iterations" in done.stdout + done.stderr
+    predictor, decoder = get_predictor_and_decoder(model_type="vit_t", checkpoint_path=str(out), device="cpu")
+    assert predictor is not None and decoder is not None
+    state = torch.load(out, map_location="cpu", weights_only=True)
+    assert state[KEY]["data"]["train"]["images"] == 1  # trained on the one open image (validated on it too)
+    assert state[KEY]["data"]["train"]["labels_from"] == ["ROIs"]  # the ROI Manager's, as ImageJ encodes them

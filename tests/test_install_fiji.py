@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+
 from helpers.imagej import fresh_imagej_folder, printed, require_imagej, run_cli, run_imagej, worker_log
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "fiji-scripts"
 CONFIG = "plugins/micro-sam-fiji.properties"
-MENU = {"Segment Current Image": "segment_current_image.ijm", "Segment Folder": "batch_folder.ijm",
+MENU = {"Segment Folder": "batch_folder.ijm",
         "Segment With CLI": "segment_with_cli.ijm"}  # Plugins > micro-sam > command: the macro it runs
 
 
@@ -30,24 +31,23 @@ def config_of(folder: Path) -> dict[str, str]:
 
 
 def test_installed_macros_are_plugins_menu_commands_and_an_edited_one_stays_in_use(tmp_path, stardist_image):
-    """Plugins > micro-sam > Segment Current Image / Segment Folder / Segment With CLI exist in ImageJ 1.x; a
-    command given options passes them to its macro (no dialog); after the user edited macros/segment_current_image.ijm
-    and installed again, the command runs the user's version and the .new file beside it is no command."""
+    """Plugins > micro-sam > Segment Folder / Segment With CLI exist in ImageJ 1.x; a command given options passes
+    them to its macro (no dialog); after the user edited macros/batch_folder.ijm and installed again, the command
+    runs the user's version and the .new file beside it is no command."""
     require_imagej(display=True)
     folder = fresh_imagej_folder(tmp_path)
     run_cli("install-fiji", folder)
-    edited = folder / "macros" / "segment_current_image.ijm"
+    edited = folder / "macros" / "batch_folder.ijm"
     edited.write_text('print("user-edit=1");\n' + edited.read_text())
     done = run_cli("install-fiji", folder)
-    assert "kept macros/segment_current_image.ijm" in done.stdout
-    image = tmp_path / "cells.tif"
-    tifffile.imwrite(image, stardist_image[:128, :128], imagej=True)
-    out = tmp_path / "labels.tif"
+    assert "kept macros/batch_folder.ijm" in done.stdout
+    images, out = tmp_path / "images", tmp_path / "out"
+    images.mkdir()
+    tifffile.imwrite(images / "cells.tif", stardist_image[:128, :128], imagej=True)
     names = ", ".join(f'"{name}"' for name in MENU)
     macro = f"""
-run("Segment Current Image");   // no image open: the macro's own exit message, no dialog
-open("{image}");
-run("Segment Current Image", "labels=[{out}] min_size=20");
+run("Segment Folder", "input=[{tmp_path / 'missing'}] output=[{out}]");   // the macro's own exit message, no dialog
+run("Segment Folder", "input=[{images}] output=[{out}] min_size=20");
 List.setCommands;
 names = newArray({names});
 for (i = 0; i < names.length; i++) print("command" + i + "=" + List.get(names[i]));
@@ -61,12 +61,11 @@ print("ours=" + ours);
     for k, name in enumerate(MENU):
         runner = values[f"command{k}"]
         assert re.fullmatch(r'ij\.plugin\.Macro_Runner\("micro-sam/' + name.replace(" ", "_") + r'\.ijm"\)', runner)
-    assert values["ours"] == str(len(MENU))  # no command from segment_current_image.ijm.new or any other file
-    assert "micro-sam APG: no image is open" in ran.stdout + ran.stderr
-    assert values.get("user-edit") == "1"  # the user's macros/segment_current_image.ijm ran
-    labels = tifffile.imread(out)
-    # the script's own report (in -batch a nested macro's ROI Manager is its own)
-    count = re.search(r"micro-sam APG: (\d+) objects in cells\.tif", ran.stdout)
+    assert values["ours"] == str(len(MENU))  # no command from batch_folder.ijm.new or any other file
+    assert "input folder" in ran.stdout + ran.stderr and "not found" in ran.stdout + ran.stderr
+    assert values.get("user-edit") == "1"  # the user's macros/batch_folder.ijm ran
+    labels = tifffile.imread(out / "cells_labels.tif")
+    count = re.search(r"1/1 cells\.tif: (\d+) objects", ran.stdout)  # the script's own report
     assert labels.max() > 0 and count and int(count.group(1)) == len(np.unique(labels)) - 1, ran.stdout
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from microsam_fiji.command.options import (
-    BY_KEY,
+    BY_COMMAND,
     COMMANDS,
     OPTIONS,
     dialog_fields,
@@ -30,7 +30,7 @@ def _example(field: dict) -> str | None:
     """A value a user could enter in the field (None: a flag, written as its key alone)."""
     return {"model": "/my models/m]1.pt", "choice": (field["choices"] or ["x"])[-1], "number": "0.35",
             "integer": "31", "file": "/out dir/a.zip" if field["key"] == "rois" else "/out dir/a.tif",
-            "pair": "512,512", "text": "word"}.get(field["kind"])
+            "pair": "512,512", "text": "word", "channel": "2", "folder": "/in dir/images"}.get(field["kind"])
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -57,13 +57,20 @@ def test_dialog_fields_parser_keys_and_help_rows_come_from_one_table(command):
             expected[field["key"]] = value
     opts = parse_options(" ".join(written), command=command)
     for key, value in expected.items():
-        option = BY_KEY[key]
+        option = BY_COMMAND[command][key]
+        attribute = {"tile": "tile_shape", "3d": "volume"}.get(key, key)
         if option.param:
             assert opts.params[key] == value
-        elif option.kind == "pair":
-            assert getattr(opts, "tile_shape" if key == "tile" else key) == (512, 512)
+            continue
+        got = getattr(opts, attribute) if hasattr(opts, attribute) else opts.values[key]
+        if option.kind == "pair":
+            assert got == (512, 512)
+        elif option.kind in ("integer", "channel"):
+            assert got == int(value), key
+        elif option.kind == "number":
+            assert got == float(value), key
         else:
-            assert getattr(opts, key) == value, key
+            assert got == value, key
 
 
 def test_numeric_defaults_are_micro_sams_and_the_worker_sends_the_table():

@@ -12,7 +12,6 @@ import warnings
 import numpy as np
 import pytest
 import tifffile
-from helpers.instance_match import assert_same_instances
 
 from microsam_fiji import segment, segment_with_scores
 from microsam_fiji.batch.api import segment_many
@@ -24,6 +23,8 @@ from microsam_fiji.core.progress import Cancelled, reporting
 from microsam_fiji.core.tiff_io import Calibration, read_image
 from microsam_fiji.engines.measurements import measure_labels, measure_objects
 from microsam_fiji.rois.roiset import read_roiset
+
+from helpers.instance_match import assert_same_instances
 
 Z_CROP = slice(10, 14)
 OPTIONS = {"gap_closing": 1, "min_z_extent": 2}
@@ -281,3 +282,57 @@ def test_cli_3d_options_on_a_dask_worker(demo_model, volume, tmp_path, capsys):
     expected = segment(volume[:2], demo_model, volume=True, min_z_extent=2)
     assert expected.max() > 0
     check_outputs(tmp_path / "out", "cells", expected)
+
+
+# --- in Fiji: the plugin in ImageJ started as a user starts it ------------------------------------------------------
+
+def test_3d_and_channel_through_the_plugin(installed, volume, ours, demo_model, tmp_path):
+    """``run("micro-sam APG", "3d ...")`` on a calibrated z-stack in ImageJ (install-fiji folder, ``java -jar``):
+    one ROI per object and slice, named alike per object; the Results table "micro-sam objects" has a row per 3D
+    object with calibrated volumes; the label image keeps the voxel size; another threshold encodes nothing. Then
+    ``channel=2`` on a 2-channel hyperstack segments channel 2 as segmenting that channel alone does."""
+    from helpers.imagej import printed, run_imagej, worker_log
+
+    stack = tmp_path / "nuclei3d.tif"
+    tifffile.imwrite(stack, volume, imagej=True, resolution=(2.0, 2.0),
+                     metadata={"axes": "ZYX", "spacing": 2.0, "unit": "micron"})
+    other = np.ascontiguousarray(volume[:, ::-1, ::-1])  # channel 2: other pixels than channel 1
+    hyper = tmp_path / "two_channels.tif"
+    tifffile.imwrite(hyper, np.stack([volume, other], axis=1), imagej=True, metadata={"axes": "ZCYX"})
+    out = tmp_path / "out"
+    out.mkdir()
+    macro = f"""
+open("{stack}");
+run("micro-sam APG", "3d labels=[{out / 'labels3d.tif'}] rois=[{out / 'rois3d.zip'}]");
+print("count=" + call("microsam_fiji.MicroSamAPG.lastResult", "count"));
+print("encoded1=" + call("microsam_fiji.MicroSamAPG.lastResult", "encoded"));
+print("rows=" + Table.size("micro-sam objects"));
+print("volume0=" + Table.get("volume", 0, "micro-sam objects"));
+print("voxels0=" + Table.get("voxels", 0, "micro-sam objects"));
+print("unit=" + Table.getString("unit", 0, "micro-sam objects"));
+run("micro-sam APG", "3d center=0.4 replace");
+print("encoded2=" + call("microsam_fiji.MicroSamAPG.lastResult", "encoded"));
+close("*");
+open("{hyper}");
+Stack.setChannel(2);
+run("micro-sam APG", "stack replace labels=[{out / 'channel2.tif'}]");
+"""
+    done = run_imagej(installed, macro, tmp_path, timeout=600)
+    values = printed(done.stdout)
+    assert "encoded2" in values, f"{done.stdout}\n{done.stderr}\n{worker_log(tmp_path)}"
+    n = int(ours.labels.max())
+    assert int(values["count"]) == n and int(values["rows"]) == n  # objects counted in 3D
+    rois = read_roiset(out / "rois3d.zip")
+    by_name: dict[str, set[int]] = {}
+    for roi in rois:
+        by_name.setdefault(roi.name, set()).add(roi.position or roi.z_position)
+    assert len(by_name) == n and max(len(z) for z in by_name.values()) > 1  # one name per object, on its slices
+    assert float(values["volume0"]) == pytest.approx(float(values["voxels0"]) * 0.5 * 0.5 * 2.0)
+    assert values["unit"] in ("µm", "micron")
+    labels = read_image(out / "labels3d.tif")
+    assert labels.calibration.pixel_width == pytest.approx(0.5) and labels.calibration.pixel_depth == 2.0
+    assert values["encoded2"] == "0"  # the volume's planes were cached by the first call
+    assert "segmented channel 2 of 2" in done.stdout + done.stderr  # the Log says which channel
+    alone = segment_with_scores(other, demo_model).labels
+    np.testing.assert_array_equal(tifffile.imread(out / "channel2.tif"), alone)
+    assert alone.max() > 0

@@ -168,6 +168,9 @@ final class ApgCall {
 			Rois.replace(rm, old, rois.get(0), imp);
 		else
 			Rois.add(rm, rois, imp, Boolean.TRUE.equals(out.get("replace")));
+		Object table = out.get("table");
+		if (table instanceof String && !((String) table).isEmpty()) // a prompt's objects join the APG call's table
+			Rois.showTable((String) table, String.valueOf(out.get("table_title")), "prompt".equals(action));
 		Object shown = out.get("show");
 		if (shown instanceof String && !((String) shown).isEmpty()) {
 			ImagePlus labels = IJ.openImage((String) shown);
@@ -178,7 +181,7 @@ final class ApgCall {
 	}
 
 	/** Progress on ImageJ's status bar; Esc cancels. */
-	private static Worker.Listener statusListener(String command) {
+	static Worker.Listener statusListener(String command) {
 		return new Worker.Listener() {
 			public void update(String message, long current, long maximum) {
 				String counts = maximum > 0 ? " " + current + "/" + maximum : "";

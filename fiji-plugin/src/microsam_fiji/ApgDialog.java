@@ -52,9 +52,24 @@ final class ApgDialog implements DialogListener {
 	private final Map<String, String> models = new LinkedHashMap<String, String>();
 	private String lastModelItem;
 
+	private final String command; // the table's command: "apg" or "train"
+	private final String title;
+
+	/** The dialog of {@code micro-sam APG} on {@code imp}, with Preview. */
 	ApgDialog(ImagePlus imp) {
+		this(imp, "apg", MicroSamAPG.COMMAND);
+	}
+
+	/** The dialog of the table's {@code command} (APG has Preview; {@code imp} may be null for other commands). */
+	ApgDialog(ImagePlus imp, String command, String title) {
 		this.imp = imp;
-		this.original = imp.getOverlay();
+		this.original = imp == null ? null : imp.getOverlay();
+		this.command = command;
+		this.title = title;
+	}
+
+	private boolean previewing() {
+		return "apg".equals(command) && imp != null;
 	}
 
 	/** The models that a call with {@code model=...} completed with, most recent first (the dialog offers them). */
@@ -88,8 +103,8 @@ final class ApgDialog implements DialogListener {
 			worker = Worker.get();
 			IJ.showStatus("");
 		}
-		fields.addAll(fieldsOf(worker.hello, "apg"));
-		planes = imp.getNSlices() * imp.getNFrames();
+		fields.addAll(fieldsOf(worker.hello, command));
+		planes = imp == null ? 1 : imp.getNSlices() * imp.getNFrames();
 		String defaultModel = Config.DEMO, known = "";
 		try {
 			Config config = Config.load();
@@ -98,12 +113,13 @@ final class ApgDialog implements DialogListener {
 		} catch (PluginError e) {
 			// the worker runs, so the set-up is readable; a broken file shows the bundled default here
 		}
-		GenericDialog gd = new GenericDialog(MicroSamAPG.COMMAND);
+		GenericDialog gd = new GenericDialog(title);
 		for (Map<String, Object> f : fields) {
 			if (!shown(f))
 				continue;
 			String key = (String) f.get("key"), kind = (String) f.get("kind");
-			String label = ((String) f.get("label")).replace("{planes}", String.valueOf(planes));
+			String label = ((String) f.get("label")).replace("{planes}", String.valueOf(planes))
+				.replace("{slices}", String.valueOf(imp == null ? 1 : imp.getNSlices()));
 			Object def = f.get("default");
 			if ("model".equals(kind)) {
 				String[] items = modelItems(defaultModel, known);
@@ -112,24 +128,36 @@ final class ApgDialog implements DialogListener {
 				lastModelItem = items[0];
 			} else if ("choice".equals(kind)) {
 				String[] choices = strings(f.get("choices"));
-				gd.addChoice(label, choices, Prefs.get(PREFIX + key, def == null ? choices[0] : String.valueOf(def)));
+				gd.addChoice(label, choices, Prefs.get(prefix() + key, def == null ? choices[0] : String.valueOf(def)));
+			} else if ("channel".equals(kind)) {
+				String[] channels = channelItems();
+				gd.addChoice(label, channels, channels[Math.max(0, imp.getC() - 1)]); // the current channel
+			} else if (("number".equals(kind) || "integer".equals(kind)) && def == null) {
+				gd.addStringField(label, "", 6); // empty: micro-sam's own choice (off)
 			} else if ("number".equals(kind) || "integer".equals(kind)) {
 				double fallback = def instanceof Number ? ((Number) def).doubleValue() : 0;
-				gd.addNumericField(label, Prefs.get(PREFIX + key, fallback), ((Number) f.get("digits")).intValue());
+				gd.addNumericField(label, Prefs.get(prefix() + key, fallback), ((Number) f.get("digits")).intValue());
 			} else if ("flag".equals(kind)) {
 				gd.addCheckbox(label, false);
 			} else if ("file".equals(kind)) {
 				gd.addFileField(label, "", 30);
+			} else if ("folder".equals(kind)) {
+				gd.addDirectoryField(label, "", 30);
+			} else if (("number".equals(kind) || "integer".equals(kind))) {
+				gd.addStringField(label, "", 6); // (a number field with a default is above)
 			} else {
 				gd.addStringField(label, def == null ? "" : String.valueOf(def), 12);
 			}
 		}
-		gd.addPreviewCheckbox(null);
-		gd.getPreviewCheckbox().setState(Prefs.get(PREFIX + "preview", false));
+		if (previewing()) {
+			gd.addPreviewCheckbox(null);
+			gd.getPreviewCheckbox().setState(Prefs.get(PREFIX + "preview", false));
+		}
 		gd.addDialogListener(this);
 		gd.addMessage(Help.about());
-		gd.addHelp(Help.page(defaultModel, known, String.valueOf(helpOf(worker.hello, "apg"))));
-		if (gd.getPreviewCheckbox().getState())
+		String rows = String.valueOf(helpOf(worker.hello, command));
+		gd.addHelp("apg".equals(command) ? Help.page(defaultModel, known, rows) : Help.list(title, rows));
+		if (previewing() && gd.getPreviewCheckbox().getState())
 			schedule(options(gd, false));
 		gd.showDialog();
 		closed = true;
@@ -139,17 +167,24 @@ final class ApgDialog implements DialogListener {
 			lock.notifyAll();
 		}
 		waitForPreview();
-		imp.setOverlay(original);
+		if (imp != null)
+			imp.setOverlay(original);
 		// what OK means is recorded below, as this dialog wrote it; ImageJ's own recording of the fields is off
 		// (and a Cancel records nothing at all, as ImageJ's own commands)
 		Recorder.disableCommandRecording();
 		if (gd.wasCanceled())
 			return null;
-		Prefs.set(PREFIX + "preview", gd.getPreviewCheckbox().getState());
+		if (previewing())
+			Prefs.set(PREFIX + "preview", gd.getPreviewCheckbox().getState());
 		String options = options(gd, true);
 		if (options != null && Recorder.record)
-			Recorder.recordString("run(\"" + MicroSamAPG.COMMAND + "\", \"" + Recorder.fixString(options) + "\");\n");
+			Recorder.recordString("run(\"" + title + "\", \"" + Recorder.fixString(options) + "\");\n");
 		return options;
+	}
+
+	/** Where a field's last value is remembered: APG's keys as before, other commands' under their name. */
+	private String prefix() {
+		return "apg".equals(command) ? PREFIX : PREFIX + command + ".";
 	}
 
 	/** The worker's dialog fields for {@code command} (hello's "dialog"). */
@@ -172,8 +207,48 @@ final class ApgDialog implements DialogListener {
 		return help instanceof Map ? ((Map<String, Object>) help).get(command) : "";
 	}
 
+	/** Whether the image has what the field needs: several planes (stack), z slices (zstack), channels. */
 	private boolean shown(Map<String, Object> f) {
-		return !"stack".equals(f.get("shown")) || planes > 1;
+		Object when = f.get("shown");
+		if (imp == null)
+			return "always".equals(when);
+		if ("stack".equals(when))
+			return planes > 1;
+		if ("zstack".equals(when))
+			return imp.getNSlices() > 1;
+		if ("channels".equals(when))
+			return imp.getNChannels() > 1;
+		return !"never".equals(when);
+	}
+
+	/**
+	 * The channel choice: the image's channels by number and name (the slice label ImageJ keeps a channel's name
+	 * in, e.g. "DAPI"; else the channel's colour).
+	 */
+	private String[] channelItems() {
+		String[] items = new String[imp.getNChannels()];
+		for (int c = 1; c <= items.length; c++) {
+			String label = imp.getStack().getSliceLabel(imp.getStackIndex(c, imp.getZ(), imp.getT()));
+			String name = label == null ? "" : label.split("\n")[0].trim();
+			if (name.isEmpty() && imp.isComposite()) {
+				ij.process.LUT lut = ((ij.CompositeImage) imp).getChannelLut(c);
+				// the LUT's brightest entry is its colour
+				name = lut == null ? "" : colorName(new java.awt.Color(lut.getRGB(255)));
+			}
+			items[c - 1] = c + (name.isEmpty() ? "" : ": " + name);
+		}
+		return items;
+	}
+
+	private static String colorName(java.awt.Color c) {
+		int r = c.getRed(), g = c.getGreen(), b = c.getBlue();
+		if (r > 0 && g == 0 && b == 0) return "red";
+		if (r == 0 && g > 0 && b == 0) return "green";
+		if (r == 0 && g == 0 && b > 0) return "blue";
+		if (r > 0 && g > 0 && b == 0) return "yellow";
+		if (r > 0 && g == 0 && b > 0) return "magenta";
+		if (r == 0 && g > 0 && b > 0) return "cyan";
+		return r > 0 && r == g && g == b ? "grays" : "";
 	}
 
 	private static String[] strings(Object list) {
@@ -215,7 +290,7 @@ final class ApgDialog implements DialogListener {
 		String options = options(gd, false);
 		if (options == null)
 			return false;
-		Checkbox preview = gd.getPreviewCheckbox();
+		Checkbox preview = previewing() ? gd.getPreviewCheckbox() : null;
 		if (preview != null && preview.getState())
 			schedule(options);
 		else if (preview != null && e.getSource() == preview) {
@@ -265,7 +340,11 @@ final class ApgDialog implements DialogListener {
 			} else if ("choice".equals(kind)) {
 				value = gd.getNextChoice();
 				if (remember)
-					Prefs.set(PREFIX + key, value);
+					Prefs.set(prefix() + key, value);
+			} else if ("channel".equals(kind)) {
+				value = gd.getNextChoice().split(":")[0]; // "2: GFP" -> 2
+			} else if (("number".equals(kind) || "integer".equals(kind)) && f.get("default") == null) {
+				value = gd.getNextString().trim();
 			} else if ("number".equals(kind) || "integer".equals(kind)) {
 				double v = gd.getNextNumber();
 				if (Double.isNaN(v))
@@ -273,7 +352,7 @@ final class ApgDialog implements DialogListener {
 				value = "integer".equals(kind) ? String.valueOf(Math.round(v))
 					: IJ.d2s(v, 4).replaceAll("0+$", "").replaceAll("\\.$", "");
 				if (remember)
-					Prefs.set(PREFIX + key, v);
+					Prefs.set(prefix() + key, v);
 			} else if ("flag".equals(kind)) {
 				if (gd.getNextBoolean())
 					append(sb, key);

@@ -35,6 +35,12 @@ final class Help {
 			.replace("{log}", escape(new java.io.File(Worker.userFolder(), "worker.log").getPath()));
 	}
 
+	/** A command's Help without a page of its own: its title and the options' rows from the worker. */
+	static String list(String title, String rows) {
+		return "<html><h2>" + escape(title) + "</h2><p>micro-sam-fiji " + escape(Version.VERSION)
+			+ ". The fields, each a macro option (in bold):</p><ul>" + rows + "</ul></html>";
+	}
+
 	/** The About line under the dialog's fields. */
 	static String about() {
 		return "micro-sam-fiji " + Version.VERSION + " \u00b7 Segment Anything for Microscopy (\u00b5SAM), "

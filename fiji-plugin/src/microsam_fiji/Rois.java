@@ -5,6 +5,7 @@ import ij.gui.Overlay;
 import ij.gui.Roi;
 import ij.io.RoiDecoder;
 import ij.io.RoiEncoder;
+import ij.measure.ResultsTable;
 import ij.plugin.frame.RoiManager;
 
 import java.io.ByteArrayOutputStream;
@@ -128,6 +129,30 @@ final class Rois {
 		rm.rename(index, roi.getName());
 		if (imp != null)
 			imp.updateAndDraw();
+	}
+
+	/**
+	 * The objects' measurements (the worker's CSV) as ImageJ's ResultsTable {@code title}: replaced by an APG
+	 * call, appended to by a prompt (its objects join the table). Numbers stay numbers, names and units text.
+	 */
+	static void showTable(String csv, String title, boolean append) throws IOException {
+		ResultsTable fresh = ResultsTable.open(csv);
+		ResultsTable shown = append ? ResultsTable.getResultsTable(title) : null;
+		if (shown == null) {
+			fresh.show(title);
+			return;
+		}
+		for (int row = 0; row < fresh.size(); row++) {
+			shown.incrementCounter();
+			for (String heading : fresh.getHeadings()) {
+				double number = fresh.getValue(heading, row);
+				if (Double.isNaN(number)) // a text column (name, unit) or an empty cell
+					shown.addValue(heading, fresh.getStringValue(heading, row));
+				else
+					shown.addValue(heading, number);
+			}
+		}
+		shown.show(title);
 	}
 
 	/** Outlines for the dialog's preview: an overlay, so the ROI Manager and the image stay untouched. */

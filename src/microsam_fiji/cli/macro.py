@@ -24,8 +24,9 @@ def register(sub) -> None:
     p = sub.add_parser(
         "macro", help="run one micro-sam APG macro command on an image file (what segment_with_cli.ijm calls)",
         description="Segment IMAGE as run(\"micro-sam APG\", OPTIONS) would in Fiji and write OUT/rois.zip, "
-                    "OUT/labels.tif (with show), OUT/result.txt (count, replace, show, warnings, or the error), "
-                    "plus what rois=[...] and labels=[...] ask. Bad options: one line, exit status 2.")
+                    "OUT/objects.csv (one row per object: the Results table micro-sam objects), OUT/labels.tif "
+                    "(with show), OUT/result.txt (count, replace, show, table, warnings, or the error), plus what "
+                    "rois=[...] and labels=[...] ask. Bad options: one line, exit status 2.")
     p.add_argument("image", type=existing_path, metavar="IMAGE", help="the image (TIFF as ImageJ saves it)")
     p.add_argument("--options", default="", help="the macro's option string, e.g. 'center=0.3 replace'")
     p.add_argument("--ignore", action="append", default=[], metavar="KEY",
@@ -60,10 +61,12 @@ def run_command_on_image(args: argparse.Namespace) -> int:
                          ModelCache(device=args.device, backend=args.backend), selection=selection,
                          current_plane=args.current_plane)
         write_rois(out / "rois.zip", result.rois)
+        table = "" if result.table is None else str(result.table.write_csv(out / "objects.csv"))
         shown = ""
         if result.options.show:
             shown = str(write_labels(out / "labels.tif", result.labels, result.calibration, axes=result.label_axes))
-        lines += [("count", str(result.count)), ("replace", str(result.options.replace).lower()), ("show", shown)]
+        lines += [("count", str(result.count)), ("replace", str(result.options.replace).lower()), ("show", shown),
+                  ("table", table)]
         lines += [("warning", w) for w in result.warnings]
         status = 0
     except Exception as err:  # noqa: BLE001 - one line for the macro, as in the other transports

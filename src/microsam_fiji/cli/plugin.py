@@ -12,7 +12,7 @@ def register(sub) -> None:
                     "menu entries into DIR/plugins/micro-sam, and record this Python (and the default model and "
                     "device) for the plugin. Start Fiji as usual afterwards: Plugins > Segmentation > micro-sam "
                     "APG, or run(\"micro-sam APG\", \"...\") in a macro; the scripts are Plugins > micro-sam > "
-                    "Segment Current Image, Segment Folder and Segment With CLI. Installing again keeps files you "
+                    "Segment Folder and Segment With CLI. Installing again keeps files you "
                     "edited (the new version goes beside them as NAME.new); --uninstall removes exactly what was "
                     "added, except files you edited.")
     p.add_argument("folder", type=Path, metavar="DIR", help="Fiji.app (or an ImageJ 1.x folder with plugins/)")

@@ -85,6 +85,11 @@ def register(sub) -> None:
     p.add_argument("--channel", type=int, metavar="N",
                    help="the channel to segment in multi-channel images, 1-based as in ImageJ (default: the first, "
                         "with a warning where there are several)")
+    p.add_argument("--options", default="", metavar="TEXT",
+                   help="the options as run(\"micro-sam APG\", TEXT) takes them (model=[...] center=0.3 3d ...; "
+                        "what batch_folder.ijm passes on); the flags above win where both say something")
+    p.add_argument("--ignore", action="append", default=[], metavar="KEY",
+                   help="a key of the calling macro's own (input, output, cli) to leave out of --options; repeatable")
     p.add_argument("--no-rois", action="store_true", help="write only the label TIFF, not the RoiSet.zip")
     p.add_argument("--overwrite", action="store_true",
                    help="segment every image again, even where its outputs are up to date")
@@ -103,11 +108,15 @@ def run_segment(args: argparse.Namespace) -> int:
     from microsam_fiji.batch.settings import Settings
     from microsam_fiji.core.params import parse_assignments
 
-    settings = Settings(model=args.model, model_type=args.model_type, mode=args.mode,
-                        params=parse_assignments(args.param), axes=args.axes, tile_shape=args.tile_shape,
-                        halo=args.halo, tile_threshold=args.tile_threshold, device=args.device, engine=args.engine,
-                        rois=not args.no_rois, backend=args.backend, volume=args.volume,
-                        gap_closing=args.gap_closing, min_z_extent=args.min_z_extent, channel=args.channel)
+    opts = macro_options(args.options, args.ignore)
+    settings = Settings(model=args.model or opts.model, model_type=args.model_type, mode=args.mode or opts.mode,
+                        params={**opts.params, **parse_assignments(args.param)}, axes=args.axes,
+                        tile_shape=args.tile_shape or opts.tile_shape, halo=args.halo or opts.halo,
+                        tile_threshold=args.tile_threshold, device=args.device, engine=args.engine or opts.engine,
+                        rois=not args.no_rois, backend=args.backend, volume=args.volume or opts.volume,
+                        gap_closing=_first(args.gap_closing, opts.gap_closing),
+                        min_z_extent=_first(args.min_z_extent, opts.min_z_extent),
+                        channel=_first(args.channel, opts.channel))
     summary = run_batch(args.images, args.out, settings, overwrite=args.overwrite, workers=args.workers,
                         scheduler=args.scheduler, progress=not args.quiet)
     failed = summary.failed
@@ -116,3 +125,29 @@ def run_segment(args: argparse.Namespace) -> int:
               f"{failed[0].error}); all listed in {summary.path}", file=sys.stderr)
         return 1
     return 0
+
+
+def _first(*values):
+    return next((v for v in values if v is not None), None)
+
+
+def macro_options(text: str, ignore: list[str]):
+    """``--options``: the macro's option string, parsed by the command's own parser; what names one file or the
+    ROI Manager (``rois=``, ``labels=``, ``replace``, ``show``) is refused: each image gets its own outputs.
+
+    Args:
+        text: the option string.
+        ignore: the calling macro's own keys to leave out.
+
+    Returns:
+        The parsed options."""
+    from microsam_fiji.command.options import parse_options, without_keys
+    from microsam_fiji.core.errors import UserError
+
+    opts = parse_options(without_keys(text, ignore))
+    for given, key in ((opts.rois, "rois=[...]"), (opts.labels, "labels=[...]"), (opts.replace, "replace"),
+                       (opts.show, "show")):
+        if given:
+            raise UserError(f"--options {key}: a batch writes <name>_RoiSet.zip and <name>_labels.tif for each image "
+                            "into --out and touches no ROI Manager: leave it out")
+    return opts

@@ -41,25 +41,30 @@ from microsam_fiji.command.options import (
     parse_options,
 )
 from microsam_fiji.core.errors import UserError, one_line
+from microsam_fiji.core.images import ChannelWarning, guess_axes, intensity_image
 from microsam_fiji.core.params import check_mode, resolve_params
 from microsam_fiji.core.progress import report
 from microsam_fiji.core.tiff_io import Calibration, LoadedImage, write_labels
+from microsam_fiji.engines.measurements import ObjectTable, measure_labels
 from microsam_fiji.engines.segment import segment_with_scores
 from microsam_fiji.models.cache import ModelCache
 from microsam_fiji.models.model import Model
 from microsam_fiji.rois.encode import labels_to_rois
+from microsam_fiji.rois.naming import for_manager
 from microsam_fiji.rois.positions import stack_positions
 from microsam_fiji.rois.roiset import write_rois
 
 COMMAND = "micro-sam APG"
+OBJECTS_TABLE = "micro-sam objects"  # the ResultsTable of the objects' measurements: a macro selects it by this title
 
 
 @dataclass
 class CommandResult:
     """What one call of the command produced, before a transport shows it.
 
-    ``rois``: one ``roifile.ImagejRoi`` per object and plane, named ``cell-0001``..., positioned in the stack;
-    ``labels``: the label image (stack axes + YX, ``label_axes``); ``encoded``: image encoder runs (0 when the
+    ``rois``: one ``roifile.ImagejRoi`` per object and plane, named ``cell-0001``..., positioned in the stack (a 3D
+    object: one ROI per slice, all named alike); ``labels``: the label image (stack axes + YX, ``label_axes``);
+    ``table``: the per-object measurements (None for a preview); ``encoded``: image encoder runs (0 when the
     embeddings were cached); ``warnings``: what the user should read (an image rescaled, ...), one line each."""
 
     options: MacroOptions
@@ -72,11 +77,30 @@ class CommandResult:
     encoded: int
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    table: ObjectTable | None = None
 
     @property
     def count(self) -> int:
-        """The number of ROIs (one per object and plane: ids are unique across a stack)."""
-        return len(self.rois)
+        """The number of objects (a 3D object counts once, however many slices it spans)."""
+        ids = np.unique(self.labels)
+        return int((ids > 0).sum())
+
+    def for_manager(self, existing: list[str]) -> tuple[list[ImagejRoi], ObjectTable | None]:
+        """The ROIs named for a ROI Manager that holds ``existing`` (:func:`~microsam_fiji.rois.naming.
+        for_manager`), and the table with the same names: what both transports add.
+
+        Args:
+            existing: the names the ROI Manager holds.
+
+        Returns:
+            The ROIs and the table, renamed alike."""
+        rois = for_manager(self.rois, existing, self.options.replace)
+        if self.table is None or "name" not in self.table.columns:
+            return rois, self.table
+        renamed = {old.name: new.name for old, new in zip(self.rois, rois)}
+        columns = dict(self.table.columns)
+        columns["name"] = [renamed.get(name, name) for name in columns["name"]]
+        return rois, dataclasses.replace(self.table, columns=columns)
 
 
 def check_options(options: str | MacroOptions | None, *, preview: bool = False) -> MacroOptions:
@@ -88,10 +112,13 @@ def check_options(options: str | MacroOptions | None, *, preview: bool = False) 
 
     Returns:
         The parsed options."""
+    from microsam_fiji.engines.volume import check_merge_options
+
     opts = options if isinstance(options, MacroOptions) else parse_options(options)
     if not preview:
         check_outputs(opts)
     resolve_params(check_mode(opts.mode or "apg"), opts.params, strict=False)
+    check_merge_options(opts.volume, opts.gap_closing, opts.min_z_extent)
     return opts
 
 
@@ -110,8 +137,8 @@ def execute(options: str | MacroOptions | None, image: LoadedImage | Callable[[]
         selection: the image's selection: a ``roifile.ImagejRoi`` (area types restrict the command to it, point
             and line selections are ignored) or a boolean (Y, X) mask; None: the whole image.
         current_plane: the image's current plane, 0-based in ImageJ's stack order (channel fastest, then slice,
-            then frame: ``getCurrentSlice() - 1``); segmented alone unless the options say ``stack`` (a preview:
-            always). None: the first plane.
+            then frame: ``getCurrentSlice() - 1``); segmented alone unless the options say ``stack`` or ``3d`` (a
+            preview: always). None: the first plane. Its channel is the one segmented where the options name none.
 
     Returns:
         The :class:`CommandResult`; ``rois=[...]`` and ``labels=[...]`` are already written (atomically).
@@ -125,12 +152,18 @@ def execute(options: str | MacroOptions | None, image: LoadedImage | Callable[[]
     model = models.model(opts.model)
     mode = check_mode(opts.mode or model.default_mode)
     loaded = image() if callable(image) else image
-    data, axes, plane = loaded.data, loaded.axes, None
-    if not opts.stack or preview:  # ImageJ's convention: a stack whole only when asked; a preview: this plane
+    data, axes, plane = loaded.data, loaded.axes or guess_axes(loaded.data.shape), None
+    n_channels = int(data.shape[axes.index("C")]) if "C" in axes else 1
+    channel = opts.channel
+    if channel is None and n_channels > 1:  # the image's current channel, as ImageJ's own commands take it
+        channel = int(current_plane or 0) % n_channels + 1
+    volume = opts.volume and not preview  # a preview shows the current plane, in 2D
+    if not (opts.stack or volume) or preview:  # ImageJ's convention: a stack whole only when asked
         data, axes, plane = one_plane(data, axes, current_plane or 0, hyperstack)
+    full = data
     mask = selection_mask(selection, data.shape[axes.index("Y")], data.shape[axes.index("X")])
     box = _bounds(mask) if mask is not None else None
-    notes = []
+    notes = [f"segmented channel {channel} of {n_channels}"] if n_channels > 1 else []
     if mask is not None and box is not None:
         data = _crop(data, axes, box)
         top, bottom, left, right = box
@@ -141,7 +174,9 @@ def execute(options: str | MacroOptions | None, image: LoadedImage | Callable[[]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         result = segment_with_scores(data, model, mode, axes=axes, tile_shape=opts.tile_shape, halo=opts.halo,
-                     engine=opts.engine, **for_mode(mode, opts.params))
+                                     engine=opts.engine, volume=volume, gap_closing=opts.gap_closing,
+                                     min_z_extent=opts.min_z_extent, channel=channel if n_channels > 1 else None,
+                                     **for_mode(mode, opts.params))
     models.last_apg = (opts.model, opts.tile_shape, opts.halo)
     labels, scores = result.labels, result.scores
     if mask is not None and box is not None:
@@ -150,19 +185,25 @@ def execute(options: str | MacroOptions | None, image: LoadedImage | Callable[[]
     stack_axes = "".join(a for a in axes if a in "ZT")
     if plane is not None:  # one plane of a stack: every ROI on that plane
         rois = labels_to_rois(labels, scores, positions=plane, calibration=loaded.calibration)
-    else:
+    else:  # traced once, for every output; a 3D object is one name on every slice
         planes, positions = stack_positions(labels, stack_axes, hyperstack=hyperstack)
-        rois = labels_to_rois(planes, scores, positions=positions, calibration=loaded.calibration)  # traced once
+        rois = labels_to_rois(planes, scores, positions=positions, calibration=loaded.calibration,
+                              slice_suffix=not volume)
     label_axes = stack_axes + "YX"
+    table = None
     if not preview:
+        intensity = intensity_image(full, axes, channel if n_channels > 1 else None)
+        table = measure_labels(labels, label_axes, intensity, loaded.calibration, scores, volume=volume)
         if opts.rois:
             write_rois(opts.rois, rois)
         if opts.labels:
             write_labels(opts.labels, labels, loaded.calibration, axes=label_axes)
+    caught_lines = sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)
+                           and not issubclass(w.category, ChannelWarning)})  # the channel: said in notes
     return CommandResult(options=opts, model=model, labels=labels, scores=scores, rois=rois,
                          label_axes=label_axes, calibration=loaded.calibration,
                          encoded=model.cache.misses - encoded_before, seconds=round(time.perf_counter() - start, 3),
-                         warnings=notes + sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)}))
+                         warnings=notes + caught_lines, table=table)
 
 
 def one_plane(data: np.ndarray, axes: str, index: int, hyperstack: bool | None = None

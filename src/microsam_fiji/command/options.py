@@ -20,10 +20,10 @@ from typing import Any
 
 from microsam_fiji.core.errors import UserError
 
-COMMANDS = {"apg": "micro-sam APG", "prompt": "micro-sam Prompt"}
-KINDS = ("model", "choice", "number", "integer", "flag", "file", "pair", "text")
-# when the dialog shows a field: always, or only for an image with several planes
-SHOWN = ("always", "stack", "never")
+COMMANDS = {"apg": "micro-sam APG", "prompt": "micro-sam Prompt", "train": "micro-sam Train"}
+KINDS = ("model", "choice", "number", "integer", "flag", "file", "folder", "pair", "text", "channel")
+# when the dialog shows a field: always; an image with several planes (stack), z slices (zstack) or channels
+SHOWN = ("always", "stack", "zstack", "channels", "never")
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,10 @@ class Option:
     """The macro key (``center=0.3``), also the first word of the dialog's label (ImageJ's Recorder key)."""
     kind: str
     """``model``, ``choice``, ``number``, ``integer``, ``flag`` (a word without value), ``file`` (a path),
-    ``pair`` (``768,768``) or ``text``."""
+    ``folder``, ``pair`` (``768,768``), ``text`` or ``channel`` (1-based; the dialog offers the image's channels by
+    name)."""
     label: str
-    """The dialog's label after the key; ``{planes}`` is the image's number of planes."""
+    """The dialog's label after the key; ``{planes}``, ``{slices}``: the image's planes and z slices."""
     help: str
     """What it is, for the Help page and the docs (one or two sentences)."""
     effect: str = ""
@@ -50,7 +51,8 @@ class Option:
     choices: tuple[str, ...] = ()
     digits: int = 2
     shown: str = "always"
-    """When the dialog shows it: ``always``, ``stack`` (several planes) or ``never`` (macro only)."""
+    """When the dialog shows it: ``always``, ``stack`` (several planes), ``zstack`` (several z slices),
+    ``channels`` (several channels) or ``never`` (macro only)."""
     unset: str = "—"
     """What not giving it means, where it has no default value (the docs' default column)."""
     modes: tuple[str, ...] = ("apg", "ais")
@@ -96,6 +98,20 @@ OPTIONS: tuple[Option, ...] = (
     Option("stack", "flag", "(process all {planes} planes; else only the current one)", "segment every plane of a "
            "stack; without it only the current plane, as ImageJ's own filters do (a preview: always the current "
            "plane).", shown="stack"),
+    Option("3d", "flag", "(3D objects: each object merged across the {slices} slices)", "3D objects: every plane "
+           "segmented, then each object merged across z by micro-sam's merge_instance_segmentation_3d (as its "
+           "automatic_3d_segmentation); one ROI per object and slice, all of one object named alike; a TZYX stack "
+           "is a volume per time point. Implies stack.", shown="zstack"),
+    Option("gap_closing", "integer", "(3d: slices; close gaps in an object up to this many slices; empty: off)",
+           "with 3d: an object missing on up to this many slices between two others is closed across the gap "
+           "(micro-sam's meaning; not given: off).", "higher: objects split by a missed slice joined", digits=0,
+           shown="zstack", unset="off"),
+    Option("min_z_extent", "integer", "(3d: slices; drop objects on fewer slices; empty: keep all)",
+           "with 3d: objects that span fewer slices than this are dropped (micro-sam's meaning; not given: all "
+           "kept).", "higher: short objects dropped", digits=0, shown="zstack", unset="all kept"),
+    Option("channel", "channel", "(the channel to segment)", "the channel to segment, 1-based as in ImageJ, of an "
+           "image with channels; not given: the current channel in Fiji, the first elsewhere. The Log names the "
+           "channel segmented.", commands=("apg", "prompt"), shown="channels", unset="the current channel"),
     Option("rois", "file", "(also save the ROIs as this RoiSet.zip; empty: no file)", "also write the ROIs to this "
            "RoiSet.zip (replaced if it exists).", commands=("apg", "prompt")),
     Option("labels", "file", "(also save the label image as this TIFF; empty: no file)", "also write the label "
@@ -110,6 +126,8 @@ OPTIONS: tuple[Option, ...] = (
            commands=("apg", "prompt"), unset="128,128"),
     Option("engine", "choice", "", "fast (default: micro-sam's instances, faster) or micro-sam (micro-sam's own "
            "code).", choices=("fast", "micro-sam"), shown="never", unset="fast"),
+    Option("ignore", "text", "", "keys of a calling macro's own to leave out, e.g. ignore=[input output cli] "
+           "(what batch_folder.ijm passes with its whole argument).", commands=("apg", "prompt"), shown="never"),
     Option("prompts", "choice", "(selection: the current selection; roi-manager: its point, box and area ROIs)",
            "where the prompts come from: the current selection (default) or the ROI Manager's ROIs that are "
            "not objects of micro-sam.", commands=("prompt",), choices=("selection", "roi-manager"),
@@ -118,18 +136,49 @@ OPTIONS: tuple[Option, ...] = (
            "slice through the stack (micro-sam's segment_mask_in_volume); one name on every slice.",
            commands=("prompt",)),
 )
-BY_KEY = {o.key: o for o in OPTIONS}
+_TRAIN = ("train",)
+OPTIONS += (
+    Option("images", "folder", "(a folder of images; empty: the open images and their ROIs)", "the training images: "
+           "a folder (each x.tif paired with x_labels.tif or x_RoiSet.zip in labels=[...]); not given: every open "
+           "image with its overlay's ROIs, the current image with the ROI Manager's where it has no overlay.",
+           commands=_TRAIN, unset="the open images"),
+    Option("labels", "folder", "(their label images or RoiSet.zip files; empty: beside the images)", "the folder "
+           "of the images' labels (x_labels.tif or x_RoiSet.zip); not given: the images' folder.", commands=_TRAIN,
+           unset="the images' folder"),
+    Option("out", "file", "(the fine-tuned model to write, .pt)", "the checkpoint to write: micro-sam loads it, and "
+           "model=[...] of micro-sam APG takes it.", commands=_TRAIN),
+    Option("model", "model", "(to start from)", "the model to start from: a checkpoint, a Model Zoo package or a "
+           "micro-sam name; not given: the default model.", commands=_TRAIN, unset="the default model"),
+    Option("minutes", "number", "(time budget)", "the time budget: training stops at the end of the last epoch that "
+           "fits.", "longer: usually better, up to the data's worth", commands=_TRAIN, default=15.0, digits=1),
+    Option("iterations", "integer", "(empty: as many as the budget allows)", "iterations to train; with minutes "
+           "whichever ends first.", commands=_TRAIN, digits=0, unset="the budget's"),
+    Option("patch", "integer", "(pixels; empty: the image side up to 1024)", "the training patch's side.",
+           commands=_TRAIN, digits=0, unset="the images' side up to 1024"),
+    Option("validation", "number", "(share of the images held out; 0: validate on the training images)",
+           "the share of the images held out to validate on (needs 2 images or more when above 0).",
+           commands=_TRAIN, default=0.2, digits=2),
+    Option("channel", "channel", "(of multi-channel images)", "the channel of multi-channel images, 1-based; not "
+           "given: the current channel of an open image, the first of a file.", commands=_TRAIN, shown="channels",
+           unset="the current channel"),
+    Option("describe", "text", "(what the images are, for the model's provenance)", "a sentence about the "
+           "training data (what, microscope, who annotated): export records it.", commands=_TRAIN),
+    Option("resume", "flag", "(continue the stopped run that writes out)", "continue a run that was stopped (Esc) "
+           "and wrote out=[...].", commands=_TRAIN),
+    Option("overwrite", "flag", "(replace out if it exists)", "replace an existing out=[...].", commands=_TRAIN),
+)
+BY_COMMAND = {command: {o.key: o for o in OPTIONS if command in o.commands} for command in COMMANDS}
 
 
 def options_of(command: str = "apg") -> list[Option]:
-    """The options ``command`` (``apg`` or ``prompt``) takes, in the dialog's order.
+    """The options ``command`` (``apg``, ``prompt`` or ``train``) takes, in the dialog's order.
 
     Args:
-        command: ``apg`` or ``prompt``.
+        command: ``apg``, ``prompt`` or ``train``.
 
     Returns:
         The options."""
-    return [o for o in OPTIONS if command in o.commands]
+    return list(BY_COMMAND[command].values())
 
 
 def flags_of(command: str = "apg") -> tuple[str, ...]:
@@ -211,7 +260,7 @@ def markdown_table(command: str = "apg") -> str:
     return "\n".join(lines)
 
 
-_KEY = re.compile(r"(?:^|\s)([A-Za-z_][\w.\-]*)=")
+_KEY = re.compile(r"(?:^|\s)([A-Za-z0-9_][\w.\-]*)=")
 
 
 @dataclass
@@ -229,6 +278,11 @@ class MacroOptions:
     prompts: str | None = None  # micro-sam Prompt: selection (default) or roi-manager
     propagate: bool = False  # micro-sam Prompt: extend the object through the stack
     stack: bool = False  # micro-sam APG: every plane of a stack (default: the current plane)
+    volume: bool = False  # micro-sam APG `3d`: 3D objects (merged across z)
+    values: dict[str, Any] = field(default_factory=dict)  # what has no attribute of its own (micro-sam Train's)
+    gap_closing: int | None = None
+    min_z_extent: int | None = None
+    channel: int | None = None  # 1-based; None: the transport's current channel, else the first
 
 
 def macro_value(options: str, key: str, default: str | None = None) -> str | None:
@@ -300,7 +354,7 @@ def _without_brackets(text: str) -> str:
 
 
 # MacroOptions' attribute for a key, where the two differ
-_ATTRIBUTE = {"tile": "tile_shape"}
+_ATTRIBUTE = {"tile": "tile_shape", "3d": "volume"}
 
 
 def parse_options(options: str | None, command: str = "apg") -> MacroOptions:
@@ -315,12 +369,15 @@ def parse_options(options: str | None, command: str = "apg") -> MacroOptions:
         The parsed options."""
     from microsam_fiji.core.params import ALIASES, default_params
 
-    prompt = command == "prompt"
+    prompt = command != "apg"  # only APG takes segmentation parameters
     flags, option_keys = flags_of(command), keys_of(command)
     opts = MacroOptions()
     if not options or not str(options).strip():
         return opts
     text = str(options)
+    ignored = macro_value(text, "ignore", None)
+    if ignored is not None:  # a calling macro's own keys (batch_folder.ijm's input, output, cli), then ignore= itself
+        text = without_keys(without_keys(text, ignored.split()), ["ignore"])
     _check_brackets(_without_quoted(text))
     unbracketed = _without_brackets(_without_quoted(text))
     keys = _KEY.findall(unbracketed)
@@ -329,7 +386,11 @@ def parse_options(options: str | None, command: str = "apg") -> MacroOptions:
         raise UserError(f"unknown option '{word}': flags are {', '.join(flags)}; other options take a value "
                         "(key=value)")
     for flag in flags:
-        setattr(opts, _ATTRIBUTE.get(flag, flag), flag in words)
+        attribute = _ATTRIBUTE.get(flag, flag)
+        if hasattr(opts, attribute):
+            setattr(opts, attribute, flag in words)
+        else:
+            opts.values[flag] = flag in words
     known_params = set() if prompt else set(default_params("apg")) | set(default_params("ais")) | set(ALIASES)
     for key in keys:
         value = macro_value(text, key, None)
@@ -341,7 +402,7 @@ def parse_options(options: str | None, command: str = "apg") -> MacroOptions:
                             f"'...' around values with a ']')")
         lower = key.lower()
         if lower in option_keys:
-            _set(opts, BY_KEY[lower], key, value)
+            _set(opts, BY_COMMAND[command][lower], key, value)
         elif lower.replace("-", "_") in known_params:
             opts.params[lower] = value
         elif lower in flags:
@@ -354,9 +415,24 @@ def parse_options(options: str | None, command: str = "apg") -> MacroOptions:
 
 
 def _set(opts: MacroOptions, option: Option, key: str, value: str) -> None:
-    """One option's value into ``opts``, checked as its kind says."""
+    """One option's value into ``opts`` (its attribute, else ``opts.values``), checked as its kind says."""
+    attribute = _ATTRIBUTE.get(option.key, option.key)
+    if not hasattr(opts, attribute):
+        opts.values[option.key] = _typed(option, key, value)
+        return
     if option.kind == "pair":
         setattr(opts, _ATTRIBUTE.get(option.key, option.key), _pair(key, value))
+        return
+    if option.kind in ("integer", "channel") and option.param is None:
+        try:
+            number = int(value)
+        except ValueError:
+            number = -1
+        if number < (1 if option.kind == "channel" else 0):
+            what = "a channel number (1, 2, ...; 1-based as in ImageJ)" if option.kind == "channel" else \
+                "a whole number of slices (0 or more)"
+            raise UserError(f"{key}={value}: give {what}")
+        setattr(opts, option.key, number)
         return
     if option.kind == "choice":
         if option.key == "mode":
@@ -392,6 +468,20 @@ def _check_brackets(text: str) -> None:
                 meant = text[start + 1:end]
                 raise UserError(f"{name}=[{meant}]: the value holds a ']', which ends [...] early: write it in "
                                 f"quotes, {name}='{meant}'")
+
+
+def _typed(option: Option, key: str, value: str) -> Any:
+    """A value of an option without an attribute of its own, as its kind says (a number, a whole number)."""
+    if option.kind == "number":
+        try:
+            return float(value)
+        except ValueError:
+            raise UserError(f"{key}={value}: give a number, e.g. {key}={option.default or 1}") from None
+    if option.kind in ("integer", "channel"):
+        if not value.isdigit():
+            raise UserError(f"{key}={value}: give a whole number, e.g. {key}=1")
+        return int(value)
+    return value
 
 
 def _without_quoted(text: str) -> str:

@@ -20,6 +20,7 @@ from microsam_fiji.command.prompt_rois import prompts_from_rois
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.core.progress import report
 from microsam_fiji.core.tiff_io import LoadedImage, write_labels
+from microsam_fiji.engines.measurements import measure_labels
 from microsam_fiji.engines.prompted import segment_from_prompts
 from microsam_fiji.models.cache import ModelCache
 from microsam_fiji.rois.encode import labels_to_rois
@@ -91,14 +92,27 @@ def execute_prompt(options: str | MacroOptions | None, image: LoadedImage | Call
         report("loading the model")
     model = models.model(model_source)
     loaded = image() if callable(image) else image
-    from microsam_fiji.core.images import to_planes
+    from microsam_fiji.core.images import guess_axes, intensity_image, to_planes
 
-    planes = to_planes(loaded.data, loaded.axes)
-    stack_axes = "".join(a for a in loaded.axes if a in "ZT")
+    data, axes = loaded.data, loaded.axes or guess_axes(loaded.data.shape)
+    notes: list[str] = []
+    if "C" in axes:  # the channel APG segmented (by default the current one), so that its embeddings are reused
+        n_channels = int(data.shape[axes.index("C")])
+        channel = opts.channel or int(current_plane) % n_channels + 1
+        current_plane = int(current_plane) // n_channels  # the plane in the stack without channels
+        if not 1 <= channel <= n_channels:
+            raise UserError(f"channel {channel} is out of range: the image has {n_channels} channel"
+                            f"{'s' if n_channels > 1 else ''} (1-based, as in ImageJ)")
+        data = np.take(data, channel - 1, axis=axes.index("C"))
+        axes = axes.replace("C", "")
+        if n_channels > 1:
+            notes.append(f"prompted on channel {channel} of {n_channels}")
+    planes = to_planes(data, axes)
+    stack_axes = "".join(a for a in axes if a in "ZT")
     objects = prompts_from_rois(given, planes.label_shape, stack_axes, current_plane)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        result = segment_from_prompts(loaded.data, model, prompts=objects, axes=loaded.axes, tile_shape=tile_shape,
+        result = segment_from_prompts(data, model, prompts=objects, axes=axes, tile_shape=tile_shape,
                                       halo=halo, propagate_objects=opts.propagate)
     labels = np.where(result.labels > 0, result.labels + np.uint32(first_id - 1), 0).astype(np.uint32)
     scores = {k + first_id - 1: v for k, v in result.scores.items()}
@@ -107,7 +121,10 @@ def execute_prompt(options: str | MacroOptions | None, image: LoadedImage | Call
     new_rois = labels_to_rois(planes_out, scores, positions=positions, slice_suffix=not opts.propagate,
                               calibration=loaded.calibration)
     label_axes = stack_axes + "YX"
-    notes = _propagation_notes(labels, objects, first_id) if opts.propagate else []
+    notes += _propagation_notes(labels, objects, first_id) if opts.propagate else []
+    # the new objects' rows, for the objects table (a propagated object is measured in 3D)
+    table = measure_labels(labels, label_axes, intensity_image(data, axes), loaded.calibration, scores,
+                           volume=opts.propagate and "Z" in stack_axes)
     if opts.rois:
         write_rois(opts.rois, new_rois)
     if opts.labels:
@@ -116,7 +133,7 @@ def execute_prompt(options: str | MacroOptions | None, image: LoadedImage | Call
                          label_axes=label_axes, calibration=loaded.calibration, encoded=result.encoded,
                          seconds=round(time.perf_counter() - start, 3),
                          warnings=sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)})
-                         + notes)
+                         + notes, table=table)
 
 
 def _propagation_notes(labels: np.ndarray, objects: list, first_id: int) -> list[str]:

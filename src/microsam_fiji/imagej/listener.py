@@ -44,7 +44,6 @@ def run_command(options: str | None, models: ModelCache, command: str = COMMAND)
     from microsam_fiji.core.tiff_io import labels_for_imagej
     from microsam_fiji.imagej.api import add_to_roi_manager, java_rois_to_roifile, target_roi_manager
     from microsam_fiji.imagej.imageplus import from_imageplus, to_imageplus
-    from microsam_fiji.rois.naming import for_manager
 
     prompt = command == PROMPT_COMMAND
     opts = check_prompt_options(options) if prompt else check_options(options)
@@ -67,15 +66,49 @@ def run_command(options: str | None, models: ModelCache, command: str = COMMAND)
     for message in result.warnings:
         IJ.log(f"{command}: {message}")  # e.g. the image was rescaled: where the user looks
     RoiDecoder = JClass("ij.io.RoiDecoder")
-    named = for_manager(result.rois, [r.name for r in manager if r.name], opts.replace)
+    named, table = result.for_manager([r.name for r in manager if r.name])
     rois = [RoiDecoder(roi.tobytes(), f"{roi.name}.roi").getRoi() for roi in named]
     add_to_roi_manager(rm, rois, imp, replace=opts.replace)
+    if table is not None:
+        show_objects_table(table, append=prompt)
     if opts.show:
         shown = to_imageplus(labels_for_imagej(result.labels), result.label_axes, result.calibration,
                              title=f"{imp.getTitle()}-{'prompted' if prompt else 'labels'}")
         shown.show()
     IJ.showStatus(f"{command}: {result.count} objects" + (f" (encoded {result.encoded})" if prompt else ""))
     return result.count
+
+
+def show_objects_table(table, append: bool = False) -> None:
+    """The objects' measurements in ImageJ's ResultsTable ``micro-sam objects`` (what a macro selects by title):
+    replaced by an APG call, appended to by a prompt (its objects join the table), as the plugin does.
+
+    Args:
+        table: the :class:`~microsam_fiji.engines.measurements.ObjectTable`.
+        append: add the rows to the open table instead of replacing it."""
+    import tempfile
+    from pathlib import Path
+
+    from jpype import JClass
+
+    from microsam_fiji.command.execute import OBJECTS_TABLE
+
+    ResultsTable = JClass("ij.measure.ResultsTable")
+    with tempfile.TemporaryDirectory(prefix="microsam-objects-") as tmp:
+        new = ResultsTable.open(str(table.write_csv(Path(tmp) / "objects.csv")))
+    shown = ResultsTable.getResultsTable(OBJECTS_TABLE) if append else None
+    if shown is None:
+        new.show(OBJECTS_TABLE)
+        return
+    for row in range(new.size()):  # as the plugin appends (Rois.showTable): numbers as numbers, text as text
+        shown.incrementCounter()
+        for heading in new.getHeadings():
+            number = new.getValue(heading, row)
+            if number != number:  # NaN: a text column (name, unit) or an empty cell
+                shown.addValue(heading, new.getStringValue(heading, row))
+            else:
+                shown.addValue(heading, number)
+    shown.show(OBJECTS_TABLE)
 
 
 def current_selection(imp):
@@ -115,13 +148,20 @@ def ask_options(imp=None) -> str | None:
 
     from microsam_fiji.command.options import dialog_fields
 
-    planes = 1 if imp is None else int(imp.getNSlices()) * int(imp.getNFrames())
-    fields = [f for f in dialog_fields("apg") if f["shown"] != "stack" or planes > 1]
+    slices = 1 if imp is None else int(imp.getNSlices())
+    planes = 1 if imp is None else slices * int(imp.getNFrames())
+    channels = 1 if imp is None else int(imp.getNChannels())
+    has = {"always": True, "stack": planes > 1, "zstack": slices > 1, "channels": channels > 1}
+    fields = [f for f in dialog_fields("apg") if has.get(f["shown"], False)]
     gd = JClass("ij.gui.GenericDialog")(COMMAND)
     for f in fields:
-        label = f["label"].replace("{planes}", str(planes))
+        label = f["label"].replace("{planes}", str(planes)).replace("{slices}", str(slices))
         if f["kind"] == "choice":
             gd.addChoice(label, JArray(JString)(f["choices"]), str(f["default"] or f["choices"][0]))
+        elif f["kind"] == "channel":  # the current channel first chosen, as ImageJ's own commands take it
+            gd.addChoice(label, JArray(JString)([str(c) for c in range(1, channels + 1)]), str(int(imp.getC())))
+        elif f["kind"] in ("number", "integer") and f["default"] is None:
+            gd.addStringField(label, "", 6)  # empty: micro-sam's own choice
         elif f["kind"] in ("number", "integer"):
             gd.addNumericField(label, float(f["default"] or 0), int(f["digits"]))
         elif f["kind"] == "flag":
@@ -134,8 +174,12 @@ def ask_options(imp=None) -> str | None:
     parts = []
     for f in fields:
         key = f["key"]
-        if f["kind"] == "choice":
+        if f["kind"] in ("choice", "channel"):
             parts.append(f"{key}={gd.getNextChoice()}")
+        elif f["kind"] in ("number", "integer") and f["default"] is None:
+            value = str(gd.getNextString()).strip()
+            if value:
+                parts.append(f"{key}={value}")
         elif f["kind"] in ("number", "integer"):
             number = float(gd.getNextNumber())
             parts.append(f"{key}={int(round(number))}" if f["kind"] == "integer" else f"{key}={number:g}")

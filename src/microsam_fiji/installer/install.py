@@ -4,7 +4,7 @@
 ``micro-sam-fiji.properties`` (this Python interpreter, the default model and device, the package version, the
 models the dialog offers by name, the list of files added and the sha256 of each as written); ``DIR/macros/``
 the fiji-scripts (other macros call them there by path), and ``DIR/plugins/micro-sam/`` one small launcher per script, which ImageJ 1.x and Fiji list as
-*Plugins › micro-sam › Segment Current Image* etc. (see :data:`MENU`): each runs its script in ``macros/``.
+*Plugins › micro-sam › Segment Folder* etc. (see :data:`MENU`): each runs its script in ``macros/``.
 
 Files of the user's are never overwritten or deleted:
 
@@ -30,8 +30,7 @@ CONFIG_NAME = "micro-sam-fiji.properties"  # read by fiji-plugin/.../Config.java
 
 SUBMENU = "micro-sam"  # plugins/micro-sam/: the submenu Plugins > micro-sam
 # fiji-script -> its command in Plugins > micro-sam (the launcher's file name: ImageJ turns "_" into spaces)
-MENU = {"segment_current_image.ijm": "Segment_Current_Image.ijm", "batch_folder.ijm": "Segment_Folder.ijm",
-        "segment_with_cli.ijm": "Segment_With_CLI.ijm"}
+MENU = {"batch_folder.ijm": "Segment_Folder.ijm", "segment_with_cli.ijm": "Segment_With_CLI.ijm"}
 NEW_SUFFIX = ".new"  # the new version beside an edited file: no command in ImageJ (not .ijm/.txt/.js/.py/.bsh)
 HASH_KEY = "sha256."  # one "sha256.<file>=<hex>" line per installed file in the config
 

@@ -13,10 +13,13 @@ Requests (``request["action"]``):
   selection, or "": the command segments inside it), ``current_plane`` (0-based stack index: the plane segmented
   without ``stack``), ``manager_names`` (the names the ROI Manager holds). Outputs: ``rois`` (a RoiSet.zip in
   scratch for ImageJ's RoiDecoder, named for the ROI Manager: the plugin adds them as they are), ``count``,
-  ``replace``, ``replaces``, ``show`` (a label TIFF in scratch, or ""), ``encoded`` (image encoder runs: 0 when
-  the embeddings were cached), ``seconds``, ``warnings`` (lines for the Log).
+  ``replace``, ``replaces``, ``show`` (a label TIFF in scratch, or ""), ``table`` (the objects' measurements as
+  CSV in scratch, for the ResultsTable ``table_title``; "" for a preview), ``count`` (objects: a 3D object once),
+  ``encoded`` (image encoder runs: 0 when the embeddings were cached), ``seconds``, ``warnings`` (lines for the
+  Log).
 * ``prompt``: ``micro-sam Prompt`` (see :func:`prompt`): the selection and the ROI Manager's ROIs as prompts on
   the same image; outputs as for ``segment``.
+* ``train``: ``micro-sam Train`` (see :func:`train`): fine-tuning on a folder or on the open images and their ROIs.
 
 Progress goes out as Appose updates; a cancel request stops the task at the next progress point (the loaded
 model and cached embeddings stay). While a task runs, a heartbeat (an update without message or counts) goes out
@@ -31,6 +34,7 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.core.progress import Cancelled, reporting
@@ -79,7 +83,7 @@ def handle(task, request: dict) -> None:
     except UserError as err:
         task.fail(str(err))
     except Exception as err:  # noqa: BLE001 - one line to ImageJ, the traceback to the log
-        command = "micro-sam Prompt" if action == "prompt" else "micro-sam APG"
+        command = {"prompt": "micro-sam Prompt", "train": "micro-sam Train"}.get(action, "micro-sam APG")
         _LOG.exception("%s: %s failed", command, action)
         print(f"{command}: {action} failed", file=sys.stderr)
         from microsam_fiji.command.execute import error_message
@@ -133,20 +137,22 @@ def _reply(result, request: dict, scratch: Path, show: bool) -> dict:
     ROI Manager (``manager_names``: the names it holds) and, where the Prompt Tool refines an object
     (``replacing``: its name), which ROI the result replaces; the label image to open when ``show``; the counts
     the plugin's ``lastResult`` reports. The plugin adds what it gets: the names are decided here."""
+    from microsam_fiji.command.execute import OBJECTS_TABLE
     from microsam_fiji.core.tiff_io import write_labels
-    from microsam_fiji.rois.naming import for_manager
     from microsam_fiji.rois.roiset import write_rois
 
     existing = [str(n) for n in request.get("manager_names") or []]
     replacing = str(request.get("replacing") or "")
     replaces = replacing if (replacing in existing and len(result.rois) == 1 and not result.options.replace) else ""
-    named = result.rois if replaces else for_manager(result.rois, existing, result.options.replace)
+    named, table = (result.rois, result.table) if replaces else result.for_manager(existing)
     rois = write_rois(scratch / "rois.zip", named)
+    # the objects' measurements, for ImageJ's ResultsTable "micro-sam objects" (the plugin reads the CSV)
+    table_path = "" if table is None else str(table.write_csv(scratch / "objects.csv"))
     shown = ""
     if show:
         shown = str(write_labels(scratch / "labels.tif", result.labels, result.calibration, axes=result.label_axes))
     return {"rois": str(rois), "count": result.count, "replace": result.options.replace, "replaces": replaces,
-            "show": shown,
+            "show": shown, "table": table_path, "table_title": OBJECTS_TABLE,
             "encoded": result.encoded, "model_loads": models().model_loads, "model": result.model.source,
             "seconds": result.seconds,
             # what the user should know about the result (an image rescaled, ...): the plugin logs these lines
@@ -190,4 +196,49 @@ def prompt(request: dict) -> dict:
     return _reply(result, request, scratch, show=result.options.show)
 
 
-_ACTIONS = {"hello": hello, "segment": segment, "prompt": prompt}
+def train(request: dict) -> dict:
+    """``micro-sam Train`` (:func:`microsam_fiji.training.finetune`): ``options`` (``run("micro-sam Train", ...)``'s,
+    parsed by the one table of options), and without ``images=[folder]`` the open images: ``images`` (the plugin's
+    raw pixels, one description each) with ``rois`` (one RoiSet.zip each: the image's overlay, or for the current
+    image the ROI Manager's ROIs), ``current_channels`` (each image's current channel). Progress goes to the status
+    bar; Esc stops and keeps the best checkpoint so far. Outputs: ``out``, ``iterations``, ``minutes``,
+    ``stopped``, ``msa_before``, ``msa_after``, ``model`` (the checkpoint, for the dialog's models)."""
+    import xarray
+
+    from microsam_fiji.command.options import parse_options
+    from microsam_fiji.rois.roiset import read_roiset
+    from microsam_fiji.training.finetune import finetune
+    from microsam_fiji.worker.raw_image import read_raw_image
+
+    opts = parse_options(request.get("options"), command="train")
+    values = opts.values
+    if not values.get("out"):
+        raise UserError("no out=[...]: name the fine-tuned model to write, e.g. out=[/data/models/cells.pt]")
+    images: Any
+    labels: Any
+    if values.get("images"):
+        images, labels, channel = values["images"], opts.labels, opts.channel
+    else:
+        metas, zips = list(request.get("images") or []), list(request.get("rois") or [])
+        if not metas:
+            raise UserError("no images: open the annotated images (their ROIs in their overlay, or the current "
+                            "image's in the ROI Manager), or give images=[folder]")
+        images, labels, channel = [], [], opts.channel
+        for meta, zipped in zip(metas, zips):
+            loaded = read_raw_image(dict(meta))
+            # the axes travel with the pixels (an xarray's dims): a hyperstack's channels and slices stay apart
+            images.append(xarray.DataArray(loaded.data, dims=[a.lower() for a in loaded.axes]))
+            labels.append(read_roiset(zipped) if zipped else [])
+        if channel is None and request.get("current_channels"):
+            channel = int(request["current_channels"][0])
+    result = finetune(images, labels, values["out"], model=opts.model or None,
+                      minutes=values.get("minutes", 15.0), n_iterations=values.get("iterations"),
+                      patch_shape=values.get("patch"), val_fraction=values.get("validation", 0.2), channel=channel,
+                      resume=bool(values.get("resume")), overwrite=bool(values.get("overwrite")),
+                      data_description=values.get("describe"))
+    return {"out": str(result.checkpoint or ""), "model": str(result.checkpoint or ""),
+            "iterations": result.iterations, "minutes": round(result.minutes, 2), "stopped": result.stopped,
+            "msa_before": result.msa_before, "msa_after": result.msa_after}
+
+
+_ACTIONS = {"hello": hello, "segment": segment, "prompt": prompt, "train": train}
