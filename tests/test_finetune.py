@@ -461,3 +461,20 @@ print("apg_count=" + call("microsam_fiji.MicroSamAPG.lastResult", "count"));
     state = torch.load(out, map_location="cpu", weights_only=True)
     assert state[KEY]["data"]["train"]["images"] == 1  # trained on the one open image (validated on it too)
     assert state[KEY]["data"]["train"]["labels_from"] == ["ROIs"]  # the ROI Manager's, as ImageJ encodes them
+
+
+def test_files_of_one_name_in_several_folders_are_told_apart(tmp_path):
+    """Datasets often name every image raw.tif in its own folder: the split holds out one of them, not all."""
+    import tifffile
+
+    from microsam_fiji.core.tiff_io import write_labels
+
+    images, labels = crops()
+    for i, name in enumerate("abc"):
+        (tmp_path / name).mkdir()
+        tifffile.imwrite(tmp_path / name / "raw.tif", images[i])
+        write_labels(tmp_path / name / "labels.tif", labels[i])
+    data = gather([tmp_path / n / "raw.tif" for n in "abc"], [tmp_path / n / "labels.tif" for n in "abc"],
+                  val_fraction=0.2)
+    assert len(data.train) == 2 and len(data.val) == 1
+    assert sorted(p.name for p in data.train + data.val) == ["a/raw.tif", "b/raw.tif", "c/raw.tif"]

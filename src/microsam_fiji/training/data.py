@@ -37,6 +37,7 @@ class Pair:
     image: np.ndarray
     labels: np.ndarray
     labels_from: str  # "label image", "RoiSet", "ROIs"
+    source: int = 0  # which of the given images (a stack's planes share it)
 
     @property
     def n_objects(self) -> int:
@@ -170,6 +171,14 @@ def _name(item: Any, index: int, what: str) -> str:
     return f"{what} {index + 1}"
 
 
+def _names(items: Sequence[Any], what: str) -> list[str]:
+    """How messages and the provenance name each item: the file name, with its folder where names repeat
+    (``set1/raw.tif``, ``set2/raw.tif``)."""
+    names = [_name(item, i, what) for i, item in enumerate(items)]
+    return [f"{Path(item).parent.name}/{name}" if names.count(name) > 1 and isinstance(item, (str, os.PathLike))
+            else name for item, name in zip(items, names)]
+
+
 def _planes(image: Any, name: str, channel: int | None):
     """Our planes of an image (a file or an array) and the ImageJ letters of its stack axes."""
     from microsam_fiji.core.images import to_planes
@@ -277,9 +286,10 @@ def read_pairs(images: Sequence[Any], labels: Sequence[Any], channel: int | None
     if len(images) != len(labels):
         raise UserError(f"{len(images)} {what}s but {len(labels)} labels: give one label image or RoiSet per image")
     pairs, skipped = [], []
+    names = _names(images, what)
     for index, (image, label) in enumerate(zip(images, labels)):
         report("reading the training data", index, len(images))
-        name = _name(image, index, what)
+        name = names[index]
         label_name = Path(label).name if isinstance(label, (str, os.PathLike)) else f"the labels of {name}"
         planes, stack_axes = _planes(image, name, channel)
         arr, kind = _label_array(label, planes.label_shape, stack_axes, name, label_name)
@@ -292,7 +302,7 @@ def read_pairs(images: Sequence[Any], labels: Sequence[Any], channel: int | None
                 skipped.append(plane_name)
                 continue
             rgb = np.ascontiguousarray(to_image(plane).transpose(2, 0, 1))  # micro-sam's view, channels first
-            pairs.append(Pair(plane_name, rgb, renumbered(plane_labels), kind))
+            pairs.append(Pair(plane_name, rgb, renumbered(plane_labels), kind, index))
     return pairs, skipped
 
 
@@ -360,7 +370,7 @@ def gather(images: Any, labels: Any = None, *, val_images: Any = None, val_label
         train = pairs
     elif val_fraction > 0:
         kind = "split"
-        train, val = _split(pairs, image_items, val_fraction, seed)
+        train, val = _split(pairs, len(image_items), val_fraction, seed)
     else:
         kind, train, val = "training images", pairs, list(pairs)
     check_trainable(train)
@@ -386,18 +396,12 @@ def _is_roi_list(value: Any) -> bool:
                                                                     for v in value)
 
 
-def _split(pairs: list[Pair], items: list, fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
+def _split(pairs: list[Pair], n_items: int, fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
     """Hold out whole files (all planes of a stack together): max(1, round(fraction * files)) of them."""
-    names = [_name(item, i, "image") for i, item in enumerate(items)]
-    n_val = max(1, int(round(fraction * len(names))))
-    held = set(np.random.default_rng(seed).choice(len(names), size=n_val, replace=False).tolist())
-    val_names = {names[i] for i in held}
-
-    def source(pair: Pair) -> str:
-        return next(n for n in names if pair.name == n or pair.name.startswith(f"{n} plane "))
-
-    train = [p for p in pairs if source(p) not in val_names]
-    val = [p for p in pairs if source(p) in val_names]
+    n_val = max(1, int(round(fraction * n_items)))
+    held = set(np.random.default_rng(seed).choice(n_items, size=n_val, replace=False).tolist())
+    train = [p for p in pairs if p.source not in held]
+    val = [p for p in pairs if p.source in held]
     if not train:
         raise UserError("every image went to validation: give more images or a smaller val_fraction")
     return train, val
