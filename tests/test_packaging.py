@@ -104,7 +104,7 @@ def test_load_from_unpacked_folder_and_rdf_yaml(package_zip, tmp_path):
 
 def test_package_passes_bioimageio_test_model_for_every_weight_format(package_zip, capsys):
     """The standalone formats, each through bioimageio.core's test_model (four forward passes per format); the
-    pytorch_state_dict weights are validated on test_issue21_zoo.py's package (offline, with GitHub users)."""
+    pytorch_state_dict weights are validated on test_export.py's package (offline, with GitHub users)."""
     from microsam_fiji.zoo.validate import validate_package
 
     assert set(_rdf(package_zip)["weights"]) == {"pytorch_state_dict", "torchscript", "onnx"}

@@ -68,7 +68,7 @@ def test_vit_b_export_passes_static_validate_with_every_upload_point(vit_b_expor
     assert rdf["training_data"]["id"] == "example-dataset"
     # --static: a vit_b's test_model (a dozen 1024² passes, two minutes here) is what a publisher editing the
     # metadata skips; the model runs of a package are validated on the demo model (test_packaging.py, and
-    # test_issue21_zoo.py for pytorch_state_dict with GitHub users offline)
+    # test_export.py for pytorch_state_dict with GitHub users offline)
     assert main(["validate", str(vit_b_export.path), "--static"]) == 0
     printed = capsys.readouterr().out
     assert "PASSED" in printed.splitlines()[0]

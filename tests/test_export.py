@@ -1,4 +1,4 @@
-"""Issue 21, Model Zoo half: export offline with the README's arguments, checks before any work, the model card
+"""Export for the Model Zoo: offline with the arguments of docs/zoo.md's example, checks before any work, the model card
 (citations, config.bioimageio, hashes, covers), weights that need micro-sam flagged, validate on what is no
 micro-sam package, and the ImageJ macro that turns the package's maps into instances.
 
@@ -41,7 +41,7 @@ def exported(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess, np.nd
     import tifffile
     from PIL import Image
 
-    tmp = tmp_path_factory.mktemp("issue21-zoo")
+    tmp = tmp_path_factory.mktemp("export")
     image = tifffile.imread(DATA / "img2d.tif")[:256, :256]
     tifffile.imwrite(tmp / "typical.tif", image)
     tifffile.imwrite(tmp / "typical_labels.tif", tifffile.imread(DATA / "mask2d.tif")[:256, :256].astype("uint16"))
