@@ -74,7 +74,7 @@ def test_reinstall_keeps_an_edited_macro_writes_the_new_one_beside_it_and_force_
     run_cli("install-fiji", folder)
     config = config_of(folder)
     installed = [f for f in config["files"].split(",")]
-    assert "plugins/micro-sam/Segment_Current_Image.ijm" in installed
+    assert "plugins/micro-sam/Segment_With_CLI.ijm" in installed
     for rel in installed:  # a hash of each file as installed
         assert config[f"sha256.{rel}"] == hashlib.sha256((folder / rel).read_bytes()).hexdigest()
     shipped = (SCRIPTS / "batch_folder.ijm").read_text()
