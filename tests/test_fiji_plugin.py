@@ -216,7 +216,7 @@ def test_bad_option_missing_model_and_missing_setup_give_one_line_each(installed
     shutil.copy(installed / "plugins" / "micro_sam_fiji.jar", bare / "plugins")
     done = run_imagej(bare, f'open("{a}");\nrun("micro-sam APG", "");\n', tmp_path)
     lines = [line for line in done.stderr.splitlines() if line.startswith("micro-sam APG")]
-    assert len(lines) == 1 and "install-fiji" in lines[0]
+    assert len(lines) == 1 and f"install-fiji {bare}" in lines[0] and "<this" not in lines[0]  # the real folder
 
 
 def test_python_under_a_non_ascii_path_starts_the_worker(images, tmp_path, demo_model):

@@ -211,7 +211,8 @@ def test_a_prompt_corrects_the_last_apg_call_on_its_embeddings(stardist_image, d
         execute_prompt("prompts=roi-manager", image, [], [], models)
 
 
-def test_propagate_through_a_z_stack_equals_micro_sams_segment_mask_in_volume(stardist_image, demo_model, monkeypatch):
+def test_propagate_through_a_z_stack_equals_micro_sams_segment_mask_in_volume(stardist_image, demo_model, monkeypatch,
+                                                                            tmp_path):
     from micro_sam import prompt_based_segmentation as pbs
     from micro_sam import util
     from micro_sam.multi_dimensional_segmentation import segment_mask_in_volume
@@ -252,3 +253,17 @@ def test_propagate_through_a_z_stack_equals_micro_sams_segment_mask_in_volume(st
                              ModelCache(default_model=demo_model), current_plane=plane)
     assert sorted((r.name, r.position) for r in command.rois) == [("cell-0001", z + 1) for z in range(4)]
     np.testing.assert_array_equal(rois_to_labels(command.rois, stack.shape) > 0, expected)
+    # the Log says how far it went and why it stops there
+    assert "cell-0001: propagated from slice 2 through slices 1-4 of 4" in " ".join(command.warnings)
+    # a RoiSet of it: every member a name of its own, the object whole again in labels and in a RoiSet of those
+    import zipfile
+
+    from microsam_fiji.rois.roiset import read_roiset, write_roiset, write_rois
+
+    roiset = write_rois(tmp_path / "propagated_RoiSet.zip", command.rois)
+    names = zipfile.ZipFile(roiset).namelist()
+    assert len(names) == len(set(names)) == 4
+    back = rois_to_labels(read_roiset(roiset), stack.shape)
+    np.testing.assert_array_equal(back > 0, expected)
+    again = read_roiset(write_roiset(tmp_path / "again_RoiSet.zip", back, slice_suffix=False))
+    assert sorted((r.name, r.position) for r in again) == [("cell-0001", z + 1) for z in range(4)]

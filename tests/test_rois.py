@@ -265,3 +265,29 @@ def test_a_prompts_first_id_follows_names_a_later_apg_call_continued():
         roi.properties = {"id": ident, "area": 8}
         rois.append(roi)
     assert next_id(rois) == 4
+
+
+def test_roi_properties_say_the_area_in_pixels_and_calibrated_where_the_image_is():
+    """``area`` is always pixels; a calibrated image adds ``calibrated_area`` and its ``area_unit`` (what ImageJ's
+    Measure reports: 147.75 µm² for 591 pixels of 0.5 x 0.5 µm)."""
+    from microsam_fiji.core.tiff_io import Calibration
+
+    lab = np.zeros((40, 40), np.uint16)
+    lab[2:25, 3:28] = 7  # 23 x 25 = 575 pixels
+    plain = labels_to_rois(lab)[0].properties
+    assert plain["area"] == 575 and "calibrated_area" not in plain
+    roi = labels_to_rois(lab, calibration=Calibration(pixel_width=0.5, pixel_height=0.5, unit="µm"))[0]
+    assert roi.properties["area"] == 575
+    assert roi.properties["calibrated_area"] == pytest.approx(143.75) and roi.properties["area_unit"] == "µm²"
+
+
+def test_a_roiset_of_one_object_on_several_slices_has_a_member_per_slice():
+    """ImageJ's ROI Manager makes member names unique when it saves; so do we (unzip and readers by name lose the
+    rest otherwise), and the labels rebuild the object on every slice."""
+    from microsam_fiji.rois.roiset import member_names
+
+    lab = np.zeros((4, 20, 20), np.uint16)
+    lab[:, 5:10, 5:10] = 7
+    rois = labels_to_rois(lab, slice_suffix=False)
+    assert [r.name for r in rois] == ["cell-0007"] * 4
+    assert member_names(rois) == ["cell-0007", "cell-0007-z002", "cell-0007-z003", "cell-0007-z004"]

@@ -88,6 +88,8 @@ def test_a_rectangle_selection_segments_inside_it_in_full_image_coordinates(load
     from microsam_fiji.command.execute import execute
 
     result = execute("", loaded, cache, selection=rect(), current_plane=1)
+    # a leftover selection restricting the call is said (the Log), with its size
+    assert any(w.startswith("restricted to the selection: ") for w in result.warnings), result.warnings
     expected = crop_reference(loaded.data[1], demo_model)
     assert expected.max() > 0
     assert result.labels.shape == (128, 128) and same_objects(result.labels, expected)
