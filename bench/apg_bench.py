@@ -114,9 +114,10 @@ def spread(values) -> str:
 
 def make_cases(model, names):
     import tifffile
-    from helpers.oracle import oracle_state
 
     from microsam_fiji.engines.state import compute_state
+
+    from helpers.oracle import oracle_state
 
     image = tifffile.imread(ROOT / "tests" / "data" / "img2d.tif")
     mask = tifffile.imread(ROOT / "tests" / "data" / "mask2d.tif").astype(np.uint32)
@@ -128,7 +129,8 @@ def make_cases(model, names):
             big_image = np.tile(image, (2, 2))
             big_mask = np.block([[mask, np.where(mask > 0, mask + 1000, 0)],
                                  [np.where(mask > 0, mask + 2000, 0), np.where(mask > 0, mask + 3000, 0)]])
-            state, seconds = timed(lambda: oracle_state(model, big_image, big_mask))
+            state, seconds = timed(lambda big_image=big_image, big_mask=big_mask: oracle_state(model, big_image,
+            big_mask))
             yield name, f"img2d 2x2 1024x1024, oracle decoder ({len(np.unique(big_mask)) - 1} nuclei)", state, seconds
         elif name == "tiled":
             state, seconds = timed(lambda: oracle_state(model, image, mask, tile_shape=(256, 256), halo=(64, 64)))
@@ -164,8 +166,8 @@ def main(argv=None) -> int:
     for name, description, state, state_s in make_cases(model, args.cases.split(",")):
         print(f"\n[{name}] {description}; state (encoder{'' if name == 'sparse' else ' only'}) {state_s:.2f} s, "
               f"load average {os.getloadavg()[0]:.1f}")
-        engines = {"micro-sam": lambda: micro_sam_stages(model, state, params),
-                   "fast": lambda: fast_stages(model, state, params)}
+        engines = {"micro-sam": lambda state=state: micro_sam_stages(model, state, params),
+                   "fast": lambda state=state: fast_stages(model, state, params)}
         for i in range(args.warmup):
             for side in (("micro-sam", "fast") if i % 2 == 0 else ("fast", "micro-sam")):
                 engines[side]()

@@ -5,9 +5,9 @@
 
 Prints per path: wall time and images per minute (model loading and cluster start-up included: what a user
 waits for; the external cluster is started before timing, as a running cluster would be; both printed apart),
-the model loads per worker (target: one each), and for the two Dask paths the per-image overhead of the distributed path: on each
-worker the gap between one image's end and the next one's start (scheduling, the path and result travelling)
-plus the delay until the client has the result, relative to an image's own time (target <= 5 %). Checks that
+the model loads per worker (target: one each), and for the two Dask paths the per-image overhead of the distributed
+path: on each worker the gap between one image's end and the next one's start (scheduling, the path and result
+travelling) plus the delay until the client has the result, relative to an image's own time (target <= 5 %). Checks that
 all three give identical labels (exit status 1 otherwise). With N workers on C cores each worker's torch uses
 C/N threads: on a 2-core machine expect the Dask paths to match, not beat, the in-process rate."""
 from __future__ import annotations

@@ -5,7 +5,8 @@
 Prints (1) the macro command run("micro-sam APG", ...) versus calling microsam_fiji.run on the same pixels with
 the same loaded model and cached embeddings (the bridge's cost: ImagePlus -> numpy, labels -> ROIs -> ROI
 Manager), the same number of runs each, alternating which goes first, as median (min-max); and checks that the
-macro's ROIs fill back to exactly segment_with_scores()'s labels (exit status 1 when they do not); (2) ImagePlus <-> numpy for a
+macro's ROIs fill back to exactly segment_with_scores()'s labels (exit status 1 when they do not); (2) ImagePlus <->
+numpy for a
 2048 x 2048 16-bit image versus a plain numpy copy."""
 from __future__ import annotations
 

@@ -69,10 +69,10 @@ def main(argv=None) -> int:
         for r in range(args.runs):
             y, x = centres[r % len(centres)]
 
-            def api():
+            def api(crop=crop, y=y, x=x):
                 return segment_from_prompts(crop, model, points=[[y, x]])
 
-            def macro():
+            def macro(x=x, y=y):
                 run_macro(f'makePoint({x}, {y}); run("micro-sam Prompt", "");')
 
             for first in ((api, macro) if r % 2 == 0 else (macro, api)):

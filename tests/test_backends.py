@@ -6,13 +6,14 @@ import time
 
 import numpy as np
 import pytest
-from helpers.instance_match import best_ious
 
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.core.progress import Cancelled, reporting
 from microsam_fiji.engines.segment import segment_with_scores
 from microsam_fiji.engines.state import compute_state
 from microsam_fiji.models.load import load_model
+
+from helpers.instance_match import best_ious
 
 pytestmark = pytest.mark.slow
 TILED = {"tile_shape": (128, 256), "halo": (0, 0)}  # two tiles of the 256 x 256 crop: micro-sam's tiled path

@@ -8,6 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
+
 from helpers.bridge import nuclei_crop, rois_as_labels, write_tiff
 from helpers.imagej import require_imagej
 

@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from helpers.bridge import macro, open_image, rois_as_labels, write_tiff
-from helpers.instance_match import assert_same_instances
 
 import microsam_fiji
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.models.demo import DEMO_CHECKPOINT
+
+from helpers.bridge import macro, open_image, rois_as_labels, write_tiff
+from helpers.instance_match import assert_same_instances
 
 
 def test_two_empty_label_images_are_not_the_same_instances():
@@ -158,9 +159,9 @@ def test_macro_with_model_package_puts_the_packages_rois(bridge, rm, exported, r
 def test_mask_threshold_auto_end_to_end_gives_micro_sams_instances(demo_model, stardist_image, tmp_path):
     """micro-sam's local Otsu threshold per mask, through the command line, against micro-sam's own engine; an
     image with few prompts (6: "auto" costs ~1 s per prompt, micro-sam's own ~250 MB per prompt)."""
-    from helpers.bridge import nuclei_crop
-
     from microsam_fiji.cli import main
+
+    from helpers.bridge import nuclei_crop
 
     crop = nuclei_crop(stardist_image)
     image = tmp_path / "crop.tif"

@@ -302,11 +302,12 @@ def test_imagej_macro_turns_the_maps_into_micro_sam_ais_instances(exported, demo
     """The macro the package carries, in ImageJ 1.x, on the package's own sample output maps, against
     micro-sam's AIS on the test image (the same maps: the sample output is micro-sam's decoder output)."""
     import tifffile
-    from helpers.imagej import require_imagej
-    from helpers.instance_match import worst_matches
 
     from microsam_fiji.engines.segment import segment_with_scores
     from microsam_fiji.zoo.postprocessing import MACRO_FILE
+
+    from helpers.imagej import require_imagej
+    from helpers.instance_match import worst_matches
 
     require_imagej(display=False)
     out, _, image = exported

@@ -4,8 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers.instance_match import assert_same_instances, assert_same_scores, micro_sam_scores
-from helpers.oracle import oracle_state
 
 from microsam_fiji.core.params import resolve_params
 from microsam_fiji.engines.fast import generate, nms
@@ -13,6 +11,9 @@ from microsam_fiji.engines.fast.decoder import decode_points, supported
 from microsam_fiji.engines.fast.mask_set import MaskSet
 from microsam_fiji.engines.fast.prompts import derive_point_prompts
 from microsam_fiji.engines.micro_sam import restore_generator
+
+from helpers.instance_match import assert_same_instances, assert_same_scores, micro_sam_scores
+from helpers.oracle import oracle_state
 
 
 @pytest.fixture(scope="module")

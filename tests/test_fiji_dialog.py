@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from helpers.imagej import IJ_JAR, printed, run_watched, worker_log
 
 from microsam_fiji.command.options import dialog_fields
+
+from helpers.imagej import IJ_JAR, printed, run_watched, worker_log
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -82,8 +83,8 @@ def test_the_dialog_is_the_workers_table_with_one_model_choice_and_its_own_help(
     assert package_version() in about
     # Help: this project's page from the jar, its option rows made from the same table
     assert ("help_button", "true") in items and "Could not find a browser" not in help_text
-    for text in (f"micro-sam-fiji {package_version()}", "touching objects split", "the ROIs you added too", "RoiSet.zip",
-                 "worker.log", "Esc", "'/data/mod]els/m.pt'"):
+    for text in (f"micro-sam-fiji {package_version()}", "touching objects split", "the ROIs you added too",
+                 "RoiSet.zip", "worker.log", "Esc", "'/data/mod]els/m.pt'"):
         assert text in help_text, (text, help_text[:600])
     assert "{" not in help_text  # every placeholder filled
 

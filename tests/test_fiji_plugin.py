@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+
 from helpers.imagej import (
     CLI_MAIN,
     IJ_JAR,

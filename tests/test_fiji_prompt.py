@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+
 from helpers.imagej import (
     IJ_JAR,
     fresh_imagej_folder,

@@ -262,7 +262,8 @@ def _bad_cases(tmp: Path) -> dict:
     one_object = np.where(labels[0] == labels[0].max(), 1, 0)
     cases = {"no objects": ([images[0], images[1]], [np.zeros_like(labels[0]), labels[1]],
                             "the labels of image 1 has no objects"),
-             "sizes differ": ([images[0], images[1]], [labels[0][:128], labels[1]], "is 256x128 but image 1 is 256x256"),
+             "sizes differ": ([images[0], images[1]], [labels[0][:128], labels[1]],
+                              "is 256x128 but image 1 is 256x256"),
              "one image, a split": ([images[0]], [labels[0]], "a validation split needs at least 2"),
              "one object": ([images[0], images[1]], [one_object, labels[1]], "image 1 has 1 object(s)")}
     big = np.zeros((600, 600), np.uint16)

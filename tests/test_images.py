@@ -224,7 +224,8 @@ def test_mask_threshold_on_a_tiled_image_says_it_is_not_used(demo_model, small_i
     from microsam_fiji.engines.segment import TilingWarning, segment_with_scores
 
     with pytest.warns(TilingWarning, match="mask_threshold=0.3 is not used on a tiled image"):
-        segment_with_scores(small_image, demo_model, tile_shape=(128, 256), halo=(0, 0), mask_threshold=0.3, min_size=10 ** 6)
+        segment_with_scores(small_image, demo_model, tile_shape=(128, 256), halo=(0, 0), mask_threshold=0.3,
+                            min_size=10 ** 6)
 
 
 # --- inputs that were read wrongly before ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+
 from helpers.bridge import macro, open_image, rois_as_labels, showing_dialogs, write_tiff
 
 pytestmark = pytest.mark.timeout(300)
@@ -94,8 +95,9 @@ ERRORS = [
     ('run("micro-sam APG", "model=[/no/such/model.pt]");', "micro-sam APG: model file '/no/such/model.pt' not found"),
     ('run("micro-sam APG", "model=[no_such_model]");', "micro-sam APG: unknown model 'no_such_model'"),
     # offline: the fix inside a macro is a model=[path], not the CLI's --model
-    ('run("micro-sam APG", "model=vit_b_lm");', "no network: cannot download micro-sam model 'vit_b_lm'; pass a "
-                                                "local checkpoint or package instead (in a macro: model=[/path/to/model]"),
+    ('run("micro-sam APG", "model=vit_b_lm");',
+     "no network: cannot download micro-sam model 'vit_b_lm'; pass a local checkpoint or package instead (in a macro: "
+     "model=[/path/to/model]"),
     ('run("micro-sam APG", "center=abc");', "micro-sam APG: parameter center_distance_threshold='abc' is not a number"),
     ('run("micro-sam APG", "center=1.5");', "out of range: use a value between 0 and 1"),
     ('run("micro-sam APG", "centre=0.4");', "micro-sam APG: unknown option 'centre'"),

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.zips import rewrite_zip
 
 from microsam_fiji.cli import main
 from microsam_fiji.core.errors import UserError
@@ -22,6 +21,8 @@ from microsam_fiji.models.package import load_package
 from microsam_fiji.models.package_config import SAM_ATTACHMENT, WEIGHTS_FILE
 from microsam_fiji.zoo.export import export_package
 from microsam_fiji.zoo.reproduction import TOLERANCE
+
+from helpers.zips import rewrite_zip
 
 
 def _rdf(path: Path) -> dict:

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.models import build_random_checkpoint
 
 from microsam_fiji.cli import main
 from microsam_fiji.engines.segment import segment_with_scores
 from microsam_fiji.models.load import load_model
+
+from helpers.models import build_random_checkpoint
 
 UPLOAD = dict(authors=["Test Author; affiliation=Test Lab; github_user=testauthor"],
               maintainers=["Test Maintainer; github_user=testmaintainer"], uploader="test@example.org; Test Uploader",

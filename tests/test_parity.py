@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers.instance_match import assert_same_instances, assert_same_scores, micro_sam_scores
 
 import microsam_fiji
 from microsam_fiji.engines.state import image_state
+
+from helpers.instance_match import assert_same_instances, assert_same_scores, micro_sam_scores
 
 TILE_SHAPE, HALO = (256, 192), (32, 32)
 

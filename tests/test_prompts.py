@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import roifile
 import tifffile
-from helpers.bridge import macro, open_image, rois_as_labels, showing_dialogs, write_tiff
 from roifile import ROI_TYPE, ImagejRoi
 
 import microsam_fiji
@@ -19,6 +18,8 @@ from microsam_fiji.engines.prompted import PromptObject, objects_from_arrays
 from microsam_fiji.engines.state import image_state
 from microsam_fiji.rois.decode import rois_to_labels
 from microsam_fiji.rois.naming import next_id
+
+from helpers.bridge import macro, open_image, rois_as_labels, showing_dialogs, write_tiff
 
 POINT, NEGATIVE_POINT = (97, 116), (103, 125)
 BOX = (60, 170, 110, 225)  # y0, x0, y1, x1 (max exclusive)
@@ -258,7 +259,7 @@ def test_propagate_through_a_z_stack_equals_micro_sams_segment_mask_in_volume(st
     # a RoiSet of it: every member a name of its own, the object whole again in labels and in a RoiSet of those
     import zipfile
 
-    from microsam_fiji.rois.roiset import read_roiset, write_roiset, write_rois
+    from microsam_fiji.rois.roiset import read_roiset, write_rois, write_roiset
 
     roiset = write_rois(tmp_path / "propagated_RoiSet.zip", command.rois)
     names = zipfile.ZipFile(roiset).namelist()

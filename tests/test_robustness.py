@@ -55,7 +55,7 @@ def cast(rng, v: np.ndarray, dtype) -> np.ndarray:
     dtype = np.dtype(dtype)
     if v.size == 0:
         return v.astype(dtype)
-    if dtype == bool:
+    if dtype.kind == "b":
         return v > np.nanmedian(v) if np.isfinite(v).any() else np.zeros(v.shape, bool)
     if dtype.kind == "c":
         with np.errstate(over="ignore"):

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import roifile
 import tifffile
-from helpers.shapes import hard_shapes, random_blobs, random_labels
 
 from microsam_fiji.cli import main
 from microsam_fiji.core.errors import UserError
@@ -16,6 +15,8 @@ from microsam_fiji.core.tiff_io import Calibration, read_image, write_labels
 from microsam_fiji.rois.decode import rois_to_labels
 from microsam_fiji.rois.encode import labels_to_rois
 from microsam_fiji.rois.roiset import read_roiset, write_roiset
+
+from helpers.shapes import hard_shapes, random_blobs, random_labels
 
 
 def round_trip(lab: np.ndarray) -> np.ndarray:

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import roifile
-from helpers.shapes import hard_shapes, random_blobs, random_labels
 
 from microsam_fiji.imagej.jvm import start_imagej
 from microsam_fiji.rois.decode import rois_to_labels
 from microsam_fiji.rois.encode import labels_to_rois
+
+from helpers.shapes import hard_shapes, random_blobs, random_labels
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+
 from helpers.bridge import macro, open_image
 from helpers.imagej import IJ_JAR, fresh_imagej_folder, run_cli, run_watched
 
@@ -93,7 +94,7 @@ def in_imagej(setup, tmp_path_factory):
     lines = []
     for transport in ("plugin", "segment_with_cli"):
         out = root / transport
-        for k, (name, template) in enumerate(CASES.items()):
+        for name, template in CASES.items():
             (out / name).mkdir(parents=True)
             case = root / f"{transport}-{name}.ijm"
             case.write_text(_case_macro(image, _call(transport, _options(template, out, model)), out, name))

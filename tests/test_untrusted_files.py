@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.zips import rdf_with_hash, rewrite_zip, zip_bomb_member
 
 from microsam_fiji.cli import main
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.models.demo import DEMO_CHECKPOINT
 from microsam_fiji.models.package_config import WEIGHTS_FILE
 from microsam_fiji.zoo.weights import ARCHITECTURE_FILE
+
+from helpers.zips import rdf_with_hash, rewrite_zip, zip_bomb_member
 
 CLI = Path(sys.executable).with_name("microsam-fiji")
 
@@ -235,8 +236,8 @@ def test_a_tiff_whose_header_lies_is_refused_in_one_line(tmp_path, capsys):
     write_rois(roiset, [ImagejRoi.frompoints([[1, 1], [3, 1], [3, 3]], name="a")])
     for args in (["rois", str(lying)], ["labels", str(roiset), "--like", str(lying)],
                  ["prompt", str(lying), "--prompts", str(roiset), "--out", str(tmp_path / "p")],
-                 ["export", "--checkpoint", str(DEMO_CHECKPOINT), "--name", "nuclei test", "--out", str(tmp_path / "x.zip"),
-                  "--test-image", str(lying)]):
+                 ["export", "--checkpoint", str(DEMO_CHECKPOINT), "--name", "nuclei test", "--out",
+                  str(tmp_path / "x.zip"), "--test-image", str(lying)]):
         assert main(args) == 2, args
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and "declares a 200000×200000 uint16 image of 74.5 GiB" in err, err

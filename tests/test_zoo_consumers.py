@@ -87,9 +87,10 @@ def test_imagej_macro_gives_labels_without_a_display(package_zip, tmp_path):
     """``java -jar ij.jar -batch`` headless (ImageJ 1.53t's open() and run() need a display): labels as micro-sam's
     AIS finds them in the same maps; a bad argument is one line, no Java trace."""
     import tifffile
-    from helpers.imagej import require_imagej
 
     from microsam_fiji.zoo.postprocessing import MACRO_FILE
+
+    from helpers.imagej import require_imagej
 
     require_imagej(display=False)
     rdf = _rdf(package_zip)

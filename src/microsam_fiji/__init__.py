@@ -9,4 +9,5 @@ from microsam_fiji.models.model import Model
 from microsam_fiji.training import finetune
 
 __all__ = ["Model", "ObjectTable", "PromptSegmentation", "Segmentation", "UserError", "finetune", "load_model",
-           "measure_labels", "measure_objects", "run", "segment", "segment_from_prompts", "segment_many", "segment_with_scores"]
+           "measure_labels", "measure_objects", "run", "segment", "segment_from_prompts", "segment_many",
+           "segment_with_scores"]

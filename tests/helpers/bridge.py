@@ -1,5 +1,6 @@
 """ImageJ inside the test process (JPype, a display when $DISPLAY is set) for the in-process command's tests:
-starting it, macros, images and ROIs; the fixtures (``bridge``, ``model``, ``nuclei``, ``rm``, ...) are in conftest.py."""
+starting it, macros, images and ROIs; the fixtures (``bridge``, ``model``, ``nuclei``, ``rm``, ...) are in
+conftest.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,9 @@ def nuclei_crop(stardist_image) -> np.ndarray:
 def imagej_with_display():
     """Start ImageJ for tests that need the ROI Manager or macro ``run()``; without a display, Java or ij.jar:
     a failure under CI=true, else a skip (conftest.require_imagej)."""
-    from helpers.imagej import require_imagej
     from microsam_fiji.imagej.jvm import start_imagej
+
+    from helpers.imagej import require_imagej
 
     require_imagej(display=True)
     assert not start_imagej()["headless"]

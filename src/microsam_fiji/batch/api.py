@@ -48,7 +48,8 @@ def segment_many(images: str | os.PathLike | Iterable[str | os.PathLike], out: s
     stamp shows the same model, settings and input file (its content hash, too) are skipped (status
     ``skipped``) unless ``overwrite``. An output never replaces a file that microsam-fiji did not write or the
     outputs of another input: the name takes a number instead (``x-2_labels.tif``) and a warning says so; a
-    ``<name>_labels.tif`` beside an image of the batch is no input (see batch/plan.py). ``workers=N`` runs on a local Dask cluster of N processes (at most what the cores and free memory hold), ``scheduler=ADDRESS`` on
+    ``<name>_labels.tif`` beside an image of the batch is no input (see batch/plan.py). ``workers=N`` runs on a local
+    Dask cluster of N processes (at most what the cores and free memory hold), ``scheduler=ADDRESS`` on
     a running Dask scheduler; otherwise in this process. ``volume=True``: 3D objects from z-stacks (with
     ``gap_closing`` / ``min_z_extent``, as for :func:`microsam_fiji.segment_with_scores`); ``channel``: the channel
     to segment (1-based) of multi-channel images. ``model``: a loaded :class:`Model` (in process

@@ -103,7 +103,7 @@ def _bounded(connect, scheduler: str):
     def attempt():
         try:
             result["client"] = connect()
-        except BaseException as err:  # handed to the caller, raised there
+        except BaseException as err:  # noqa: BLE001 - handed to the caller, raised there
             result["error"] = err
 
     thread = threading.Thread(target=attempt, daemon=True)  # daemon: a hung handshake does not keep us alive
@@ -179,7 +179,7 @@ def run_dask(todo: list[tuple[int, Job]], settings: Settings, key: dict, done: C
                                         "received": time.time()})
                 except UserError:  # the model itself cannot be loaded: every image would fail alike
                     raise
-                except Exception as err:  # e.g. KilledWorker: the image took down workers allowed-failures times
+                except Exception as err:  # noqa: BLE001 - e.g. KilledWorker: the image took down workers allowed-failures times
                     row = Row(image=job.given, engine=settings.engine or "", model=str(settings.model or "demo"),
                               status=FAILED, error=f"the Dask workers failed on it ({one_line(err)})")
                 done(index, row)

@@ -72,7 +72,7 @@ def segment_image(job: Job, model, settings: Settings, key: dict) -> Row:
     except MemoryError:
         row.status, row.error = FAILED, ("out of memory: segment it alone, in tiles (--tile-shape) or on a larger "
                                          "machine")
-    except Exception as err:  # one bad image must not end the batch: it is reported in its row
+    except Exception as err:  # noqa: BLE001 - one bad image must not end the batch: it is reported in its row
         row.status, row.error = FAILED, one_line(err)
     if row.status == FAILED:
         row.seconds = time.perf_counter() - start

@@ -19,7 +19,8 @@ def run_local(todo: list[tuple[int, Job]], settings: Settings, key: dict, done: 
     if model is None:
         from microsam_fiji.models.load import load_model
 
-        model = load_model(settings.model, model_type=settings.model_type, device=settings.device, backend=settings.backend)
+        model = load_model(settings.model, model_type=settings.model_type, device=settings.device,
+                           backend=settings.backend)
         loads = 1
     # without --mode the model decides it: a parameter of the other mode fails here, once, not per image
     mode = settings.mode or model.default_mode

@@ -1,7 +1,8 @@
 """Which images a batch segments and where each one's outputs go.
 
 Outputs are named ``<stem>_labels.tif`` / ``<stem>_RoiSet.zip`` / ``<stem>_objects.csv`` (per-object
-measurements) / ``<stem>.microsam.json`` (the stamp) as a single-image run names them. Where two inputs share a stem (``a1.png`` and ``a1.tif``, or ``a1.tif`` in two
+measurements) / ``<stem>.microsam.json`` (the stamp) as a single-image run names them. Where two inputs share a stem
+(``a1.png`` and ``a1.tif``, or ``a1.tif`` in two
 folders) the name grows until it is unique: first the file's suffix (``a1_png``, ``a1_tif``), then its parent
 folders (``plate1_a1_tif``), so no output ever replaces another's.
 

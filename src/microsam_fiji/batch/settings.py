@@ -106,7 +106,7 @@ class Settings:
 def _version(version, name: str) -> str:
     try:
         return version(name)
-    except Exception:  # not installed as a distribution (a source checkout)
+    except Exception:  # noqa: BLE001 - not installed as a distribution (a source checkout)
         return "unknown"
 
 

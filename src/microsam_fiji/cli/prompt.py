@@ -46,7 +46,8 @@ def read_points_csv(path: Path) -> dict:
             except ValueError:
                 if number == 1:
                     continue  # a header
-                raise UserError(f"{path.name} line {number}: not numbers ({', '.join(cells)}): write y,x[,label][,object]")
+                raise UserError(f"{path.name} line {number}: not numbers ({', '.join(cells)}): write "
+                                "y,x[,label][,object]") from None
             if not 2 <= len(cells) <= 4:
                 raise UserError(f"{path.name} line {number}: {len(cells)} values: write y,x[,label][,object]")
     if not rows:

@@ -46,7 +46,8 @@ def register(sub) -> None:
     p.add_argument("--epoch", type=int, metavar="N", help="iterations between validations (default: 4 CPU, 50 GPU)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: a GPU where there is one)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--channel", type=int, help="channel of multi-channel images (1-based, as in ImageJ; default: the first)")
+    p.add_argument("--channel", type=int,
+                   help="channel of multi-channel images (1-based, as in ImageJ; default: the first)")
     p.add_argument("--no-eval", action="store_true",
                    help="skip APG's mSA on the validation images before and after (saves two APG runs per image)")
     p.add_argument("--describe", metavar="TEXT", help="a sentence about the data for the provenance")

@@ -88,8 +88,8 @@ OPTIONS: tuple[Option, ...] = (
            param="center_distance_threshold"),
     Option("boundary", "number", "distance threshold", "the same for the distance to the boundary (" + _THRESHOLD
            + ").", "lower: touching objects split; higher: merged", param="boundary_distance_threshold"),
-    Option("min_size", "integer", "in pixels", "objects with fewer pixels are dropped.", "higher: small objects dropped",
-           param="min_size", digits=0),
+    Option("min_size", "integer", "in pixels", "objects with fewer pixels are dropped.",
+           "higher: small objects dropped", param="min_size", digits=0),
     Option("nms", "number", "threshold", "of two objects overlapping more than this (IoU), the lower-scored one is "
            "dropped (APG only).", "lower: fewer overlapping objects kept", param="nms_threshold", modes=("apg",)),
     Option("replace", "flag", "(first remove every ROI from the ROI Manager, yours too)", "empty the ROI Manager "
@@ -239,8 +239,8 @@ def help_rows(command: str = "apg") -> str:
     for option in options_of(command):
         default = _default_text(option)
         way = f" <i>{html.escape(option.effect)}</i>." if option.effect else ""
-        rows.append(f"<li><b>{option.key}</b> ({'flag' if option.kind == 'flag' else 'default ' + html.escape(default)}):"
-                    f" {html.escape(option.help)}{way}</li>")
+        given = "flag" if option.kind == "flag" else "default " + html.escape(default)
+        rows.append(f"<li><b>{option.key}</b> ({given}): {html.escape(option.help)}{way}</li>")
     return "\n".join(rows)
 
 

@@ -115,7 +115,7 @@ def _check_pillow_size(path: Path) -> None:
                 width, height = image.size
                 bands = len(image.getbands())
                 frames = getattr(image, "n_frames", 1)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - Pillow raises many kinds for what it cannot read
         if type(err).__name__ == "DecompressionBombError":  # Pillow's own cap (about 179 million pixels)
             raise UserError(f"'{path.name}': {first_line(err)}: {_TOO_LARGE}") from None
         return  # not a format Pillow knows: the reader below says so
@@ -150,7 +150,7 @@ def read_image(path: str | os.PathLike) -> LoadedImage:
     _check_pillow_size(path)
     try:
         data = imread(path)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - scikit-image's readers raise many kinds for what they cannot read
         raise UserError(f"cannot read image '{path}' ({type(err).__name__}): save it as TIFF") from None
     data, axes = _without_alpha(data, "", path)
     return LoadedImage(data=data, axes=axes, calibration=Calibration())
@@ -197,7 +197,8 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, calibration: Calib
     cal = calibration or Calibration()
     axes = axes or {2: "YX", 3: "ZYX", 4: "TZYX"}[labels.ndim]
     # the ImageJ description is ASCII; ImageJ itself writes micrometres as "micron"
-    metadata: dict[str, object] = {"axes": axes, "unit": "micron" if cal.unit in ("µm", *_MICRON_SPELLINGS) else cal.unit}
+    unit = "micron" if cal.unit in ("µm", *_MICRON_SPELLINGS) else cal.unit
+    metadata: dict[str, object] = {"axes": axes, "unit": unit}
     if cal.pixel_depth is not None:
         metadata["spacing"] = cal.pixel_depth
 

@@ -120,8 +120,8 @@ def _check(obj: PromptObject, shape: tuple[int, int], n_planes: int) -> None:
             raise UserError(f"a box prompt lies outside the {width}x{height} image: draw it on the image")
     if obj.mask is not None:
         if obj.mask.shape != shape:
-            raise UserError(f"a mask prompt is {obj.mask.shape[::-1]} but the image is {width}x{height}: give a mask of "
-                            "the image's size")
+            raise UserError(f"a mask prompt is {obj.mask.shape[::-1]} but the image is {width}x{height}: give a "
+                            "mask of the image's size")
         if not obj.mask.any():
             raise UserError("a mask prompt is empty (it covers no pixel of the image): draw it on the object")
 
@@ -205,7 +205,8 @@ def segment_from_prompts(image, model: Model | str | os.PathLike | None = None, 
         model: a :class:`Model` or a source for :func:`microsam_fiji.load_model`.
         points, point_labels, objects, boxes, masks: see :func:`objects_from_arrays` (a 2D image).
         prompts: :class:`PromptObject` objects instead (any plane of a stack).
-        axes, tile_shape, halo, tile_threshold: as for :func:`microsam_fiji.segment_with_scores`; the same tiling as APG's
+        axes, tile_shape, halo, tile_threshold: as for :func:`microsam_fiji.segment_with_scores`; the same tiling as
+        APG's
             reuses APG's embeddings.
         propagate_objects: extend each object from its plane through a z (or t) stack (:func:`propagate`).
 

@@ -277,6 +277,7 @@ def install_menu_item() -> None:
     Menus = JClass("ij.Menus")
     if IJ.getInstance() is None or Menus.getCommands() is None:
         return
-    for command, placeholder in ((COMMAND, "microsam_fiji.MicroSamAPG"), (PROMPT_COMMAND, "microsam_fiji.MicroSamPrompt")):
+    for command, placeholder in ((COMMAND, "microsam_fiji.MicroSamAPG"),
+                                 (PROMPT_COMMAND, "microsam_fiji.MicroSamPrompt")):
         if Menus.getCommands().get(command) is None:
             Menus.installPlugin(placeholder, Menus.PLUGINS_MENU, command, "", IJ.getInstance())

@@ -54,7 +54,7 @@ class Unattended:
         while not self._stop.wait(self.poll_s):
             try:
                 self.poll()
-            except Exception as err:  # a window closing under us; keep watching
+            except Exception as err:  # noqa: BLE001 - a window closing under us; keep watching
                 self.messages.append(f"(watching ImageJ's windows: {type(err).__name__}: {err})")
 
     @staticmethod

@@ -92,7 +92,7 @@ def _start_fiji(fiji: str | os.PathLike, mode: str):
     endpoint = str(Path(fiji).expanduser()) if Path(str(fiji)).expanduser().exists() else str(fiji)
     try:
         return imagej.init(endpoint, mode=mode)
-    except Exception as err:  # pyimagej raises many kinds (no Java, no network for Maven, bad folder)
+    except Exception as err:  # noqa: BLE001 - pyimagej raises many kinds (no Java, no network for Maven, bad folder)
         raise UserError(f"could not start Fiji from '{fiji}' with pyimagej ({type(err).__name__}: {err}): check "
                         "the Fiji.app folder and that Java is installed") from None
 

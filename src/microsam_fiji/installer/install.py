@@ -3,7 +3,8 @@
 ``DIR/plugins/`` gets ``micro_sam_fiji.jar`` (command *Plugins › Segmentation › micro-sam APG*) and
 ``micro-sam-fiji.properties`` (this Python interpreter, the default model and device, the package version, the
 models the dialog offers by name, the list of files added and the sha256 of each as written); ``DIR/macros/``
-the fiji-scripts (other macros call them there by path), and ``DIR/plugins/micro-sam/`` one small launcher per script, which ImageJ 1.x and Fiji list as
+the fiji-scripts (other macros call them there by path), and ``DIR/plugins/micro-sam/`` one small launcher per script,
+which ImageJ 1.x and Fiji list as
 *Plugins › micro-sam › Segment Folder* etc. (see :data:`MENU`): each runs its script in ``macros/``.
 
 Files of the user's are never overwritten or deleted:

@@ -39,7 +39,7 @@ def _code_it_needs(path: Path) -> str:
 
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-    except Exception:  # an old (non-zip) torch file: torch cannot list them without unpickling
+    except Exception:  # noqa: BLE001 - an old (non-zip) torch file: torch cannot list them without unpickling
         names = []
     return f" ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})" if names else ""
 
@@ -73,7 +73,7 @@ def read_state(path: str | os.PathLike) -> dict:
             "code from the file: refused. A micro-sam checkpoint needs none; if you made the file yourself or trust "
             f"its author, convert it once with 'microsam-fiji convert-checkpoint {path.name} OUT.pt "
             "--run-its-code'") from None
-    except Exception as err:  # torch raises many kinds for a file that is not a checkpoint
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a file that is not a checkpoint
         raise _unreadable(path, err) from None
 
 
@@ -106,8 +106,9 @@ def read_checkpoint(path: Path) -> tuple[dict, dict]:
 
 
 def _not_a_checkpoint(path: Path, reason: str) -> UserError:
-    return UserError(f"'{path.name}' is not a micro-sam checkpoint with an instance decoder: {reason}: pass a micro-sam "
-                     "finetuning checkpoint (.pt with model_state and decoder_state) or a Model Zoo package (.zip)")
+    return UserError(f"'{path.name}' is not a micro-sam checkpoint with an instance decoder: {reason}: pass a "
+                     "micro-sam finetuning checkpoint (.pt with model_state and decoder_state) or a Model Zoo package "
+                     "(.zip)")
 
 
 def mismatch(err: BaseException) -> str:
@@ -143,7 +144,8 @@ def _decoder_state(path: Path, state) -> dict:
             "with one, e.g. a micro-sam finetuning checkpoint or a *_lm model"
         )
     if not isinstance(decoder, dict) or not decoder:
-        raise _not_a_checkpoint(path, f"its decoder_state is {'empty' if isinstance(decoder, dict) else 'no state dict'}")
+        what = "empty" if isinstance(decoder, dict) else "no state dict"
+        raise _not_a_checkpoint(path, f"its decoder_state is {what}")
     return decoder
 
 
@@ -229,7 +231,7 @@ def convert_trusted_checkpoint(source: str | os.PathLike, out: str | os.PathLike
         raise UserError(f"checkpoint '{source}' not found: check the path")
     try:
         state = torch.load(source, map_location="cpu", weights_only=False)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a file that is not a checkpoint
         raise _unreadable(source, err) from None
     if not isinstance(state, dict) or "model_state" not in state:
         raise _not_a_checkpoint(source, "it holds no model_state")

@@ -52,7 +52,8 @@ class Model:
         return self._torch_decoder
 
     def __repr__(self) -> str:
-        return f"Model(model_type={self.model_type!r}, source={self.source!r}, device={self.device!r}, backend={self.backend!r})"
+        return (f"Model(model_type={self.model_type!r}, source={self.source!r}, device={self.device!r}, "
+                f"backend={self.backend!r})")
 
 
 

@@ -6,8 +6,8 @@ from typing import Any
 from microsam_fiji.core.errors import UserError
 
 # the fix, said for every place a model is named: a macro option, the command line, Python
-LOCAL_MODEL_FIX = ("pass a local checkpoint or package instead (in a macro: model=[/path/to/model]; on the command line: "
-                   "--model PATH; in Python: load_model(path))")
+LOCAL_MODEL_FIX = ("pass a local checkpoint or package instead (in a macro: model=[/path/to/model]; on the command "
+                   "line: --model PATH; in Python: load_model(path))")
 
 
 # bioimageio.spec reports a failed id lookup as a ValueError whose text holds the resolver's error

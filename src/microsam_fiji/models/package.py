@@ -151,7 +151,7 @@ def _load_remote_description(source: str):
         # weights, read later, keep theirs
         with ValidationContext(progressbar=False, perform_io_checks=False):
             return load_description(zoo_reference(source), perform_io_checks=False, format_version="latest")
-    except Exception as err:  # bioimageio.spec wraps download failures in ValueError and others
+    except Exception as err:  # noqa: BLE001 - bioimageio.spec wraps download failures in ValueError and others
         offline = no_network(source, err)
         if offline is not None:
             raise offline from None
@@ -177,7 +177,7 @@ def read_description(path: str | os.PathLike):
         except (zipfile.BadZipFile, OSError) as err:
             raise UserError(f"cannot read package '{path.name}' ({first_line(err)}): download or export it "
                             "again") from None
-        except Exception as err:  # bioimageio.spec reports broken YAML and the like in many ways
+        except Exception as err:  # noqa: BLE001 - bioimageio.spec reports broken YAML and the like in many ways
             raise UserError(f"'{path.name}' is not a readable Model Zoo package: {first_line(err)}") from None
     if isinstance(descr, InvalidDescr):
         errors = descr.validation_summary.errors
@@ -218,7 +218,7 @@ def _cached(file_descr) -> bool:
         from genericache import ContentDigest  # bioimageio.spec's cache
 
         entry = settings.disk_cache.get(digest=ContentDigest.parse(hexdigest=str(file_descr.sha256)))
-    except Exception:  # a cache it cannot read: the download decides
+    except Exception:  # noqa: BLE001 - a cache it cannot read: the download decides
         return False
     if entry is None:
         return False
@@ -241,7 +241,7 @@ def _checked_bytes(file_descr, label: str, name: str, require_hash: bool = True)
         raise UserError(f"'{name}' records no sha256 for '{source}': re-export it with 'microsam-fiji export'")
     try:
         data = file_descr.get_reader().read()
-    except Exception as err:  # bioimageio.spec's reader checks the hash itself when it can
+    except Exception as err:  # noqa: BLE001 - bioimageio.spec's reader checks the hash itself when it can
         if "sha256" in str(err).lower():
             raise mismatch from None
         if isinstance(err, zipfile.BadZipFile) or "crc" in str(err).lower():
@@ -262,7 +262,7 @@ def _torch_state(data: bytes, source: str, name: str) -> dict:
 
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for bytes that are no state dict
         raise UserError(f"'{name}': '{source}' is not a readable PyTorch state dict ({type(err).__name__})") \
             from None
 

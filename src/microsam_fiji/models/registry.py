@@ -1,4 +1,5 @@
-"""micro-sam's model registry (``vit_b_lm``, ...): names, what each holds, and loading one (downloads: needs network)."""
+"""micro-sam's model registry (``vit_b_lm``, ...): names, what each holds, and loading one (downloads: needs
+network)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

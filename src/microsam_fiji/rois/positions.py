@@ -1,4 +1,5 @@
-"""Where each label plane sits in an ImageJ stack: the ROI position of a plane (an index, or (c, z, t) in a hyperstack)."""
+"""Where each label plane sits in an ImageJ stack: the ROI position of a plane (an index, or (c, z, t) in a
+hyperstack)."""
 from __future__ import annotations
 
 import numpy as np

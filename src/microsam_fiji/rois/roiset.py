@@ -123,7 +123,7 @@ def read_roiset(path: str | os.PathLike) -> list[ImagejRoi]:
         rois = roiread(path)
     except UserError:
         raise
-    except Exception as err:  # zipfile.BadZipFile, struct errors, ValueError from roifile
+    except Exception as err:  # noqa: BLE001 - zipfile.BadZipFile, struct errors, ValueError from roifile
         raise UserError(f"'{path}' is not an ImageJ ROI file or RoiSet.zip ({err})") from None
     if isinstance(rois, list):
         if not rois and path.suffix.lower() in (".tif", ".tiff"):

@@ -42,8 +42,8 @@ PEFT_METHODS = {"attention": "AttentionSurgery", "bias": "BiasSurgery", "layerno
 # what makes an iteration affordable; on a GPU micro-sam's own defaults
 CPU_SETTINGS: dict[str, Any] = {"freeze": ("image_encoder",), "n_objects_per_batch": 5, "n_sub_iteration": 4,
                 "iterations_per_epoch": 4, "lr": 1e-4}
-GPU_SETTINGS: dict[str, Any] = {"freeze": (), "n_objects_per_batch": 25, "n_sub_iteration": 8, "iterations_per_epoch": 50,
-                "lr": 1e-5}
+GPU_SETTINGS: dict[str, Any] = {"freeze": (), "n_objects_per_batch": 25, "n_sub_iteration": 8,
+                                "iterations_per_epoch": 50, "lr": 1e-5}
 MAX_AUTO_PATCH = 1024  # larger images are tiled at 1024 (768 + halo) by APG: a 1024 patch is seen at their scale
 
 
@@ -350,7 +350,7 @@ def _seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-# --- the start model ---------------------------------------------------------------------------------------------------
+# --- the start model --------------------------------------------------------------------------------------------------
 
 def _start_model(model: Any, record: dict | None, work: Path) -> tuple[dict, str, str]:
     """(``{"model_state", "decoder_state"}``, model type, how the provenance names it) of the start model; a
@@ -397,7 +397,7 @@ def _start_label(model: Any, source: str) -> str:
     return str(source)
 
 
-# --- the run -------------------------------------------------------------------------------------------------------------
+# --- the run ----------------------------------------------------------------------------------------------------------
 
 def _loaders(settings: dict, data: TrainingData):
     from micro_sam.training import default_sam_loader
@@ -494,7 +494,7 @@ def _write_checkpoint(out: Path, state: dict | None, record: dict) -> None:
     atomic_write(out, lambda tmp: _torch_save(payload, tmp))
 
 
-# --- provenance and the run record ---------------------------------------------------------------------------------------
+# --- provenance and the run record ------------------------------------------------------------------------------------
 
 def _new_record(start_label: str, model_type: str, settings: dict, data: TrainingData, description: str | None,
                 source: str | None) -> dict:
@@ -532,7 +532,7 @@ def _provenance(record: dict) -> dict:
     }
 
 
-# --- evaluation ----------------------------------------------------------------------------------------------------------
+# --- evaluation -------------------------------------------------------------------------------------------------------
 
 def _msa(state: dict, model_type: str, data: TrainingData) -> float:
     """APG's mean segmentation accuracy (mSA over IoU 0.5..0.95, micro-sam's metric) on the validation images."""

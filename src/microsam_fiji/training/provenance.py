@@ -42,7 +42,7 @@ def read_provenance(path: str | os.PathLike) -> dict | None:
 
     try:
         state = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # not ours to judge here: the exporter reads the file next and names the problem
+    except Exception:  # noqa: BLE001 - not ours to judge here: the exporter reads the file next and names the problem
         return None
     found = state.get(KEY) if isinstance(state, dict) else None
     return found if isinstance(found, dict) else None

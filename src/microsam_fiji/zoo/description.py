@@ -11,7 +11,8 @@ from microsam_fiji.zoo.weights import hashed_file, state_dict_weights
 
 DEFAULT_TAGS = ("micro-sam", "segment-anything", "instance-segmentation", "automatic-prompt-generation",
                 "microscopy", "2d", "pytorch")
-ATTACHMENTS = ("sam", "test_image_license", "postprocessing_macro")  # roles of the files attached, where the export has them
+# roles of the files attached, where the export has them
+ATTACHMENTS = ("sam", "test_image_license", "postprocessing_macro")
 
 
 def default_description(model_type: str, mode: str) -> str:

@@ -278,7 +278,7 @@ def _test_format(path: Path, weight_format: str) -> list[Check]:
                                  devices=["cpu"])
             checks.append(Check("GitHub users not verified: no network (the Model Zoo checks them on upload)", True,
                                 warning=True))
-    except Exception as err:  # bioimageio.core raises on what it cannot load: one line, not its traceback
+    except Exception as err:  # noqa: BLE001 - bioimageio.core raises on what it cannot load: one line, not its traceback
         return [Check(f"bioimageio.core test_model ({weight_format})", False, [one_line(err)])]
     checks += _detail_checks(summary, stripped)
     if summary.status == "failed" and all(c.passed for c in checks):
@@ -348,7 +348,7 @@ JDLL_PROCESSING = ("binarize", "clip", "ensure_dtype", "fixed_zero_mean_unit_var
 def _file_bytes(file_descr) -> bytes | None:
     try:
         return file_descr.get_reader().read()
-    except Exception:  # a missing file is bioimageio.spec's error to report, not this check's
+    except Exception:  # noqa: BLE001 - a missing file is bioimageio.spec's error to report, not this check's
         return None
 
 
@@ -501,8 +501,9 @@ def upload_checks(path: Path) -> list[Check]:
     training = (descr.config.bioimageio.training.model_extra or {}) if descr.config.bioimageio else {}
     if descr.training_data is None and not training.get("training_data_source"):
         missing.append("training_data")
-    checks.append(Check(f"not given: {', '.join(missing)} (export options --{', --'.join(m.replace('_', '-') for m in missing)})",
-                        True, warning=True) if missing else Check("version, git_repo and training_data given", True))
+    flags = ", --".join(m.replace("_", "-") for m in missing)
+    checks.append(Check(f"not given: {', '.join(missing)} (export options --{flags})", True, warning=True)
+                  if missing else Check("version, git_repo and training_data given", True))
     checks += [_processing_check(descr), _licence_note_check(descr), _input_declaration_check(descr),
                _standalone_check(descr), _member_names_check(path)]
     return [Check(f"upload: {c.name}", c.passed, c.errors, c.warnings, c.warning) for c in checks]

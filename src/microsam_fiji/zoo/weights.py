@@ -182,7 +182,7 @@ def convert_formats(descr, weight_formats: Sequence[str], folder: Path,
         say(f"converting to {wf}")
         try:
             weights[wf] = convert(descr, wf, folder)
-        except Exception as err:  # a converter failing leaves a valid package without that format
+        except Exception as err:  # noqa: BLE001 - a converter failing leaves a valid package without that format
             skipped[wf] = f"conversion failed: {one_line(err, 200)}"
     return weights, skipped
 

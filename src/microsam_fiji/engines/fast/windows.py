@@ -63,7 +63,8 @@ class Windows:
     def masks(self, low_res: torch.Tensor, ious: torch.Tensor, threshold, offset=(0, 0),
               exclusive_crops: bool = False):
         """Per mask of ``low_res`` (B, low, low): crop, origin, box, area, predicted IoU, stability score,
-        as ``microsam_fiji.engines.fast.mask_set.MaskSet`` keeps them. ``threshold``: one for all masks or one per mask."""
+        as ``microsam_fiji.engines.fast.mask_set.MaskSet`` keeps them. ``threshold``: one for all masks or one per
+        mask."""
         out = MaskSet()
         low_res = low_res.float().cpu()
         thresholds = np.array(np.broadcast_to(np.asarray(threshold, dtype=np.float64), (low_res.shape[0],)))

@@ -49,7 +49,8 @@ def weights_key(state: Mapping[str, Any], name: str, shape: tuple[int, ...]) -> 
     version: what names a graph file."""
     import torch
 
-    digest = hashlib.sha256(f"{name}|{tuple(shape)}|torch {torch.__version__}|opset {ONNX_OPSET}|graph {GRAPH_VERSION}".encode())
+    digest = hashlib.sha256(f"{name}|{tuple(shape)}|torch {torch.__version__}|opset {ONNX_OPSET}|"
+                            f"graph {GRAPH_VERSION}".encode())
     for key in sorted(state):
         tensor = state[key]
         digest.update(key.encode())

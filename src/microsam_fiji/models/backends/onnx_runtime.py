@@ -97,7 +97,7 @@ class OnnxPass:
     def _guarded(self, feed, options):
         try:
             return self._timed(feed, options)
-        except BaseException as err:  # handed to the calling thread, which raises it there
+        except BaseException as err:  # noqa: BLE001 - handed to the calling thread, which raises it there
             return err
 
     def _timed(self, feed, options) -> np.ndarray:
