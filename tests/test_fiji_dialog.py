@@ -128,3 +128,16 @@ def test_a_model_path_with_a_bracket_is_recorded_in_quotes_and_offered_after_it_
     line = next(line for line in values["recorded"].split("\\n") if "micro-sam APG" in line)
     assert f"model='{model}'" in line, line
     assert int(values["roi_manager_count"]) > 0 and values["recent0"] == str(model)
+
+
+def test_after_a_failed_call_the_status_bar_says_no_more_loading(installed, harness, stack, tmp_path):
+    """A model that cannot load (a damaged file chosen in the dialog): the error is shown, and the status bar no
+    longer says "loading the model" (with a half-filled progress bar) afterwards."""
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    prefs = tmp_path / ".imagej" / "IJ_Prefs.txt"
+    prefs.parent.mkdir()
+    prefs.write_text(f".microsam_fiji.recent0={broken}\n")
+    values = printed(run_dialog(installed, harness, stack, tmp_path, "fail", "broken.pt").stdout)
+    assert values["error_box"].startswith("micro-sam APG"), values
+    assert "loading" not in values["status"], values

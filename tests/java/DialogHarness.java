@@ -71,6 +71,10 @@ public class DialogHarness {
 			choose(gd, args[4]);
 			return;
 		}
+		if (args.length > 4 && "fail".equals(args[3])) {
+			failing(gd, args[4]);
+			return;
+		}
 		final GenericDialog dialog = gd;
 		final Checkbox preview = gd.getPreviewCheckbox();
 		// every user action on the event thread, one after the other, as real clicks and keys arrive
@@ -168,6 +172,37 @@ public class DialogHarness {
 		System.out.println("roi_manager_count=" + (rm == null ? 0 : rm.getCount()));
 		System.out.println("recent0=" + ij.Prefs.get("microsam_fiji.recent0", ""));
 		System.out.println("recorded=" + Recorder.getInstance().getText().replace("\n", "\\n"));
+	}
+
+	/**
+	 * Chooses the model entry with {@code part} (one that cannot load), presses OK and waits for the error's box;
+	 * prints its title and, once it is closed, what the status bar says (the call's "loading the model" must not
+	 * stay).
+	 */
+	static void failing(final GenericDialog gd, String part) throws Exception {
+		final java.awt.Choice models = (java.awt.Choice) gd.getChoices().get(0);
+		String item = null;
+		for (int i = 0; i < models.getItemCount(); i++)
+			if (models.getItem(i).contains(part))
+				item = models.getItem(i);
+		final String chosen = item;
+		EventQueue.invokeAndWait(() -> models.select(chosen));
+		press(gd, "OK");
+		long end = System.currentTimeMillis() + 120000;
+		java.awt.Dialog box = null;
+		while (box == null && System.currentTimeMillis() < end) {
+			for (Window w : Window.getWindows())
+				if (w instanceof java.awt.Dialog && w.isShowing() && w != gd
+					&& ((java.awt.Dialog) w).getTitle().startsWith("micro-sam APG"))
+					box = (java.awt.Dialog) w;
+			Thread.sleep(100);
+		}
+		System.out.println("error_box=" + (box == null ? "" : box.getTitle()));
+		final java.awt.Dialog open = box;
+		if (open != null)
+			EventQueue.invokeAndWait(() -> open.dispose());
+		Thread.sleep(500);
+		System.out.println("status=" + ImageJ.getStatusBarText());
 	}
 
 	/** Prints what the dialog shows, opens its Help, then cancels it. */
