@@ -66,7 +66,7 @@ def test_the_dialog_is_the_workers_table_with_one_model_choice_and_its_own_help(
     table = dialog_fields("apg")
     # every field of the table, in its order, with its label (ImageJ shows a label's underscores as spaces)
     for field in table:
-        text = field["label"].replace("{planes}", "2")
+        text = field["label"].replace("{planes}", "2").replace("{slices}", "2")  # 2 z slices
         where = checkboxes if field["kind"] == "flag" else labels
         assert any(shown_text.replace(" ", "_") == text.replace(" ", "_") for shown_text in where), (text, where)
     # the Recorder's keys of the checkboxes (Preview has none)
