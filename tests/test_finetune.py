@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -450,13 +451,16 @@ def test_train_through_the_plugin_on_an_open_image_and_its_roi_manager(installed
     macro = f"""
 open("{path}");
 roiManager("open", "{roiset}");
-run("micro-sam Train", "out=[{out}] model=[{random_checkpoint}] iterations=2 patch=256 validation=0 minutes=10");
+run("micro-sam Train", "out=[{out}] model=[{random_checkpoint}] iterations=2 patch=256 validation=0 minutes=10 \
+objects=2 prompt_rounds=1");
 run("micro-sam APG", "model=[{out}] replace");
 print("apg_count=" + call("microsam_fiji.MicroSamAPG.lastResult", "count"));
 """
-    done = run_imagej(installed, macro, tmp_path, timeout=600)
+    # eager torch: the onnx backend would export graphs for each new set of weights (the start model, the result)
+    done = run_imagej(installed, macro, tmp_path, timeout=600, env=dict(os.environ, MICROSAM_FIJI_BACKEND="torch"))
     assert "apg_count=" in done.stdout, f"{done.stdout}\n{done.stderr}\n{worker_log(tmp_path)}"
     assert f"micro-sam Train: {out} (2 iterations" in done.stdout + done.stderr
+    assert "mSA" in done.stdout + done.stderr  # evaluated before and after on the validation image
     predictor, decoder = get_predictor_and_decoder(model_type="vit_t", checkpoint_path=str(out), device="cpu")
     assert predictor is not None and decoder is not None
     state = torch.load(out, map_location="cpu", weights_only=True)

@@ -158,6 +158,16 @@ OPTIONS += (
     Option("validation", "number", "(share of the images held out; 0: validate on the training images)",
            "the share of the images held out to validate on (needs 2 images or more when above 0).",
            commands=_TRAIN, default=0.2, digits=2),
+    # the CLI's --objects / --prompt-rounds / --no-eval: what an iteration costs on a laptop's CPU
+    Option("objects", "integer", "(per iteration; empty: 5 on a CPU, 25 on a GPU)", "objects sampled per "
+           "training iteration (micro-sam's n_objects_per_batch).", "fewer: faster iterations, noisier steps",
+           commands=_TRAIN, digits=0, unset="5 on a CPU, 25 on a GPU"),
+    Option("prompt_rounds", "integer", "(of iterative prompting; empty: 4 on a CPU, 8 on a GPU)", "rounds of "
+           "micro-sam's iterative prompting per iteration (its n_sub_iteration).", "fewer: faster iterations",
+           commands=_TRAIN, digits=0, unset="4 on a CPU, 8 on a GPU"),
+    Option("no_evaluation", "flag", "(skip APG's mSA on the validation images before and after)", "skip measuring "
+           "APG's mSA on the validation images with the start model and the result (two APG runs per image).",
+           commands=_TRAIN),
     Option("channel", "channel", "(of multi-channel images)", "the channel of multi-channel images, 1-based; not "
            "given: the current channel of an open image, the first of a file.", commands=_TRAIN, shown="channels",
            unset="the current channel"),

@@ -234,8 +234,9 @@ def train(request: dict) -> dict:
     result = finetune(images, labels, values["out"], model=opts.model or None,
                       minutes=values.get("minutes", 15.0), n_iterations=values.get("iterations"),
                       patch_shape=values.get("patch"), val_fraction=values.get("validation", 0.2), channel=channel,
-                      resume=bool(values.get("resume")), overwrite=bool(values.get("overwrite")),
-                      data_description=values.get("describe"))
+                      n_objects_per_batch=values.get("objects"), n_sub_iteration=values.get("prompt_rounds"),
+                      evaluate=not values.get("no_evaluation"), resume=bool(values.get("resume")),
+                      overwrite=bool(values.get("overwrite")), data_description=values.get("describe"))
     return {"out": str(result.checkpoint or ""), "model": str(result.checkpoint or ""),
             "iterations": result.iterations, "minutes": round(result.minutes, 2), "stopped": result.stopped,
             "msa_before": result.msa_before, "msa_after": result.msa_after}
