@@ -159,7 +159,7 @@ def pytest_report_header(config):
 # --- tiers: `pytest -m "not imagej and not slow"` is the pure-Python tier (minutes) -----------------------------
 
 # fixtures that start ImageJ (in process or as a user does) and fixtures that load or export a model
-IMAGEJ_USES = re.compile(r"\b(run_imagej|run_watched|require_imagej|imagej_with_display|start_session)\(")
+IMAGEJ_USES = re.compile(r"\b(run_imagej|run_watched|require_imagej|imagej_with_display|start_session|macro)\(")
 MODEL_FIXTURES = {"demo_model", "random_checkpoint", "package_zip", "demo_export", "model", "reference",
                   "micro_sam_export", "micro_sam_model", "fresh_demo", "exported", "package_model",
                   "pickled_checkpoint", "embeddings", "dense_state"}
@@ -168,17 +168,39 @@ MODEL_USES = re.compile(r"\b(load_model|segment|segment_with_scores|segment_many
                         r"main\(\[\"(segment|export|prompt|macro|validate|train|convert-checkpoint)\"")
 
 
+def _source(obj) -> str:
+    import inspect
+
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        return ""
+
+
+def _what_runs(item) -> str:
+    """The source of a test, of the fixtures it uses (however indirectly) and of its own module's functions it
+    calls: a test that starts ImageJ through a local helper or a fixture is marked as one that calls it directly."""
+    import inspect
+
+    function = getattr(item, "function", None)
+    parts = [_source(function)] if function is not None else []
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in (info.name2fixturedefs.values() if info is not None else ()):
+        parts.extend(_source(d.func) for d in defs)
+    module = getattr(item, "module", None)
+    text = "\n".join(parts)
+    for name, obj in (vars(module).items() if module is not None else ()):
+        if inspect.isfunction(obj) and obj.__module__ == module.__name__ and re.search(rf"\b{name}\(", text):
+            parts.append(_source(obj))
+    return "\n".join(parts)
+
+
 def pytest_collection_modifyitems(config, items):
     """Mark each test ``imagej`` (it starts ImageJ) and ``slow`` (it loads, trains or exports a model, or starts the
     program), from the fixtures it uses and what its body calls, so that the markers cannot go stale."""
-    import inspect
-
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
-        try:
-            source = inspect.getsource(item.function)
-        except (OSError, TypeError, AttributeError):
-            source = ""
+        source = _what_runs(item)
         if names & (set(IMAGEJ_FIXTURES) | {"installed", "harness"}) or IMAGEJ_USES.search(source):
             item.add_marker(pytest.mark.imagej)
         if names & MODEL_FIXTURES or MODEL_USES.search(source) or item.get_closest_marker("imagej"):

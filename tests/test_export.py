@@ -306,7 +306,7 @@ def test_imagej_macro_turns_the_maps_into_micro_sam_ais_instances(exported, demo
     from microsam_fiji.engines.segment import segment_with_scores
     from microsam_fiji.zoo.postprocessing import MACRO_FILE
 
-    from helpers.imagej import require_imagej
+    from helpers.imagej import require_imagej, xvfb_run
     from helpers.instance_match import worst_matches
 
     require_imagej(display=False)
@@ -321,7 +321,7 @@ def test_imagej_macro_turns_the_maps_into_micro_sam_ais_instances(exported, demo
     maps = tmp_path / rdf["outputs"][0]["sample_tensor"]["source"]
     driver = tmp_path / "driver.ijm"
     driver.write_text(f'runMacro("{tmp_path / MACRO_FILE}", "{maps} {tmp_path / "labels.tif"}");\n')
-    done = subprocess.run(["xvfb-run", "-a", str(CLI), "fiji", "--macro", str(driver), "--batch"],
+    done = subprocess.run([*xvfb_run(screen=False), str(CLI), "fiji", "--macro", str(driver), "--batch"],
                           capture_output=True, text=True, timeout=240)
     assert done.returncode == 0 and (tmp_path / "labels.tif").exists(), done.stdout[-2000:] + done.stderr[-2000:]
     labels = tifffile.imread(tmp_path / "labels.tif").astype(np.int64)

@@ -16,7 +16,7 @@ import tifffile
 
 from microsam_fiji.command.options import dialog_fields
 
-from helpers.imagej import IJ_JAR, printed, run_watched, worker_log
+from helpers.imagej import IJ_JAR, printed, run_watched, worker_log, xvfb_run
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -30,7 +30,7 @@ def harness(tmp_path_factory) -> Path:
 
 
 def run_dialog(folder: Path, harness: Path, image: Path, tmp: Path, *mode: str, env: dict | None = None):
-    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "java", f"-Djava.io.tmpdir={tmp}",
+    cmd = [*xvfb_run(), "java", f"-Djava.io.tmpdir={tmp}",
            f"-Duser.home={tmp}", f"-Dplugins.dir={folder}", "-cp", f"{IJ_JAR}{os.pathsep}{harness}", "DialogHarness",
            str(image),
            str(tmp / "dialog.png"), str(tmp / "recorder.txt"), *mode]

@@ -25,6 +25,7 @@ from helpers.imagej import (
     run_imagej,
     run_watched,
     worker_log,
+    xvfb_run,
 )
 from helpers.models import build_random_checkpoint
 
@@ -271,7 +272,7 @@ def test_dialog_preview_overlay_and_recorder(installed, images, tmp_path):
     subprocess.run(["javac", "--release", "8", "-Xlint:-options", "-nowarn", "-cp", str(IJ_JAR), "-d",
                     str(harness), str(Path(__file__).parent / "java" / "DialogHarness.java")], check=True)
     shot, recorded = tmp_path / "dialog.png", tmp_path / "recorder.txt"
-    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "java", f"-Djava.io.tmpdir={tmp_path}",
+    cmd = [*xvfb_run(), "java", f"-Djava.io.tmpdir={tmp_path}",
            f"-Dplugins.dir={installed}", "-cp", f"{IJ_JAR}{os.pathsep}{harness}", "DialogHarness", str(a),
            str(shot), str(recorded)]
     env = dict(os.environ, HOME=str(tmp_path))  # fresh ImageJ preferences
@@ -461,7 +462,7 @@ def test_esc_during_encoding_and_preview_then_ok_keep_worker_and_model(installed
     subprocess.run(["javac", "--release", "8", "-Xlint:-options", "-nowarn", "-cp", f"{IJ_JAR}{os.pathsep}{jar}",
                     "-d", str(harness), *(str(Path(__file__).parent / "java" / name)
                                            for name in ("CancelHarness.java", "DialogHarness.java"))], check=True)
-    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "java", f"-Djava.io.tmpdir={tmp_path}",
+    cmd = [*xvfb_run(), "java", f"-Djava.io.tmpdir={tmp_path}",
            f"-Dplugins.dir={installed}", "-cp", f"{IJ_JAR}{os.pathsep}{jar}{os.pathsep}{harness}", "CancelHarness",
            str(image), str(ckpt)]
     done = run_watched(cmd, 500, env=dict(os.environ, HOME=str(tmp_path)))

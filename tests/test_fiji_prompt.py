@@ -24,6 +24,7 @@ from helpers.imagej import (
     run_imagej,
     run_watched,
     worker_log,
+    xvfb_run,
 )
 
 LAST = "microsam_fiji.MicroSamAPG.lastResult"
@@ -324,7 +325,7 @@ def test_prompt_tool_click_shift_click_drag_and_menu_command_recorded(plugin, pr
     in_box = (x0 - 1, y0 - 1)  # a corner of the box, beside the nucleus
     out = tmp_path / "out"
     out.mkdir()
-    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "java", f"-Djava.io.tmpdir={tmp_path}",
+    cmd = [*xvfb_run(), "java", f"-Djava.io.tmpdir={tmp_path}",
            f"-Dplugins.dir={plugin}", "-cp", f"{IJ_JAR}{os.pathsep}{harness}", "PromptToolHarness", str(a),
            str(out), *map(str, (*click, *negative, *drag, *in_box, *menu))]
     done = run_watched(cmd, 500, env=dict(os.environ, HOME=str(tmp_path)))  # fresh ImageJ preferences

@@ -47,7 +47,7 @@ def test_batch_folder_writes_rois_and_labels_per_image(tmp_path, nuclei, referen
     assert f"1/2 a.tif: {n} objects" in log and f"2/2 b.tif: {n} objects" in log
 
 
-def test_batch_folder_without_images_says_so(tmp_path, capfd):
+def test_batch_folder_without_images_says_so(bridge, tmp_path, capfd):
     # exit("...") stops the macro; ImageJ shows the message (here, without ImageJ's window: on standard output)
     run_script("batch_folder.ijm", f"input=[{tmp_path}] output=[{tmp_path / 'o'}]")
     assert "micro-sam APG batch: no images (.tif, .tiff, .png, .jpg, .jpeg, .bmp) in" in capfd.readouterr().out

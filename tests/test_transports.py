@@ -12,7 +12,7 @@ import pytest
 import tifffile
 
 from helpers.bridge import macro, open_image
-from helpers.imagej import IJ_JAR, fresh_imagej_folder, run_cli, run_watched
+from helpers.imagej import IJ_JAR, fresh_imagej_folder, run_cli, run_watched, xvfb_run
 
 pytestmark = pytest.mark.timeout(1500)
 
@@ -108,7 +108,7 @@ def in_imagej(setup, tmp_path_factory):
     main = root / "main.ijm"
     main.write_text("\n".join(lines) + '\nprint("all-done=1");\n')
     tmp = tmp_path_factory.mktemp("ijtmp")
-    done = run_watched(["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "java", f"-Djava.io.tmpdir={tmp}",
+    done = run_watched([*xvfb_run(), "java", f"-Djava.io.tmpdir={tmp}",
                         f"-Dplugins.dir={folder}", "-jar", str(IJ_JAR), "-ijpath", str(folder), "-batch",
                         str(main)], timeout=1400)
     assert "all-done=1" in done.stdout, (done.stdout, done.stderr)

@@ -88,6 +88,25 @@ def test_a_second_call_with_other_thresholds_encodes_nothing(demo_model, volume,
     assert other.params["center_distance_threshold"] == 0.3 and not np.array_equal(other.labels, ours.labels)
 
 
+def test_a_prompt_on_a_slice_after_a_3d_call_encodes_nothing(demo_model, volume, ours):
+    """The 3D call cached every plane: a point on an object of slice 2 is answered from that plane's embeddings,
+    and its mask lies on the object the 3D call found there."""
+    from microsam_fiji.engines.prompted import PromptObject, segment_from_prompts
+
+    plane = 2
+    ids, counts = np.unique(ours.labels[plane][ours.labels[plane] > 0], return_counts=True)
+    target = ids[np.argmax(counts)]  # the largest object on that slice
+    ys, xs = np.nonzero(ours.labels[plane] == target)
+    middle = np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2)  # a pixel of the object near its centre
+    misses = demo_model.cache.misses
+    got = segment_from_prompts(volume, demo_model, axes="ZYX", prompts=[PromptObject(
+        points=np.array([[ys[middle], xs[middle]]]), labels=np.array([1]), plane=plane)])
+    assert got.encoded == 0 and demo_model.cache.misses == misses
+    mask = got.labels[plane] == 1
+    overlap = np.logical_and(mask, ours.labels[plane] == target).sum()
+    assert mask.any() and overlap / mask.sum() > 0.5, (overlap, mask.sum())
+
+
 def test_the_embedding_cache_is_bounded_by_bytes(monkeypatch):
     def state(n_bytes: int) -> ImageState:
         maps = np.zeros(n_bytes // 12, np.float32)

@@ -14,6 +14,14 @@ import pytest
 IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
+def xvfb_run(screen: bool = True) -> list[str]:
+    """``xvfb-run -a`` with its own range of display numbers per pytest-xdist worker: two workers starting an
+    ImageJ at the same moment would otherwise both pick the first free number and one Xvfb would fail."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    first = 99 + 100 * (int(worker) if worker.isdigit() else 0)
+    return ["xvfb-run", "-a", "-n", str(first), *(["-s", "-screen 0 1280x1024x24"] if screen else [])]
+
+
 def imagej_missing(display: bool) -> str | None:
     """What this machine lacks for the ImageJ tests, with the fix, or None."""
     if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
@@ -74,7 +82,8 @@ def run_watched(cmd: list[str], timeout: int, env=None) -> subprocess.CompletedP
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        pytest.fail(f"{cmd[4:6]} did not finish within {timeout} s (a dialog?):\n{out}\n{err}")
+        shown = cmd[cmd.index("java"):][:2] if "java" in cmd else cmd[:2]
+        pytest.fail(f"{shown} did not finish within {timeout} s (a dialog?):\n{out}\n{err}")
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
@@ -83,8 +92,8 @@ def run_imagej(folder: Path, macro: str, tmp: Path, *, batch: bool = True, timeo
     path = tmp / "macro.ijm"
     path.write_text(macro)
     mode = ["-batch", str(path)] if batch else ["-macro", str(path)]
-    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24", "java", f"-Djava.io.tmpdir={tmp}",
-           f"-Dplugins.dir={folder}", "-jar", str(IJ_JAR), "-ijpath", str(folder), *mode]
+    cmd = [*xvfb_run(), "java", f"-Djava.io.tmpdir={tmp}", f"-Dplugins.dir={folder}", "-jar", str(IJ_JAR),
+           "-ijpath", str(folder), *mode]
     return run_watched(cmd, timeout, env=env)
 
 
