@@ -197,7 +197,7 @@ def _what_runs(item) -> str:
 
 def pytest_collection_modifyitems(config, items):
     """Mark each test ``imagej`` (it starts ImageJ) and ``slow`` (it loads, trains or exports a model, or starts the
-    program), from the fixtures it uses and what its body calls, so that the markers cannot go stale."""
+    program), from what it runs (:func:`_what_runs`), so that the markers cannot go stale."""
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         source = _what_runs(item)
