@@ -2,6 +2,7 @@
 by the worker), the in-process dialog, the Help page and the docs' table are all made from it and agree."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -103,3 +104,17 @@ def test_a_bracketed_value_with_a_closing_bracket_names_the_quotes():
                               "in quotes, model='/data/mod]els/m.pt'")
     assert parse_options("model='/data/mod]els/m.pt' center=0.3").model == "/data/mod]els/m.pt"
     assert parse_options("model=[/data/[old] set/m.zip]").model == "/data/[old] set/m.zip"  # nested: one value
+
+
+def test_train_values_not_given_are_the_tables_defaults(monkeypatch):
+    """The worker reads micro-sam Train's ``minutes`` / ``validation`` from the parsed options: a default changed in
+    the table is what a call without the option gets."""
+    from microsam_fiji.command import options
+
+    table = options.BY_COMMAND["train"]
+    monkeypatch.setitem(table, "minutes", dataclasses.replace(table["minutes"], default=3.5))
+    for given in ("", "out=[m.pt]"):
+        values = options.parse_options(given, "train").values
+        assert values["minutes"] == 3.5 and values["validation"] == table["validation"].default, values
+    assert options.parse_options("out=[m.pt] minutes=2 validation=0", "train").values["minutes"] == 2.0
+    assert options.parse_options("center=0.3").values == {}  # APG's options all have attributes

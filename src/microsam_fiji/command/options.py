@@ -383,7 +383,7 @@ def parse_options(options: str | None, command: str = "apg") -> MacroOptions:
     flags, option_keys = flags_of(command), keys_of(command)
     opts = MacroOptions()
     if not options or not str(options).strip():
-        return opts
+        return _with_defaults(opts, command)
     text = str(options)
     ignored = macro_value(text, "ignore", None)
     if ignored is not None:  # a calling macro's own keys (batch_folder.ijm's input, output, cli), then ignore= itself
@@ -421,6 +421,16 @@ def parse_options(options: str | None, command: str = "apg") -> MacroOptions:
             params = "" if prompt else f" or a segmentation parameter ({', '.join(ALIASES)}, min_size, ...)"
             raise UserError(f"unknown option '{key}' for {COMMANDS[command]}: use "
                             f"{', '.join(o.key for o in options_of(command) if o.param is None)}{params}")
+    return _with_defaults(opts, command)
+
+
+def _with_defaults(opts: MacroOptions, command: str) -> MacroOptions:
+    """The table's defaults of the options without an attribute of their own (micro-sam Train's ``minutes``,
+    ``validation``) into ``opts.values`` where not given, so that a caller reads them from the one table."""
+    for option in options_of(command):
+        if option.default is not None and option.param is None and option.kind != "flag" \
+                and not hasattr(opts, _ATTRIBUTE.get(option.key, option.key)):
+            opts.values.setdefault(option.key, option.default)
     return opts
 
 

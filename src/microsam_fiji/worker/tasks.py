@@ -232,8 +232,8 @@ def train(request: dict) -> dict:
         if channel is None and request.get("current_channels"):
             channel = int(request["current_channels"][0])
     result = finetune(images, labels, values["out"], model=opts.model or None,
-                      minutes=values.get("minutes", 15.0), n_iterations=values.get("iterations"),
-                      patch_shape=values.get("patch"), val_fraction=values.get("validation", 0.2), channel=channel,
+                      minutes=values["minutes"], n_iterations=values.get("iterations"),
+                      patch_shape=values.get("patch"), val_fraction=values["validation"], channel=channel,
                       n_objects_per_batch=values.get("objects"), n_sub_iteration=values.get("prompt_rounds"),
                       evaluate=not values.get("no_evaluation"), resume=bool(values.get("resume")),
                       overwrite=bool(values.get("overwrite")), data_description=values.get("describe"))
