@@ -14,6 +14,12 @@ os.environ.setdefault("BIOIMAGEIO_PERFORM_IO_CHECKS", "false")
 # the onnx backend's exported graphs: one folder for the session and the processes it starts (CLI, ImageJ's worker,
 # Dask workers), kept between runs as a user's ~/.cache is (the graphs are keyed by their weights)
 os.environ.setdefault("MICROSAM_FIJI_CACHE", os.path.join(tempfile.gettempdir(), "microsam-fiji-tests"))
+# two pytest-xdist workers (CI's `-n 2`): one compute thread each (torch, ONNX Runtime, and every process a test
+# starts). A model pass is then as fast per core as with two threads (measured: 23 s for one plane on one thread,
+# 12 s on two), and each worker's single-threaded stretches (process starts, imports, graph exports, ImageJ) use
+# the core the other worker leaves; two workers of two threads each would fight over the cores instead
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import pytest
@@ -197,7 +203,8 @@ def _what_runs(item) -> str:
 
 def pytest_collection_modifyitems(config, items):
     """Mark each test ``imagej`` (it starts ImageJ) and ``slow`` (it loads, trains or exports a model, or starts the
-    program), from what it runs (:func:`_what_runs`), so that the markers cannot go stale."""
+    program), from what it runs (:func:`_what_runs`), so that the markers cannot go stale; under pytest-xdist,
+    check the groups (:func:`_xdist_groups`) and put the longest first."""
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         source = _what_runs(item)
@@ -205,6 +212,94 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.imagej)
         if names & MODEL_FIXTURES or MODEL_USES.search(source) or item.get_closest_marker("imagej"):
             item.add_marker(pytest.mark.slow)
+    if not hasattr(config, "workerinput"):
+        return  # not a pytest-xdist worker: the usual order
+    groups = _xdist_groups(items)
+    stale = {m: g for m, g in groups.items() if g != m and GROUPS.get(m) != g}  # a subset (-k) may use none
+    if stale:
+        raise pytest.UsageError(f"tests/conftest.py GROUPS is stale: set {stale} (modules that use "
+                                f"{', '.join(SHARED_SESSION)} run on one worker)")
+    # pytest-xdist (`--no-loadscope-reorder`) hands out the groups in this order: the longest first,
+    # so that neither worker is left with a long module at the end (the others in their usual order)
+    first = {group: rank for rank, group in enumerate(LONGEST)}
+    items.sort(key=lambda it: first.get(GROUPS.get(_module(it.nodeid), _module(it.nodeid)), len(first)))
+
+
+# session fixtures that export or train a model: the modules that use one run on one worker, which makes it once
+SHARED_SESSION = {"demo_export": "demo-export"}
+# each module's pytest-xdist group where it is not the module itself (checked against the fixtures at collection)
+GROUPS = {"test_packaging": "demo-export", "test_untrusted_files": "demo-export", "test_zoo_consumers": "demo-export"}
+# the groups that took longest in a serial run of the whole suite on this 2-core machine, longest first
+LONGEST = ("test_fiji_plugin", "test_volumes", "test_finetune", "demo-export", "test_claims", "test_backends",
+           "test_transports", "test_selection", "test_packaging_upload", "test_prompts", "test_export",
+           "test_install_fiji", "test_parity", "test_fast_apg", "test_batch_dask", "test_fiji_prompt")
+
+
+def _module(nodeid: str) -> str:
+    return nodeid.split("::")[0].split("@")[0].rsplit("/", 1)[-1].removesuffix(".py")
+
+
+def _xdist_groups(items) -> dict[str, str]:
+    """Each module's pytest-xdist group: its own name, or the group of a shared slow session fixture
+    (:data:`SHARED_SESSION`) that one of its tests uses (a module is never split: its own fixtures run once)."""
+    groups: dict[str, str] = {}
+    for item in items:
+        shared = sorted(SHARED_SESSION[n] for n in set(getattr(item, "fixturenames", ())) & set(SHARED_SESSION))
+        module = _module(item.nodeid)
+        if shared:
+            groups[module] = shared[0]
+        groups.setdefault(module, module)
+    return groups
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's scheduling by scope with :data:`GROUPS` as the scopes (its own ``loadgroup`` reads a node id
+    suffix that pytest 9.2 no longer shows): each group runs whole on one worker."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = _module(nodeid)
+            return GROUPS.get(module, module)
+
+    return ByGroup(config, log)
+
+
+# --- two workers, one memory-heavy test at a time ----------------------------------------------------------------
+
+# the tests whose process tree (pytest's process, ImageJ, the worker, the CLI) peaked above 7 GB in a serial run of
+# the whole suite on this 24 GB machine (the others stay below 6.5 GB, ~4 GB of it the session's own models and
+# Java): under pytest-xdist at most one of them runs at a time, so that two peaks never meet
+MEMORY_HEAVY = (
+    "tests/test_finetune.py::test_train_through_the_plugin",  # 11.0 GB (training in ImageJ's worker)
+    "tests/test_claims.py::test_mask_threshold_auto",  # 9.6 GB
+    "tests/test_finetune.py::test_progress_tells",  # 9.4 GB, and the next: the module's training run
+    "tests/test_finetune.py::test_esc_keeps",  # 9.2 GB
+    "tests/test_fiji_plugin.py::test_esc_during_encoding",  # 8.4 GB
+    "tests/test_transports.py::test_same_labels_rois_and_show",  # 8.2 GB
+    "tests/test_selection.py::test_plugin_and_cli_macro",  # 7.5 GB
+    "tests/test_packaging.py::test_package_passes_bioimageio_test_model",  # 7.4 GB
+)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)  # outermost: the wait is not counted in a test's timeout
+def pytest_runtest_protocol(item, nextitem):
+    """Under pytest-xdist, a memory-heavy test (:data:`MEMORY_HEAVY`) holds a lock shared by the workers from its
+    setup to its teardown; elsewhere nothing changes."""
+    workerinput = getattr(item.config, "workerinput", None)
+    if workerinput is None or not item.nodeid.split("@")[0].startswith(MEMORY_HEAVY):
+        yield
+        return
+    import fcntl
+
+    path = Path(tempfile.gettempdir()) / f"microsam-fiji-tests-{workerinput['testrunuid']}.memory.lock"
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def pytest_runtest_setup(item):

@@ -16,8 +16,12 @@ IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 def xvfb_run(screen: bool = True) -> list[str]:
     """The prefix that gives a started ImageJ a virtual display of its own (``screen``: large enough for the
-    plugin's dialogs and screenshots)."""
-    return ["xvfb-run", "-a", *(["-s", "-screen 0 1280x1024x24"] if screen else [])]
+    plugin's dialogs and screenshots), from a range of display numbers of the pytest-xdist worker's own: two
+    workers starting an ImageJ at the same moment would otherwise both pick the first free number, and one Xvfb
+    would fail."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    first = 100 + 100 * (int(worker) if worker.isdigit() else 0)
+    return ["xvfb-run", "-a", "-n", str(first), *(["-s", "-screen 0 1280x1024x24"] if screen else [])]
 
 
 def imagej_missing(display: bool) -> str | None:
