@@ -434,7 +434,7 @@ def test_cpu_trainers_train_in_float32_inside_the_block():
 
 def test_train_through_the_plugin_on_an_open_image_and_its_roi_manager(installed, random_checkpoint, tmp_path):
     """The segment -> correct -> train loop's last step: an open image whose objects are in the ROI Manager,
-    ``run("micro-sam Train", ...)`` in the plugin's worker (a random vit_t, two iterations on a 256x256 image):
+    ``run("micro-sam Train", ...)`` in the plugin's worker (a random vit_t, one iteration on a 256x256 image):
     the checkpoint micro-sam loads, and micro-sam APG segments with it."""
     import tifffile
     from micro_sam.instance_segmentation import get_predictor_and_decoder
@@ -451,7 +451,7 @@ def test_train_through_the_plugin_on_an_open_image_and_its_roi_manager(installed
     macro = f"""
 open("{path}");
 roiManager("open", "{roiset}");
-run("micro-sam Train", "out=[{out}] model=[{random_checkpoint}] iterations=2 patch=256 validation=0 minutes=10 \
+run("micro-sam Train", "out=[{out}] model=[{random_checkpoint}] iterations=1 patch=256 validation=0 minutes=10 \
 objects=2 prompt_rounds=1");
 run("micro-sam APG", "model=[{out}] replace");
 print("apg_count=" + call("microsam_fiji.MicroSamAPG.lastResult", "count"));
@@ -459,7 +459,7 @@ print("apg_count=" + call("microsam_fiji.MicroSamAPG.lastResult", "count"));
     # eager torch: the onnx backend would export graphs for each new set of weights (the start model, the result)
     done = run_imagej(installed, macro, tmp_path, timeout=600, env=dict(os.environ, MICROSAM_FIJI_BACKEND="torch"))
     assert "apg_count=" in done.stdout, f"{done.stdout}\n{done.stderr}\n{worker_log(tmp_path)}"
-    assert f"micro-sam Train: {out} (2 iterations" in done.stdout + done.stderr
+    assert f"micro-sam Train: {out} (1 iterations" in done.stdout + done.stderr
     assert "mSA" in done.stdout + done.stderr  # evaluated before and after on the validation image
     predictor, decoder = get_predictor_and_decoder(model_type="vit_t", checkpoint_path=str(out), device="cpu")
     assert predictor is not None and decoder is not None

@@ -44,18 +44,29 @@ def ours(demo_model, volume):
 @pytest.fixture(scope="module")
 def micro_sam_3d(demo_model, volume, tmp_path_factory) -> dict[str, np.ndarray]:
     """micro-sam's ``automatic_3d_segmentation`` with its own APG generator on the same model (predictor and decoder
-    objects, so the same backend), without and with the merge options; the second call reads the embeddings micro-sam
-    saved in the first. (micro-sam leaves its decoder in training mode: its BatchNorm layers normalise with each
-    input's own statistics, so earlier runs do not change its output, only the stored running statistics.)"""
+    objects, so the same backend), without and with the merge options. The function is micro-sam's per-slice APG
+    followed by its public ``merge_instance_segmentation_3d``: the slices it hands that merge are recorded, and the
+    merge with the options is micro-sam's same call on them (a second whole call would run the decoder on every
+    slice again for the same slices)."""
+    from micro_sam import multi_dimensional_segmentation as msd
     from micro_sam.instance_segmentation import get_instance_segmentation_generator
-    from micro_sam.multi_dimensional_segmentation import automatic_3d_segmentation
 
     generator = get_instance_segmentation_generator(demo_model.predictor, is_tiled=False, decoder=demo_model.decoder,
                                                     segmentation_mode="apg")
+    merge, handed = msd.merge_instance_segmentation_3d, []
+
+    def recording(segmentation, **kwargs):
+        handed.append((segmentation.copy(), kwargs))
+        return merge(segmentation, **kwargs)
+
     path = tmp_path_factory.mktemp("embeddings") / "volume.zarr"
-    plain = automatic_3d_segmentation(volume, demo_model.predictor, generator, embedding_path=path, verbose=False)
-    options = automatic_3d_segmentation(volume, demo_model.predictor, generator, embedding_path=path, verbose=False,
-                                        **OPTIONS)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(msd, "merge_instance_segmentation_3d", recording)
+        plain = msd.automatic_3d_segmentation(volume, demo_model.predictor, generator, embedding_path=path,
+                                              verbose=False)
+    (slices, kwargs), = handed  # one merge, of one per-slice segmentation with objects
+    assert slices.shape == volume.shape and slices.max() > 0 and kwargs["gap_closing"] is None
+    options = merge(slices.copy(), **{**kwargs, **OPTIONS})
     return {"plain": plain, "options": options}
 
 
