@@ -222,7 +222,7 @@ def pytest_collection_modifyitems(config, items):
     # pytest-xdist (`--no-loadscope-reorder`) hands out the groups in this order: the longest first,
     # so that neither worker is left with a long module at the end (the others in their usual order)
     first = {group: rank for rank, group in enumerate(LONGEST)}
-    items.sort(key=lambda it: first.get(GROUPS.get(_module(it.nodeid), _module(it.nodeid)), len(first)))
+    items.sort(key=lambda it: first.get(_group(it.nodeid), len(first)))
 
 
 # session fixtures that export or train a model: the modules that use one run on one worker, which makes it once
@@ -236,7 +236,13 @@ LONGEST = ("test_fiji_plugin", "test_volumes", "test_finetune", "demo-export", "
 
 
 def _module(nodeid: str) -> str:
-    return nodeid.split("::")[0].split("@")[0].rsplit("/", 1)[-1].removesuffix(".py")
+    return nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
+
+
+def _group(nodeid: str) -> str:
+    """The pytest-xdist group a test runs in: :data:`GROUPS`' entry for its module, else the module itself."""
+    module = _module(nodeid)
+    return GROUPS.get(module, module)
 
 
 def _xdist_groups(items) -> dict[str, str]:
@@ -260,8 +266,7 @@ def pytest_xdist_make_scheduler(config, log):
 
     class ByGroup(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            module = _module(nodeid)
-            return GROUPS.get(module, module)
+            return _group(nodeid)
 
     return ByGroup(config, log)
 
@@ -288,7 +293,7 @@ def pytest_runtest_protocol(item, nextitem):
     """Under pytest-xdist, a memory-heavy test (:data:`MEMORY_HEAVY`) holds a lock shared by the workers from its
     setup to its teardown; elsewhere nothing changes."""
     workerinput = getattr(item.config, "workerinput", None)
-    if workerinput is None or not item.nodeid.split("@")[0].startswith(MEMORY_HEAVY):
+    if workerinput is None or not item.nodeid.startswith(MEMORY_HEAVY):
         yield
         return
     import fcntl

@@ -427,9 +427,8 @@ def parse_options(options: str | None, command: str = "apg") -> MacroOptions:
 def _with_defaults(opts: MacroOptions, command: str) -> MacroOptions:
     """The table's defaults of the options without an attribute of their own (micro-sam Train's ``minutes``,
     ``validation``) into ``opts.values`` where not given, so that a caller reads them from the one table."""
-    for option in options_of(command):
-        if option.default is not None and option.param is None and option.kind != "flag" \
-                and not hasattr(opts, _ATTRIBUTE.get(option.key, option.key)):
+    for option in options_of(command):  # (micro-sam's parameters and the flags have no table default)
+        if option.default is not None and not hasattr(opts, _ATTRIBUTE.get(option.key, option.key)):
             opts.values.setdefault(option.key, option.default)
     return opts
 
