@@ -27,7 +27,6 @@ from helpers.imagej import (
     worker_log,
     xvfb_run,
 )
-from helpers.models import build_random_checkpoint
 
 # --- install -------------------------------------------------------------------------------------------------
 
@@ -94,7 +93,9 @@ def images(tmp_path_factory, stardist_image):
     a, b = folder / "a.tif", folder / "b.tif"
     tifffile.imwrite(a, stardist_image[:160, :160], imagej=True)
     tifffile.imwrite(b, stardist_image[352:512, 352:512], imagej=True)
-    stack = np.stack([stardist_image[160:256, :96], stardist_image[:96, 160:256]])
+    # two different planes, b's and a's: the worker met b last (and a before it was killed), the session's
+    # references know both; each plane costs a pass, and the stack's point is its two planes, not their pixels
+    stack = np.stack([stardist_image[352:512, 352:512], stardist_image[:160, :160]])
     tifffile.imwrite(folder / "stack.tif", stack, imagej=True, metadata={"axes": "ZYX"})
     return a, b
 
@@ -440,7 +441,7 @@ def test_stack_through_the_plugin_equals_segment(batch_run, images, demo_model):
     tmp, _ = batch_run
     stack = images[0].parent / "stack.tif"
     expected = reference(stack, demo_model)
-    assert expected.shape == (2, 96, 96) and expected.max() > 0
+    assert expected.shape == (2, 160, 160) and expected.max() > 0
     np.testing.assert_array_equal(tifffile.imread(tmp / "stack_labels.tif"), expected)
     np.testing.assert_array_equal(rois_to_labels(tmp / "stack_RoiSet.zip", expected.shape), expected)
 
@@ -450,12 +451,14 @@ def test_stack_through_the_plugin_equals_segment(batch_run, images, demo_model):
 # the worker and its model; a Python without the package is named as such, with the fix; the worker log lives in a
 # folder of the user's own, its lines are dated, and a killed call's scratch folder is removed at the next start.
 
-def test_esc_during_encoding_and_preview_then_ok_keep_worker_and_model(installed, tmp_path):
-    """A random vit_b on a 1024x1024 image: its encoder runs tens of seconds on a CPU, a real slow encoding. Esc
-    during it cancels within 2 s; then Preview toggled during an encoding and OK returns the OK'd result."""
-    ckpt = build_random_checkpoint(tmp_path / "vit_b.pt", "vit_b")
-    image = tmp_path / "big.tif"
-    tifffile.imwrite(image, np.random.default_rng(0).integers(0, 255, (1024, 1024), dtype=np.uint8), imagej=True)
+def test_esc_during_encoding_and_preview_then_ok_keep_worker_and_model(installed, stardist_image, tmp_path):
+    """The demo model on real nuclei: an image's passes (encoder and instance decoder at 1024 px) run 10-20 s on
+    this CPU, a real slow encoding. Esc during it cancels within 2 s; then Preview toggled during an encoding and
+    OK returns the OK'd result."""
+    from microsam_fiji.models.demo import DEMO_CHECKPOINT as ckpt
+
+    image = tmp_path / "nuclei.tif"
+    tifffile.imwrite(image, stardist_image, imagej=True)
     harness = tmp_path / "harness"
     harness.mkdir()
     jar = next((installed / "plugins").glob("micro_sam_fiji*.jar"))

@@ -13,8 +13,8 @@ import java.awt.event.ItemEvent;
 import java.awt.event.KeyEvent;
 
 /**
- * Test driver for Esc during a long encoding (issue 20): ImageJ with its main window, {@code micro-sam APG} on a
- * 1024x1024 image with a slow model; once the status bar says the image is being encoded, Esc as the user presses
+ * Test driver for Esc during a long encoding (issue 20): ImageJ with its main window, {@code micro-sam APG} on an
+ * image whose passes take seconds; once the status bar says the image is being encoded, Esc as the user presses
  * it. Prints "key=value" lines: cancel_seconds (Esc to the call's return), the worker's pid before and after, and
  * the next call's outputs (encoded, the worker kept its model). Then the dialog on another image: Preview ticked
  * (its encoding starts), unticked 4 s later, OK: the OK'd call must return its result on the same worker.
@@ -53,7 +53,7 @@ public class CancelHarness {
 			Thread.sleep(50);
 		System.out.println("encoding_after_seconds=" + (System.currentTimeMillis() - t0) / 1000.0);
 		System.out.println("pid_before=" + microsam_fiji.MicroSamAPG.workerPid());
-		Thread.sleep(1500); // well inside the encoder's pass
+		Thread.sleep(1500); // well inside the image's passes (encoder, then the instance decoder)
 		long esc = System.currentTimeMillis();
 		IJ.setKeyDown(KeyEvent.VK_ESCAPE);
 		call.join(120000);
@@ -71,7 +71,7 @@ public class CancelHarness {
 
 	static void previewThenOk(ImagePlus imp, final String model) throws Exception {
 		ImagePlus other = imp.duplicate();
-		IJ.run(other, "Invert", ""); // new pixels: the preview must encode
+		IJ.run(other, "Flip Horizontally", ""); // new pixels (the same nuclei elsewhere): the preview must encode
 		other.setTitle("other");
 		other.show();
 		IJ.wait(500);
