@@ -104,17 +104,19 @@ def installed(tmp_path_factory) -> Path:
 # --- ImageJ inside this process (the in-process command) -------------------------------------------------
 
 @pytest.fixture(scope="module")
-def bridge():
-    """ImageJ in this process with the micro-sam commands (the in-process session), a display required."""
+def bridge(demo_model):
+    """ImageJ in this process with the micro-sam commands (the in-process session), a display required; its
+    default model is the test session's demo model (the session is one per process: the first start sets it), so
+    that a macro and a reference computed here share the planes already encoded."""
     from helpers.bridge import imagej_with_display, start_session
 
     imagej_with_display()
-    return start_session()
+    return start_session(default_model=demo_model)
 
 
 @pytest.fixture(scope="module")
 def model(bridge):
-    return bridge.models.model()  # the session's default: the demo model, loaded by the session itself
+    return bridge.models.model()  # the session's default: the demo model
 
 
 @pytest.fixture(scope="module")

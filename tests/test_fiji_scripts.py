@@ -35,7 +35,9 @@ def test_batch_folder_writes_rois_and_labels_per_image(tmp_path, nuclei, referen
     write_tiff(folder / "a.tif", nuclei)
     write_tiff(folder / "b.tif", nuclei)
     (folder / "notes.txt").write_text("not an image")
-    macro('makeRectangle(1, 1, 9, 9); roiManager("add");')
+    # the user's ROI on an open image (with no image open, ImageJ without its main window ends the process: IJ.getImage
+    # calls System.exit when there is no ImageJ instance)
+    macro(open_image(str(folder / "a.tif")) + 'makeRectangle(1, 1, 9, 9); roiManager("add");')
     run_script("batch_folder.ijm", f"input=[{folder}] output=[{out}] min_size=25")
     assert sorted(p.name for p in out.iterdir()) == ["a_RoiSet.zip", "a_labels.tif", "b_RoiSet.zip", "b_labels.tif"]
     for stem in "ab":

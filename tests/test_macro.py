@@ -83,7 +83,7 @@ def test_model_and_embeddings_are_reused_across_calls(bridge, model, image_a, nu
     loads, misses = bridge.models.model_loads, model.cache.misses
     for path in (image_a, image_a, other, other, image_a):
         macro(open_image(path) + 'run("micro-sam APG", "model=[demo] min_size=40");')
-    # the model fixture had the session load the demo model; the macros reuse it (other tests of this process
+    # the model fixture is the session's default demo model; the macros reuse it (other tests of this process
     # may have loaded other models into the same session before)
     assert bridge.models.model_loads == loads and bridge.models.models[bridge.models.model_key("demo")] is model
     assert model.cache.misses == misses + 1  # one encoder run for the one new image

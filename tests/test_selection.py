@@ -136,11 +136,9 @@ def test_the_stack_flag_is_an_option_of_the_grammar():
 
 # --- in process (JPype) ---------------------------------------------------------------------------------------
 
-def test_in_process_command_honours_selection_and_current_slice(stardist_image, tmp_path):
-    from helpers.bridge import clean_roi_manager, imagej_with_display, macro, start_session, write_tiff
+def test_in_process_command_honours_selection_and_current_slice(bridge, stardist_image, tmp_path):
+    from helpers.bridge import clean_roi_manager, macro, write_tiff
 
-    imagej_with_display()
-    start_session()
     path = write_tiff(tmp_path / "stack.tif", stack_of(stardist_image), "ZYX")
     rm = clean_roi_manager()
     select = f'open("{path}"); setSlice(2); makeRectangle({LEFT}, {TOP}, {SIZE}, {SIZE}); '

@@ -22,10 +22,10 @@ def imagej_with_display():
     assert not start_imagej()["headless"]
 
 
-def start_session():
+def start_session(default_model=None):
     from microsam_fiji.imagej import session
 
-    return session.start()
+    return session.start(default_model=default_model)
 
 
 def clean_roi_manager():
