@@ -231,9 +231,10 @@ def pytest_collection_modifyitems(config, items):
 SHARED_SESSION = {"demo_export": "demo-export"}
 # each module's pytest-xdist group where it is not the module itself (checked against the fixtures at collection)
 GROUPS = {"test_packaging": "demo-export", "test_untrusted_files": "demo-export", "test_zoo_consumers": "demo-export"}
-# the groups that took longest in a serial run of the whole suite on this 2-core machine, longest first
-LONGEST = ("test_fiji_plugin", "test_volumes", "test_finetune", "demo-export", "test_claims", "test_backends",
-           "test_transports", "test_selection", "test_packaging_upload", "test_prompts", "test_export",
+# the groups that took longest on a worker of a two-worker run of the whole suite on this 2-core machine (one
+# compute thread each), longest first
+LONGEST = ("test_finetune", "demo-export", "test_volumes", "test_fiji_plugin", "test_backends", "test_prompts",
+           "test_transports", "test_claims", "test_packaging_upload", "test_export", "test_selection",
            "test_install_fiji", "test_parity", "test_fast_apg", "test_batch_dask", "test_fiji_prompt")
 
 
