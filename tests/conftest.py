@@ -290,8 +290,9 @@ MEMORY_HEAVY = {
     "tests/test_packaging.py::test_package_passes_bioimageio_test_model": 7.4,
 }
 # two of them run at once only where their peaks add up to at most this: what a heavy test beside any other test
-# may reach anyway (11.0 + 7), measured to stay far inside the 24 GB (these peaks are sums of resident sizes, which
-# count the libraries that processes share once per process: the machine's memory in use stayed below 13 GB)
+# may reach anyway (11.0 + 7), and far inside the 24 GB (these peaks are sums of resident sizes, which count the
+# libraries that processes share once per process: in a whole two-worker run with this budget the machine's memory
+# in use was at most 13.1 GiB)
 MEMORY_BUDGET_GB = 18.5
 
 
