@@ -7,7 +7,9 @@ import os
 import re
 import tempfile
 from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 # bioimageio.spec pings URLs during validation; there is no network here
 os.environ.setdefault("BIOIMAGEIO_PERFORM_IO_CHECKS", "false")
@@ -284,7 +286,7 @@ MEMORY_HEAVY = {
     "tests/test_claims.py::test_mask_threshold_auto": 9.6,
     "tests/test_finetune.py::test_progress_tells": 9.4,  # the module's second training run
     "tests/test_finetune.py::test_esc_keeps": 9.2,  # its first
-    "tests/test_fiji_plugin.py::test_esc_during_encoding": 8.4,
+    "tests/test_fiji_plugin.py::test_esc_during_encoding": 8.4,  # with a random vit_b then; the demo model now
     "tests/test_transports.py::test_same_labels_rois_and_show": 8.2,
     "tests/test_selection.py::test_plugin_and_cli_macro": 7.5,
     "tests/test_packaging.py::test_package_passes_bioimageio_test_model": 7.4,
@@ -300,41 +302,40 @@ def _peak_gb(nodeid: str) -> float | None:
     return next((gb for prefix, gb in MEMORY_HEAVY.items() if nodeid.startswith(prefix)), None)
 
 
-def _claim_memory(path: Path, gb: float) -> None:
-    """Wait until the memory-heavy tests running on the other workers leave room for ``gb`` (:data:`MEMORY_BUDGET_GB`),
-    then enter this worker's claim in the ledger at ``path``: a JSON map of worker pid to GB, read and written under
-    an exclusive lock; a claim whose worker died is dropped."""
-    import fcntl
-    import json
-    import time
-
-    while True:
-        with open(path, "a+") as ledger_file:
-            fcntl.flock(ledger_file, fcntl.LOCK_EX)
-            ledger_file.seek(0)
-            ledger = {pid: claim for pid, claim in json.loads(ledger_file.read() or "{}").items()
-                      if Path(f"/proc/{pid}").exists()}
-            if not ledger or sum(ledger.values()) + gb <= MEMORY_BUDGET_GB:
-                ledger[str(os.getpid())] = gb
-                ledger_file.seek(0)
-                ledger_file.truncate()
-                ledger_file.write(json.dumps(ledger))
-                return
-        time.sleep(1.0)
-
-
-def _release_memory(path: Path) -> None:
+@contextmanager
+def _ledger(path: Path) -> Iterator[dict[str, float]]:
+    """The memory-heavy tests' claims at ``path`` (a JSON map of worker pid to GB), held under an exclusive lock
+    while the caller reads or changes them, then written back; a claim whose worker died is dropped."""
     import fcntl
     import json
 
     with open(path, "a+") as ledger_file:
         fcntl.flock(ledger_file, fcntl.LOCK_EX)
         ledger_file.seek(0)
-        ledger = json.loads(ledger_file.read() or "{}")
-        ledger.pop(str(os.getpid()), None)
+        ledger = {pid: claim for pid, claim in json.loads(ledger_file.read() or "{}").items()
+                  if Path(f"/proc/{pid}").exists()}
+        yield ledger
         ledger_file.seek(0)
         ledger_file.truncate()
         ledger_file.write(json.dumps(ledger))
+
+
+def _claim_memory(path: Path, gb: float) -> None:
+    """Wait until the memory-heavy tests running on the other workers leave room for ``gb`` (:data:`MEMORY_BUDGET_GB`),
+    then enter this worker's claim in the ledger at ``path``."""
+    import time
+
+    while True:
+        with _ledger(path) as ledger:
+            if not ledger or sum(ledger.values()) + gb <= MEMORY_BUDGET_GB:
+                ledger[str(os.getpid())] = gb
+                return
+        time.sleep(1.0)
+
+
+def _release_memory(path: Path) -> None:
+    with _ledger(path) as ledger:
+        ledger.pop(str(os.getpid()), None)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)  # outermost: the wait is not counted in a test's timeout
