@@ -24,6 +24,13 @@ def dense_state(demo_model, stardist_image, stardist_mask):
 
 
 @pytest.fixture(scope="module")
+def crop_state(demo_model, stardist_image, stardist_mask):
+    """The oracle maps of the image's top-left 256 x 256 (~40 nuclei): for the comparisons whose reference,
+    micro-sam's own APG, costs seconds per prompt (a mask upscaled to the whole image and post-processed each)."""
+    return oracle_state(demo_model, stardist_image[:256, :256].copy(), stardist_mask[:256, :256].copy())
+
+
+@pytest.fixture(scope="module")
 def micro_sam_dense(demo_model, dense_state):
     """micro-sam's APG on the oracle state, split where AutomaticPromptGenerator.generate calls its helpers,
     so the NMS tests can reuse micro-sam's own masks: prompts, batched_inference, apply_nms."""
@@ -175,14 +182,14 @@ def test_decoder_in_the_gpu_layout_equals_the_cpu_layout(demo_model, dense_state
 
 
 @pytest.mark.parametrize("overrides", [{"mask_threshold": 0.5}, {"multimasking": True}])
-def test_fast_engine_matches_micro_sam_with_other_options(demo_model, dense_state, overrides):
+def test_fast_engine_matches_micro_sam_with_other_options(demo_model, crop_state, overrides):
     """The windowed post-processing with a threshold other than SAM's 0 (windows and stability bounds move), and
     with the best of three masks per prompt. ("auto", micro-sam's local Otsu, takes minutes and gigabytes per
     batch in micro-sam 1.8.14: compared on a few masks in test_fast_windows.)"""
     params = resolve_params("apg", overrides)
-    expected = restore_generator(demo_model, "apg", dense_state).generate(**params)
-    labels, _ = generate(demo_model, "apg", dense_state, params)
-    assert expected.max() > 100
+    expected = restore_generator(demo_model, "apg", crop_state).generate(**params)
+    labels, _ = generate(demo_model, "apg", crop_state, params)
+    assert expected.max() > 25
     assert_same_instances(expected, labels)
 
 

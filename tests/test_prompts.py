@@ -32,7 +32,7 @@ def crop(stardist_image):
 
 @pytest.fixture(scope="module")
 def embeddings(crop, demo_model):
-    return image_state(demo_model, crop).embeddings
+    return image_state(demo_model, crop, decoder=False).embeddings  # what prompts need
 
 
 def micro_sams(function, demo_model, embeddings, *args):
@@ -69,6 +69,33 @@ def test_points_boxes_and_masks_equal_micro_sams_prompt_functions(crop, demo_mod
     for label, mask in enumerate([expected[0], expected[2], expected[4]], start=1):
         painted[mask] = label
     np.testing.assert_array_equal(together, painted)
+
+
+def test_a_prompt_runs_the_image_encoder_alone_and_apg_after_it_adds_the_decoder_maps(stardist_image, demo_model):
+    """A first prompt on an image waits for the encoder, not for the instance decoder it does not use; APG on the
+    same image then runs the decoder on the cached embeddings (no second encoder run) and gets the maps that
+    encoder and decoder give together."""
+    from microsam_fiji.core.embedding_cache import image_key
+    from microsam_fiji.core.progress import reporting
+    from microsam_fiji.engines.state import compute_state
+
+    image = stardist_image[256:384, 384:512].copy()  # a plane no other test encodes
+    stages: list[str] = []
+    with reporting(lambda stage, *_: stages.append(stage)):
+        prompt = segment_from_prompts(image, demo_model, points=[[64, 64]])
+    assert prompt.encoded == 1 and "encoding the image" in stages and "instance decoder" not in stages, stages
+    state = demo_model.cache.get(image_key(image, None, None))
+    assert state is not None and not state.has_maps and state.nbytes > 0
+    held, misses = demo_model.cache.nbytes, demo_model.cache.misses
+    stages.clear()
+    with reporting(lambda stage, *_: stages.append(stage)):
+        apg = microsam_fiji.segment_with_scores(image, demo_model)
+    assert demo_model.cache.misses == misses and "encoding the image" not in stages, stages  # no second encoding
+    assert "instance decoder" in stages and state.has_maps and demo_model.cache.nbytes > held  # the maps counted
+    assert apg.labels.max() > 0
+    together = compute_state(demo_model, image)  # encoder and decoder in one go, as before a prompt
+    for lazy, direct in zip(state.maps, together.maps):
+        np.testing.assert_array_equal(lazy, direct)
 
 
 def test_after_apg_the_first_prompt_encodes_nothing(stardist_image, demo_model):
@@ -203,7 +230,7 @@ def test_a_prompt_corrects_the_last_apg_call_on_its_embeddings(stardist_image, d
 
     image = LoadedImage(data=stardist_image[:192, 256:448].copy(), axes="YX", calibration=Calibration())
     models = ModelCache(default_model=demo_model)
-    apg = execute("tile=[96,96] halo=[16,16]", image, models)
+    apg = execute("tile=[96,192] halo=[16,16]", image, models)  # two tiles
     assert apg.encoded == 1 and apg.count > 0
     prompt = execute_prompt("", image, [point_roi([[60, 60]])], apg.rois, models)
     assert prompt.encoded == 0 and prompt.count == 1

@@ -18,9 +18,11 @@ pytestmark = pytest.mark.timeout(1500)
 
 CLI = Path(sys.executable).with_name("microsam-fiji")
 TRANSPORTS = ("in-process", "plugin", "segment_with_cli")
-# {out}: the transport's own output folder; {model}: the demo checkpoint under a path with nested brackets
+# {out}: the transport's own output folder; {model}: the demo checkpoint under a path with nested brackets. "full"
+# tiles the 128 x 128 image as one tile (micro-sam's tiled path; each tile costs a pass in each transport, and how
+# several tiles join is tested in test_parity / test_backends)
 CASES = {
-    "full": "rois=[{out}/full/rois.zip] labels=[{out}/full/labels.tif] show engine=micro-sam tile=[64,128] "
+    "full": "rois=[{out}/full/rois.zip] labels=[{out}/full/labels.tif] show engine=micro-sam tile=[128,128] "
             "halo=[16,0] center=0.4",
     "nested": "model=[{model}] labels=[{out}/nested/labels.tif] rois=[{out}/nested/rois.zip] min_size=30",
 }

@@ -323,15 +323,19 @@ def test_3d_and_channel_through_the_plugin(installed, volume, ours, demo_model, 
     ``channel=2`` on a 2-channel hyperstack segments channel 2 as segmenting that channel alone does."""
     from helpers.imagej import printed, run_imagej, worker_log
 
+    # the volume's first two slices: objects through both of them make it a 3D call, and each slice the worker
+    # encodes costs a pass (their reference here finds both planes in the cache of `ours`)
+    two_slices = volume[:2]
+    reference = segment_with_scores(two_slices, demo_model, volume=True)
     stack = tmp_path / "nuclei3d.tif"
-    tifffile.imwrite(stack, volume, imagej=True, resolution=(2.0, 2.0),
+    tifffile.imwrite(stack, two_slices, imagej=True, resolution=(2.0, 2.0),
                      metadata={"axes": "ZYX", "spacing": 2.0, "unit": "micron"})
-    # channel 2 holds the volume's first two slices, channel 1 other pixels (them turned by 180°): segmenting the
-    # wrong channel gives other labels, and channel 2's planes are in both caches already (the worker's 3D call,
-    # `ours` here), so the channel costs no pass of its own
-    other = np.ascontiguousarray(volume[:2, ::-1, ::-1])
+    # channel 2 holds the same two slices, channel 1 other pixels (them turned by 180°): segmenting the wrong
+    # channel gives other labels, and channel 2's planes are in both caches already (the worker's 3D call, `ours`
+    # here), so the channel costs no pass of its own
+    other = np.ascontiguousarray(two_slices[:, ::-1, ::-1])
     hyper = tmp_path / "two_channels.tif"
-    tifffile.imwrite(hyper, np.stack([other, volume[:2]], axis=1), imagej=True, metadata={"axes": "ZCYX"})
+    tifffile.imwrite(hyper, np.stack([other, two_slices], axis=1), imagej=True, metadata={"axes": "ZCYX"})
     out = tmp_path / "out"
     out.mkdir()
     macro = f"""
@@ -353,7 +357,8 @@ run("micro-sam APG", "stack replace labels=[{out / 'channel2.tif'}]");
     done = run_imagej(installed, macro, tmp_path, timeout=600)
     values = printed(done.stdout)
     assert "encoded2" in values, f"{done.stdout}\n{done.stderr}\n{worker_log(tmp_path)}"
-    n = int(ours.labels.max())
+    n = int(reference.labels.max())
+    assert n > 0 and max(z_extents(reference.labels).values()) == 2  # objects through both slices: 3D objects
     assert int(values["count"]) == n and int(values["rows"]) == n  # objects counted in 3D
     rois = read_roiset(out / "rois3d.zip")
     by_name: dict[str, set[int]] = {}
@@ -365,7 +370,8 @@ run("micro-sam APG", "stack replace labels=[{out / 'channel2.tif'}]");
     labels = read_image(out / "labels3d.tif")
     assert labels.calibration.pixel_width == pytest.approx(0.5) and labels.calibration.pixel_depth == 2.0
     assert values["encoded2"] == "0"  # the volume's planes were cached by the first call
+    np.testing.assert_array_equal(labels.data, reference.labels)  # micro-sam's 3D objects, as in Python
     assert "segmented channel 2 of 2" in done.stdout + done.stderr  # the Log says which channel
-    alone = segment_with_scores(volume[:2], demo_model).labels
+    alone = segment_with_scores(two_slices, demo_model).labels
     np.testing.assert_array_equal(tifffile.imread(out / "channel2.tif"), alone)
     assert alone.max() > 0

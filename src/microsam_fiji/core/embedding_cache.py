@@ -26,18 +26,34 @@ DEFAULT_MEMORY_FRACTION = 0.25
 
 @dataclass
 class ImageState:
-    """What micro-sam's ``initialize`` computes for one 2D image."""
+    """What micro-sam's ``initialize`` computes for one 2D image: the image encoder's embeddings and the instance
+    decoder's three maps. A prompt needs only the embeddings, so the maps may be left for the first APG / AIS call
+    (None until then: :attr:`has_maps`)."""
 
     embeddings: Any  # micro-sam ImageEmbeddings (features, input_size, original_size) or tiled zarr group
-    foreground: np.ndarray
-    center_distances: np.ndarray
-    boundary_distances: np.ndarray
+    foreground: np.ndarray | None = None
+    center_distances: np.ndarray | None = None
+    boundary_distances: np.ndarray | None = None
     tile_shape: tuple[int, int] | None = None
     halo: tuple[int, int] | None = None
 
     @property
     def tiled(self) -> bool:
         return self.tile_shape is not None
+
+    @property
+    def has_maps(self) -> bool:
+        return self.foreground is not None
+
+    @property
+    def maps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Foreground, center distances, boundary distances.
+
+        Raises:
+            RuntimeError: the instance decoder has not run on this image (engines/state.py runs it first)."""
+        if self.foreground is None or self.center_distances is None or self.boundary_distances is None:
+            raise RuntimeError("the instance decoder's maps of this image were not computed")
+        return self.foreground, self.center_distances, self.boundary_distances
 
     @property
     def nbytes(self) -> int:
@@ -111,7 +127,16 @@ class EmbeddingCache:
         return state
 
     def put(self, key: str, state: ImageState) -> None:
+        """Keep ``state`` (a new encoder run: counted in :attr:`misses`)."""
         self.misses += 1
+        self._keep(key, state)
+
+    def grew(self, key: str, state: ImageState) -> None:
+        """``state``, already kept under ``key``, now holds more (its decoder maps): recount its bytes, not an
+        encoder run."""
+        self._keep(key, state)
+
+    def _keep(self, key: str, state: ImageState) -> None:
         if key in self._items:
             self.nbytes -= self._sizes[key]
         self._items[key] = state

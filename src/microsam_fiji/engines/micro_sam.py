@@ -24,8 +24,7 @@ def restore_generator(model: Model, mode: str, state: ImageState):
     gen = generator(model, mode, state.tiled)
     if not state.tiled:
         util.set_precomputed(model.predictor, state.embeddings)
-    return restore_generator_state(gen, state.foreground, state.center_distances, state.boundary_distances,
-                                   tiled_embeddings=state.embeddings if state.tiled else None)
+    return restore_generator_state(gen, *state.maps, tiled_embeddings=state.embeddings if state.tiled else None)
 
 
 

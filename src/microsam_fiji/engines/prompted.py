@@ -162,7 +162,7 @@ PROPAGATION = {"projection": "single_point", "iou_threshold": 0.5, "box_extensio
 def volume_embeddings(model: Model, planes: np.ndarray) -> dict:
     """micro-sam's 3D embeddings (``precompute_image_embeddings(..., ndim=3)``'s layout) from the per-plane
     cached states: each plane is encoded once, whether by APG, a prompt or this."""
-    states = [image_state(model, plane) for plane in planes]
+    states = [image_state(model, plane, decoder=False) for plane in planes]
     if any(state.tiled for state in states):
         raise UserError("propagate works on untiled stacks: segment planes up to 1024 px on a side, or leave out "
                         "propagate")
@@ -229,7 +229,7 @@ def segment_from_prompts(image, model: Model | str | os.PathLike | None = None, 
     encoded_before = model.cache.misses
     with model.lock:  # the predictor holds one image's embeddings at a time
         for label, obj in enumerate(objs, start=1):
-            state = image_state(model, planes.data[obj.plane], tile_shape, halo)
+            state = image_state(model, planes.data[obj.plane], tile_shape, halo, decoder=False)
             mask, score = predict_object(model, state.embeddings, obj)
             if propagate_objects:
                 out[propagate(model, planes.data, mask, obj.plane)] = label

@@ -30,7 +30,7 @@ def micro_sam_maps(model, plane: np.ndarray) -> np.ndarray:
     from microsam_fiji.engines.state import image_state
 
     state = image_state(model, plane)
-    return np.stack([state.foreground, state.center_distances, state.boundary_distances]).astype(np.float32)
+    return np.stack(state.maps).astype(np.float32)
 
 
 def predict_maps(descr, image: np.ndarray, weight_format: str) -> np.ndarray:

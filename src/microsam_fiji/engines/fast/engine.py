@@ -32,8 +32,7 @@ def _tile_prompts(points_yx: np.ndarray, shape, tile_shape, halo):
 
 def prompts(state, params: dict) -> np.ndarray:
     """(N, 2) y, x point prompts from the state's decoder maps."""
-    return derive_point_prompts(state.foreground, state.center_distances, state.boundary_distances,
-                                **_prompt_params(params))
+    return derive_point_prompts(*state.maps, **_prompt_params(params))
 
 
 def apg_masks(predictor, state, params: dict, points: np.ndarray,
@@ -41,7 +40,7 @@ def apg_masks(predictor, state, params: dict, points: np.ndarray,
     """SAM masks for ``points`` on the state's embeddings (tiled or not), in micro-sam's order."""
     from micro_sam import util
 
-    shape = tuple(state.foreground.shape)
+    shape = tuple(state.maps[0].shape)
     common = dict(batch_size=int(params["batch_size"]), multimasking=bool(params["multimasking"]),
                   decoder=decoder)
     if not state.tiled:
