@@ -235,9 +235,11 @@ SHARED_SESSION = {"demo_export": "demo-export"}
 GROUPS = {"test_packaging": "demo-export", "test_untrusted_files": "demo-export", "test_zoo_consumers": "demo-export"}
 # the groups that took longest on a worker of a two-worker run of the whole suite on this 2-core machine (one
 # compute thread each), longest first
-LONGEST = ("test_finetune", "demo-export", "test_volumes", "test_fiji_plugin", "test_backends", "test_prompts",
-           "test_transports", "test_claims", "test_packaging_upload", "test_export", "test_selection",
-           "test_install_fiji", "test_parity", "test_fast_apg", "test_batch_dask", "test_fiji_prompt")
+LONGEST = ("test_finetune", "demo-export", "test_fiji_plugin", "test_volumes", "test_backends", "test_claims",
+           "test_packaging_upload", "test_export", "test_parity", "test_selection", "test_transports", "test_prompts",
+           "test_install_fiji", "test_zoo", "test_fiji_scripts", "test_fast_apg", "test_segment", "test_batch_dask",
+           "test_batch", "test_bridge_api", "test_fiji_prompt", "test_fiji_dialog", "test_images", "test_cli",
+           "test_robustness")
 
 
 def _module(nodeid: str) -> str:

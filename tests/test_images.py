@@ -221,11 +221,17 @@ def test_a_tensor_that_requires_grad_is_segmented(demo_model, small_image):
 
 
 def test_mask_threshold_on_a_tiled_image_says_it_is_not_used(demo_model, small_image):
+    """Said before the passes (a user sees it at once): the call is stopped (Esc) at its first progress report."""
+    from microsam_fiji.core.progress import Cancelled, reporting
     from microsam_fiji.engines.segment import TilingWarning, segment_with_scores
 
+    def esc(*_):
+        raise Cancelled()
+
+    image = small_image[::-1].copy()  # pixels no other test encodes: the first report is the encoder's
     with pytest.warns(TilingWarning, match="mask_threshold=0.3 is not used on a tiled image"):
-        segment_with_scores(small_image, demo_model, tile_shape=(128, 256), halo=(0, 0), mask_threshold=0.3,
-                            min_size=10 ** 6)
+        with pytest.raises(Cancelled), reporting(esc):
+            segment_with_scores(image, demo_model, tile_shape=(128, 256), halo=(0, 0), mask_threshold=0.3)
 
 
 # --- inputs that were read wrongly before ----------------------------------------------------------------------------

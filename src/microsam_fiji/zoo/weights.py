@@ -120,10 +120,9 @@ def convert(descr, weight_format: str, folder: Path):
     """
     if weight_format == "torchscript":
         return trace_torchscript(descr, folder / TORCHSCRIPT_FILE)
-    from bioimageio.core.weight_converters.pytorch_to_onnx import convert as to_onnx
     from bioimageio.spec.model import v0_5 as spec
 
-    onnx = to_onnx(descr, folder / ONNX_FILE, opset_version=ONNX_OPSET, devices=["cpu"])
+    onnx = export_onnx(descr, folder / ONNX_FILE)
     # record hashes as for the other files (the converter leaves them to the packager's IO checks)
     data = onnx.external_data
     return spec.OnnxWeightsDescr(
@@ -131,6 +130,46 @@ def convert(descr, weight_format: str, folder: Path):
         opset_version=onnx.opset_version, comment=onnx.comment,
         external_data=None if data is None else spec.FileDescr(
             source=data.source, sha256=spec.Sha256(sha256(Path(str(data.source))))))
+
+
+def export_onnx(descr, path: Path):
+    """bioimageio.core's ``pytorch_to_onnx.convert`` (its sample inputs, dynamic shapes and dynamo choice), minus
+    the forward pass it runs before ``torch.onnx.export`` and never uses (one more pass at 1024 x 1024: 20 s for
+    vit_t on this CPU, and a failing export, e.g. without onnxscript, ran it before failing); export compares the
+    ONNX weights' output with micro-sam's afterwards instead. Where bioimageio.core's helpers are not where this
+    expects them (another version), its own converter runs.
+
+    Args:
+        descr: The package's description with its pytorch_state_dict weights.
+        path: The ONNX file to write (its weights beside it, ``.data``, where the dynamo exporter writes them so).
+
+    Returns:
+        bioimageio.core's ``OnnxWeightsDescr`` for it (no hashes yet).
+    """
+    import torch
+    from bioimageio.core import __version__ as core_version
+    from bioimageio.core.backends.pytorch_backend import load_torch_model
+    from bioimageio.core.weight_converters import _utils_torch_onnx as helpers
+    from bioimageio.spec.model import v0_5 as spec
+
+    needed = ("get_torch_sample_inputs", "get_dynamic_axes", "get_dynamic_shapes", "use_dynamo")
+    if not all(hasattr(helpers, name) for name in needed):
+        from bioimageio.core.weight_converters.pytorch_to_onnx import convert as to_onnx
+
+        return to_onnx(descr, path, opset_version=ONNX_OPSET, devices=["cpu"])
+    model = load_torch_model(descr.weights.pytorch_state_dict, load_state=True, devices=["cpu"]).eval()
+    dynamo = bool(helpers.use_dynamo)
+    with torch.no_grad():
+        torch.onnx.export(model, helpers.get_torch_sample_inputs(descr), str(path), dynamo=dynamo,
+                          external_data=dynamo, input_names=[str(d.id) for d in descr.inputs],
+                          output_names=[str(d.id) for d in descr.outputs], dynamic_axes=helpers.get_dynamic_axes(descr),
+                          dynamic_shapes=helpers.get_dynamic_shapes(descr), verbose=False, opset_version=ONNX_OPSET)
+    data = path.with_suffix(path.suffix + ".data").absolute()
+    if dynamo and not data.exists():
+        raise FileNotFoundError(f"the ONNX exporter wrote no weights file {data.name}")
+    return spec.OnnxWeightsDescr(source=path.absolute(), external_data=spec.FileDescr(source=data) if dynamo else None,
+                                 parent="pytorch_state_dict", opset_version=ONNX_OPSET,
+                                 comment=f"Converted with bioimageio.core {core_version}'s settings, dynamo={dynamo}.")
 
 
 def trace_torchscript(descr, path: Path):
