@@ -126,17 +126,15 @@ class EmbeddingCache:
         self.hits += 1
         return state
 
-    def put(self, key: str, state: ImageState) -> None:
-        """Keep ``state`` (a new encoder run: counted in :attr:`misses`)."""
-        self.misses += 1
-        self._keep(key, state)
+    def put(self, key: str, state: ImageState, encoded: bool = True) -> None:
+        """Keep ``state`` under ``key``.
 
-    def grew(self, key: str, state: ImageState) -> None:
-        """``state``, already kept under ``key``, now holds more (its decoder maps): recount its bytes, not an
-        encoder run."""
-        self._keep(key, state)
-
-    def _keep(self, key: str, state: ImageState) -> None:
+        Args:
+            key: :func:`image_key` of its image.
+            state: the state.
+            encoded: the image encoder ran for it (counted in :attr:`misses`); False where a kept state only grew
+                (its decoder maps added): its bytes are counted again, no encoder run."""
+        self.misses += int(encoded)
         if key in self._items:
             self.nbytes -= self._sizes[key]
         self._items[key] = state

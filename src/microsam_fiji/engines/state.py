@@ -114,5 +114,5 @@ def image_state(model: Model, plane: np.ndarray, tile_shape=None, halo=None, dec
         model.cache.put(key, state)
     elif decoder and not state.has_maps:
         add_decoder_maps(model, plane, state)
-        model.cache.grew(key, state)
+        model.cache.put(key, state, encoded=False)
     return state
