@@ -1,6 +1,8 @@
 """Model loading: checkpoints (type inferred or given), registry names (network refused here), bad sources."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -74,6 +76,38 @@ def test_registry_name_without_network_names_the_fix(tmp_path, monkeypatch):
 def test_unknown_registry_name_lists_models_with_a_decoder():
     with pytest.raises(UserError, match="unknown model 'vit_q'.*vit_b_lm"):
         load_model("vit_q")
+
+
+def test_registry_list_is_micro_sams_and_read_once_per_micro_sam_version(tmp_path, monkeypatch):
+    """The list install-fiji writes for the dialog: micro-sam's registry as micro-sam gives it, kept in the cache
+    folder so that a later process lists it without importing micro_sam.util (torch: ~10 s here); a damaged copy
+    is read from micro-sam again."""
+    import json
+    import subprocess
+    import sys
+    from importlib.metadata import version
+
+    from micro_sam.util import get_model_names, models
+
+    from microsam_fiji.models.registry import registry_entries, registry_names
+
+    monkeypatch.setenv("MICROSAM_FIJI_CACHE", str(tmp_path))
+    kept = tmp_path / f"micro-sam-{version('micro_sam')}-registry.json"
+    assert registry_names() == sorted(get_model_names()) and len(registry_names()) > 10
+    assert kept.is_file()
+    registry = models().registry
+    assert {e.name: e.has_decoder for e in registry_entries()} == {
+        n: f"{n}_decoder" in registry for n in registry if not n.endswith("_decoder")}
+    probe = ("import sys; from microsam_fiji.installer.install import apg_model_names; "
+             "print(','.join(apg_model_names())); print(sorted(m for m in sys.modules if m in ('torch', 'micro_sam')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "MICROSAM_FIJI_CACHE": str(tmp_path)})
+    names, imported = done.stdout.splitlines()
+    assert names.split(",")[0] == "demo" and "vit_b_lm" in names.split(",") and "vit_b" not in names.split(",")
+    assert imported == "[]", done.stderr
+    kept.write_text(json.dumps([{"name": 1}]))  # not a list this package wrote: asked of micro-sam again
+    assert registry_names() == sorted(get_model_names())
+    assert json.loads(kept.read_text())[0]["name"] == registry_entries()[0].name
 
 
 def test_demo_model_is_shipped_inside_the_package(demo_model):

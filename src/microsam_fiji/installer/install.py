@@ -103,9 +103,9 @@ def apg_model_names() -> list[str]:
     Returns:
         the names, the demo model first."""
     from microsam_fiji.models.demo import DEMO_NAME
-    from microsam_fiji.models.registry import registry_models
+    from microsam_fiji.models.registry import registry_entries
 
-    return [DEMO_NAME, *(m.name for m in registry_models() if m.has_decoder)]
+    return [DEMO_NAME, *(m.name for m in registry_entries() if m.has_decoder)]
 
 
 def menu_name(script: str) -> str:

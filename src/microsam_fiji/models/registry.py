@@ -2,54 +2,118 @@
 network)."""
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from microsam_fiji.core.errors import UserError
+from microsam_fiji.core.user_cache import cache_root
 from microsam_fiji.models.model import Model, resolve_device
 from microsam_fiji.models.network import is_network_error, no_network
 from microsam_fiji.models.zoo_id import zoo_id_of_url
 
 
 def registry_names() -> list[str]:
-    from micro_sam.util import get_model_names
+    """Every name in micro-sam's registry (decoder halves included), from :func:`registry_entries`' list.
 
-    return sorted(get_model_names())
-
+    Returns:
+        the names, sorted."""
+    return sorted(name for entry in registry_entries() for name in
+                  ([entry.name, f"{entry.name}_decoder"] if entry.has_decoder else [entry.name]))
 
 
 @dataclass
-class RegistryModel:
-    """A model micro-sam's registry can download: its Model Zoo id (where it is published there), whether it
-    has an instance decoder (APG / AIS) and where micro-sam's cache holds it, if it does."""
+class RegistryEntry:
+    """A model micro-sam's registry can download: its Model Zoo id (where it is published there) and whether it
+    has an instance decoder (APG / AIS)."""
 
     name: str
     zoo_id: str | None
     has_decoder: bool
-    cached: Path | None
 
+
+@dataclass
+class RegistryModel(RegistryEntry):
+    """A registry model and where micro-sam's cache holds it, if it does."""
+
+    cached: Path | None = None
+
+
+def registry_entries() -> list[RegistryEntry]:
+    """micro-sam's registry as a list, read from micro-sam once per installed micro-sam version and kept in the
+    package's cache folder (:func:`..core.user_cache.cache_root`): the registry is fixed within a micro-sam
+    release, and reading it imports ``micro_sam.util`` (torch, torchvision: ~10 s on a 2-core CPU) — which
+    ``install-fiji``, listing the names for the plugin's dialog, otherwise spent on each run.
+
+    Returns:
+        the models, sorted by name; decoder halves (``vit_b_lm_decoder``) are their model's ``has_decoder``."""
+    from importlib.metadata import version
+
+    kept = cache_root() / f"micro-sam-{version('micro_sam')}-registry.json"
+    entries = _read_entries(kept)
+    if entries is None:
+        entries = _entries_from_micro_sam()
+        _keep_entries(kept, entries)
+    return entries
+
+
+def _entries_from_micro_sam() -> list[RegistryEntry]:
+    from micro_sam.util import models
+
+    registry = models()
+    return [RegistryEntry(name=name, zoo_id=zoo_id_of_url(registry.urls.get(name, "")),
+                          has_decoder=f"{name}_decoder" in registry.registry)
+            for name in sorted(registry.registry)
+            if not name.endswith("_decoder")]  # the decoder half of another entry, not a model by itself
+
+
+def _read_entries(path: Path) -> list[RegistryEntry] | None:
+    """The kept list, or None where it is missing or not one this function wrote (then micro-sam is asked)."""
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+        entries = [RegistryEntry(name=r["name"], zoo_id=r["zoo_id"], has_decoder=r["has_decoder"]) for r in rows]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    well_formed = all(isinstance(e.name, str) and isinstance(e.has_decoder, bool)
+                      and (e.zoo_id is None or isinstance(e.zoo_id, str)) for e in entries)
+    return entries if entries and well_formed else None
+
+
+def _keep_entries(path: Path, entries: list[RegistryEntry]) -> None:
+    """Write the list atomically (two processes may write it at once); an unwritable cache only costs time."""
+    text = json.dumps([vars(e) for e in entries], indent=1)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def registry_models() -> list[RegistryModel]:
+    """The registry's models and where micro-sam's cache holds each (``microsam-fiji models``).
+
+    Returns:
+        the models, sorted by name."""
     from micro_sam.util import models
 
     registry = models()
     rows = []
-    for name in registry_names():
-        if name.endswith("_decoder"):  # the decoder half of another entry, not a model by itself
-            continue
-        decoder = f"{name}_decoder"
-        files = [Path(registry.abspath) / n for n in (name, decoder) if n in registry.registry]
+    for entry in registry_entries():
+        files = [Path(registry.abspath) / n for n in (entry.name, f"{entry.name}_decoder") if n in registry.registry]
         cached = files[0] if files and all(f.exists() for f in files) else None
-        rows.append(RegistryModel(name=name, zoo_id=zoo_id_of_url(registry.urls.get(name, "")),
-                                  has_decoder=decoder in registry.registry, cached=cached))
+        rows.append(RegistryModel(name=entry.name, zoo_id=entry.zoo_id, has_decoder=entry.has_decoder,
+                                  cached=cached))
     return rows
-
 
 
 def models_with_decoder() -> str:
     """micro-sam registry names with an instance decoder, with their Model Zoo ids: for error messages."""
-    return ", ".join(f"{m.name} ({m.zoo_id})" if m.zoo_id else m.name for m in registry_models() if m.has_decoder)
+    return ", ".join(f"{m.name} ({m.zoo_id})" if m.zoo_id else m.name for m in registry_entries() if m.has_decoder)
 
 
 

@@ -18,10 +18,10 @@ from typing import Any, Callable, Mapping
 
 from microsam_fiji.core.errors import UserError
 from microsam_fiji.core.progress import report
+from microsam_fiji.core.user_cache import CACHE_ENV, cache_root
 
 _LOG = logging.getLogger(__name__)
 
-CACHE_ENV = "MICROSAM_FIJI_CACHE"
 ONNX_OPSET = 18
 # bumped when the exported modules change (2: the decoder's per-image norms summed a row at a time), so graphs
 # cached by an earlier version are not reused
@@ -29,15 +29,12 @@ GRAPH_VERSION = 2
 
 
 def cache_dir() -> Path:
-    """Where exported graphs are kept: ``$MICROSAM_FIJI_CACHE``, else ``$XDG_CACHE_HOME/microsam-fiji`` (default
-    ``~/.cache/microsam-fiji``), subfolder ``onnx``.
+    """Where exported graphs are kept: the subfolder ``onnx`` of the package's cache folder (``$MICROSAM_FIJI_CACHE``,
+    else ``$XDG_CACHE_HOME/microsam-fiji``, default ``~/.cache/microsam-fiji``).
 
     Returns:
         The folder (not created here)."""
-    root = os.environ.get(CACHE_ENV)
-    if not root:
-        root = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "microsam-fiji")
-    return Path(root).expanduser() / "onnx"
+    return cache_root() / "onnx"
 
 
 class GraphCacheError(UserError):
