@@ -234,11 +234,12 @@ SHARED_SESSION = {"demo_export": "demo-export"}
 # each module's pytest-xdist group where it is not the module itself (checked against the fixtures at collection)
 GROUPS = {"test_packaging": "demo-export", "test_untrusted_files": "demo-export", "test_zoo_consumers": "demo-export"}
 # the groups that took longest on a worker of a two-worker run of the whole suite on this 2-core machine (one
-# compute thread each), longest first
-LONGEST = ("test_finetune", "demo-export", "test_fiji_plugin", "test_volumes", "test_backends", "test_claims",
-           "test_packaging_upload", "test_export", "test_parity", "test_selection", "test_transports", "test_prompts",
-           "test_install_fiji", "test_zoo", "test_fiji_scripts", "test_fast_apg", "test_segment", "test_batch_dask",
-           "test_batch", "test_bridge_api", "test_fiji_prompt", "test_fiji_dialog", "test_images", "test_cli",
+# compute thread each), longest first (from the run at 2f871a3, less what install-fiji and the torchscript test_model
+# no longer cost)
+LONGEST = ("test_finetune", "demo-export", "test_volumes", "test_backends", "test_fiji_plugin", "test_claims",
+           "test_packaging_upload", "test_selection", "test_export", "test_parity", "test_transports", "test_prompts",
+           "test_zoo", "test_fast_apg", "test_segment", "test_fiji_scripts", "test_batch_dask", "test_batch",
+           "test_bridge_api", "test_fiji_prompt", "test_fiji_dialog", "test_install_fiji", "test_images", "test_cli",
            "test_robustness")
 
 
