@@ -60,9 +60,9 @@ def registry_entries() -> list[RegistryEntry]:
 
 
 def _entries_from_micro_sam() -> list[RegistryEntry]:
-    from micro_sam.util import models
+    from microsam_fiji.core.micro_sam_compat import micro_sam_util
 
-    registry = models()
+    registry = micro_sam_util().models()
     return [RegistryEntry(name=name, zoo_id=zoo_id_of_url(registry.urls.get(name, "")),
                           has_decoder=f"{name}_decoder" in registry.registry)
             for name in sorted(registry.registry)
@@ -99,9 +99,9 @@ def registry_models() -> list[RegistryModel]:
 
     Returns:
         the models, sorted by name."""
-    from micro_sam.util import models
+    from microsam_fiji.core.micro_sam_compat import micro_sam_util
 
-    registry = models()
+    registry = micro_sam_util().models()
     rows = []
     for entry in registry_entries():
         files = [Path(registry.abspath) / n for n in (entry.name, f"{entry.name}_decoder") if n in registry.registry]
