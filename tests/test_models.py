@@ -105,9 +105,10 @@ def test_registry_list_is_micro_sams_and_read_once_per_micro_sam_version(tmp_pat
     names, imported = done.stdout.splitlines()
     assert names.split(",")[0] == "demo" and "vit_b_lm" in names.split(",") and "vit_b" not in names.split(",")
     assert imported == "[]", done.stderr
-    kept.write_text(json.dumps([{"name": 1}]))  # not a list this package wrote: asked of micro-sam again
-    assert registry_names() == sorted(get_model_names())
-    assert json.loads(kept.read_text())[0]["name"] == registry_entries()[0].name
+    for damaged in ([{"name": 1}], [{"name": "x\npython=/tmp/evil", "zoo_id": None, "has_decoder": True}]):
+        kept.write_text(json.dumps(damaged))  # not a list this package wrote: asked of micro-sam again
+        assert registry_names() == sorted(get_model_names())
+        assert json.loads(kept.read_text())[0]["name"] == registry_entries()[0].name
 
 
 def test_demo_model_is_shipped_inside_the_package(demo_model):

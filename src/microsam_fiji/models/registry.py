@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,8 @@ from microsam_fiji.core.user_cache import cache_root
 from microsam_fiji.models.model import Model, resolve_device
 from microsam_fiji.models.network import is_network_error, no_network
 from microsam_fiji.models.zoo_id import zoo_id_of_url
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def registry_names() -> list[str]:
@@ -76,14 +79,18 @@ def _read_entries(path: Path) -> list[RegistryEntry] | None:
         entries = [RegistryEntry(name=r["name"], zoo_id=r["zoo_id"], has_decoder=r["has_decoder"]) for r in rows]
     except (OSError, ValueError, TypeError, KeyError):
         return None
-    well_formed = all(isinstance(e.name, str) and isinstance(e.has_decoder, bool)
-                      and (e.zoo_id is None or isinstance(e.zoo_id, str)) for e in entries)
+    # names only of the registry's kind: install-fiji writes them into the plugin's settings file, where a line
+    # break or '=' would become a setting of its own
+    well_formed = all(isinstance(e.name, str) and _NAME.fullmatch(e.name) and isinstance(e.has_decoder, bool)
+                      and (e.zoo_id is None or isinstance(e.zoo_id, str) and _NAME.fullmatch(e.zoo_id))
+                      for e in entries)
     return entries if entries and well_formed else None
 
 
 def _keep_entries(path: Path, entries: list[RegistryEntry]) -> None:
     """Write the list atomically (two processes may write it at once); an unwritable cache only costs time."""
     text = json.dumps([vars(e) for e in entries], indent=1)
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
@@ -91,7 +98,8 @@ def _keep_entries(path: Path, entries: list[RegistryEntry]) -> None:
             f.write(text)
         os.replace(tmp, path)
     except OSError:
-        pass
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def registry_models() -> list[RegistryModel]:
