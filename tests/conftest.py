@@ -285,20 +285,22 @@ def pytest_xdist_make_scheduler(config, log):
 # the whole suite on this 24 GB machine, with that peak in GB (the others stay below 7 GB, ~4 GB of it the session's
 # own models and Java)
 MEMORY_HEAVY = {
-    "tests/test_finetune.py::test_train_through_the_plugin": 11.0,  # training in ImageJ's worker
+    # the trainings +1.6 GB since training keeps torch's large blocks (core/machine.py::large_blocks_kept: a
+    # 2-iteration finetune peaked at 9.4 GB instead of 7.8 alone)
+    "tests/test_finetune.py::test_train_through_the_plugin": 12.6,  # training in ImageJ's worker
     "tests/test_claims.py::test_mask_threshold_auto": 9.6,
-    "tests/test_finetune.py::test_progress_tells": 9.4,  # the module's second training run
-    "tests/test_finetune.py::test_esc_keeps": 9.2,  # its first
+    "tests/test_finetune.py::test_progress_tells": 11.0,  # the module's second training run
+    "tests/test_finetune.py::test_esc_keeps": 10.8,  # its first
     "tests/test_fiji_plugin.py::test_esc_during_encoding": 8.4,  # with a random vit_b then; the demo model now
     "tests/test_transports.py::test_same_labels_rois_and_show": 8.2,
     "tests/test_selection.py::test_plugin_and_cli_macro": 7.5,
     "tests/test_packaging.py::test_package_passes_bioimageio_test_model": 7.4,
 }
 # two of them run at once only where their peaks add up to at most this: what a heavy test beside any other test
-# may reach anyway (11.0 + 7), and far inside the 24 GB (these peaks are sums of resident sizes, which count the
-# libraries that processes share once per process: in a whole two-worker run with this budget the machine's memory
-# in use was at most 13.1 GiB)
-MEMORY_BUDGET_GB = 18.5
+# may reach anyway (12.6 + 7.5; the same pairs as 18.5 allowed before the trainings' +1.6 GB), and far inside the
+# 24 GB (these peaks are sums of resident sizes, which count the libraries that processes share once per process: in
+# a whole two-worker run with the budget at 18.5 the machine's memory in use was at most 13.1 GiB)
+MEMORY_BUDGET_GB = 20.1
 
 
 def _peak_gb(nodeid: str) -> float | None:

@@ -483,3 +483,35 @@ def test_files_of_one_name_in_several_folders_are_told_apart(tmp_path):
                   val_fraction=0.2)
     assert len(data.train) == 2 and len(data.val) == 1
     assert sorted(p.name for p in data.train + data.val) == ["a/raw.tif", "b/raw.tif", "c/raw.tif"]
+
+
+def test_training_keeps_large_blocks_for_the_next_layer_and_gives_them_back_after():
+    """``finetune`` runs inside ``large_blocks_kept``: there a freed 256 MB tensor (one decoder activation at
+    1024 px) is reused by the next without new page faults; afterwards glibc's defaults are back (each block faults
+    anew, as torch's blocks do by default)."""
+    import platform
+    import resource
+
+    from microsam_fiji.core.machine import large_blocks_kept
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc's allocator only")
+    assert getattr(finetune, "__wrapped__", None) is not None  # the decorator is on the public function
+
+    def faults(n: int = 3) -> int:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(n):
+            block = torch.ones(64 << 20)  # written: every page touched
+            del block
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    outside = faults()
+    with large_blocks_kept():
+        with large_blocks_kept():  # nested: one setting
+            faults(1)  # the heap grows once
+            inside = faults()
+        inside_after_nested = faults()
+    after = faults()
+    assert outside > 3 * 1000 and inside <= outside / 20, (outside, inside)
+    assert inside_after_nested <= outside / 20, (outside, inside_after_nested)  # the outer block still keeps them
+    assert after > outside / 2, (outside, after)  # glibc's defaults again

@@ -1,9 +1,13 @@
 """What this machine can hold: CPU cores and free memory as this process may use them (CPU affinity, a
-container's cgroup limits), for sizing worker pools and refusing arrays that cannot fit."""
+container's cgroup limits), for sizing worker pools and refusing arrays that cannot fit; and how its C library's
+allocator serves eager PyTorch's large blocks (:func:`large_blocks_kept`)."""
 from __future__ import annotations
 
 import os
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 _CGROUP = Path("/sys/fs/cgroup")
 
@@ -74,3 +78,61 @@ def check_holdable(claimed: int, what: str, fix: str) -> None:
     free = available_memory()
     if claimed > free:
         raise UserError(f"{what} {gib(claimed)}, more than this machine can hold ({gib(free)} free): {fix}")
+
+
+# glibc's mallopt parameters (malloc.h) and their defaults
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+_GLIBC_DEFAULTS = {_M_TRIM_THRESHOLD: 128 * 1024, _M_TOP_PAD: 128 * 1024, _M_MMAP_THRESHOLD: 128 * 1024}
+# within large_blocks_kept: blocks up to 1 GB come from the heap, and up to 2 GB of freed heap stays mapped
+_KEPT = {_M_MMAP_THRESHOLD: 1 << 30, _M_TRIM_THRESHOLD: (1 << 31) - 1, _M_TOP_PAD: 1 << 28}
+_kept_depth = 0
+_kept_lock = threading.Lock()
+
+
+def _glibc_mallopt():
+    """glibc's ``mallopt``, or None on another C library (macOS, Windows, musl)."""
+    import ctypes
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return None
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return mallopt
+
+
+@contextmanager
+def large_blocks_kept() -> Iterator[None]:
+    """Within the block, glibc's malloc keeps the large blocks that eager PyTorch frees for its next layer.
+
+    PyTorch on a CPU allocates and frees each layer's activations (128-256 MB at SAM's 1024 px); glibc serves
+    blocks that large with ``mmap`` and returns them to the kernel on ``free``, so every layer faults and zeroes its
+    memory anew. Measured on this project's 2-core CPU, one thread: ``finetune`` of 2 iterations with their
+    validations 191 s -> 152 s (kernel time 55 s -> 17 s; peak memory 7.8 -> 9.4 GB), three eager planes 65 s ->
+    47 s. ONNX Runtime gains nothing from it and its heap fragments (1.2 -> 3.7 GB resident after three planes), so
+    the setting is scoped to eager torch work and glibc's defaults (and a ``malloc_trim``) return after the block.
+    Nested and concurrent blocks share one setting. Other C libraries: nothing changes."""
+    global _kept_depth
+    mallopt = _glibc_mallopt()
+    if mallopt is None:
+        yield
+        return
+    with _kept_lock:
+        _kept_depth += 1
+        if _kept_depth == 1:
+            for param, value in _KEPT.items():
+                mallopt(param, value)
+    try:
+        yield
+    finally:
+        with _kept_lock:
+            _kept_depth -= 1
+            if _kept_depth == 0:
+                for param, value in _GLIBC_DEFAULTS.items():
+                    mallopt(param, value)
+                import ctypes
+
+                ctypes.CDLL("libc.so.6").malloc_trim(0)  # the kept free memory back to the system
