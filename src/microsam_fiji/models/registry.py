@@ -3,9 +3,7 @@ network)."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,17 +87,13 @@ def _read_entries(path: Path) -> list[RegistryEntry] | None:
 
 def _keep_entries(path: Path, entries: list[RegistryEntry]) -> None:
     """Write the list atomically (two processes may write it at once); an unwritable cache only costs time."""
+    from microsam_fiji.core.tiff_io import atomic_write
+
     text = json.dumps([vars(e) for e in entries], indent=1)
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     except OSError:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+        pass
 
 
 def registry_models() -> list[RegistryModel]:
