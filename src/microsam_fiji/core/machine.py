@@ -89,19 +89,20 @@ _kept_depth = 0
 _kept_lock = threading.Lock()
 
 
-def _glibc_mallopt():
-    """glibc's ``mallopt``, or None on another C library (macOS, Windows, musl)."""
+def _glibc():
+    """glibc (its ``mallopt`` and ``malloc_trim`` typed), or None on another C library (macOS, Windows, musl)."""
     import ctypes
     import platform
 
     if platform.libc_ver()[0] != "glibc":
         return None
     try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+        libc.malloc_trim.argtypes, libc.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
     except (OSError, AttributeError):
         return None
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return mallopt
+    return libc
 
 
 @contextmanager
@@ -111,20 +112,20 @@ def large_blocks_kept() -> Iterator[None]:
     PyTorch on a CPU allocates and frees each layer's activations (128-256 MB at SAM's 1024 px); glibc serves
     blocks that large with ``mmap`` and returns them to the kernel on ``free``, so every layer faults and zeroes its
     memory anew. Measured on this project's 2-core CPU, one thread: ``finetune`` of 2 iterations with their
-    validations 191 s -> 152 s (kernel time 55 s -> 17 s; peak memory 7.8 -> 9.4 GB), three eager planes 65 s ->
+    validations 191 s -> 136 s (kernel time 55 s -> 9 s; peak memory 7.8 -> 9.4 GB), three eager planes 65 s ->
     47 s. ONNX Runtime gains nothing from it and its heap fragments (1.2 -> 3.7 GB resident after three planes), so
     the setting is scoped to eager torch work and glibc's defaults (and a ``malloc_trim``) return after the block.
     Nested and concurrent blocks share one setting. Other C libraries: nothing changes."""
     global _kept_depth
-    mallopt = _glibc_mallopt()
-    if mallopt is None:
+    libc = _glibc()
+    if libc is None:
         yield
         return
     with _kept_lock:
         _kept_depth += 1
         if _kept_depth == 1:
             for param, value in _KEPT.items():
-                mallopt(param, value)
+                libc.mallopt(param, value)
     try:
         yield
     finally:
@@ -132,7 +133,5 @@ def large_blocks_kept() -> Iterator[None]:
             _kept_depth -= 1
             if _kept_depth == 0:
                 for param, value in _GLIBC_DEFAULTS.items():
-                    mallopt(param, value)
-                import ctypes
-
-                ctypes.CDLL("libc.so.6").malloc_trim(0)  # the kept free memory back to the system
+                    libc.mallopt(param, value)
+                libc.malloc_trim(0)  # the kept free memory back to the system

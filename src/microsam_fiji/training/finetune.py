@@ -78,7 +78,7 @@ def work_dir_for(out: str | os.PathLike) -> Path:
     return out.with_name(out.name + ".training")
 
 
-@large_blocks_kept()  # eager torch throughout: ~20 % faster on a CPU (core/machine.py)
+@large_blocks_kept()  # eager torch throughout: ~30 % faster on a CPU (core/machine.py)
 def finetune(images: Any, labels: Any = None, out: str | os.PathLike = "finetuned.pt", *, model: Any = None,
              minutes: float | None = DEFAULT_MINUTES, n_iterations: int | None = None,
              patch_shape: int | Sequence[int] | None = None, val_fraction: float = 0.2, val_images: Any = None,
